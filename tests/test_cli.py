@@ -1,0 +1,151 @@
+"""The `xpmagic` command, run as a real process on a database made by the magic."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import run_ok
+
+
+def xpmagic(*args: str, cwd=None, env=None) -> subprocess.CompletedProcess:
+    exe = shutil.which("xpmagic", path=os.path.dirname(sys.executable))
+    return subprocess.run([exe, *args], capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=300)
+
+
+@pytest.fixture
+def recorded(shell, db_path):
+    run_ok(shell, "%%experiment prep --seed 1\nimport numpy as np\nX = np.arange(30.0).reshape(10, 3)\n")
+    run_ok(shell, "%%experiment fit --tag t1\nC = xp.param('C', 1.0, low=0.1, high=10.0)\n"
+                  "xp.dataset(X)\nfor i in range(3):\n    xp.log('loss', 1.0 / (i + 1))\n"
+                  "xp.log(acc=0.8)\nprint('done')\n")
+    run_ok(shell, "%%experiment fit --tag t1\nC = xp.param('C', 2.0, low=0.1, high=10.0)\n"
+                  "xp.dataset(X)\nxp.log(acc=0.9)\n")
+    shell.run_cell("%%experiment fit\nraise RuntimeError('diverged')\n")
+    return db_path
+
+
+def test_runs_json_lists_every_run_with_params_and_metrics(recorded):
+    result = xpmagic("runs", "--db", str(recorded), "--json")
+    assert result.returncode == 0, result.stderr
+    runs = json.loads(result.stdout)
+    assert [r["id"] for r in runs] == [4, 3, 2, 1]
+    fit = runs[2]
+    assert fit["experiment"] == "fit" and fit["status"] == "ok"
+    assert fit["params"] == {"C": 1.0} and fit["metrics"] == {"loss": pytest.approx(1 / 3), "acc": 0.8}
+    assert {"started_at", "duration_s"} <= fit.keys()
+    assert runs[0]["status"] == "failed"
+
+
+def test_runs_filters_by_experiment_and_prints_a_table(recorded):
+    result = xpmagic("runs", "--db", str(recorded), "--experiment", "prep", "--json")
+    assert [r["experiment"] for r in json.loads(result.stdout)] == ["prep"]
+    table = xpmagic("runs", "--db", str(recorded))
+    assert "params.C" in table.stdout and "metrics.acc" in table.stdout
+
+
+def test_show_json_has_the_whole_record(recorded):
+    run = json.loads(xpmagic("show", "2", "--db", str(recorded), "--json").stdout)
+    for key in ("code", "code_hash", "error", "stdout", "seed", "env", "git", "notebook",
+                "cell_id", "inputs", "outputs", "lineage", "datasets", "artifacts"):
+        assert key in run
+    assert run["stdout"] == "done\n" and run["error"] is None and run["seed"] is None
+    assert run["lineage"] == [1] and "X" in run["inputs"]
+    assert run["datasets"][0]["shape"] == [10, 3]
+    assert run["env"]["python"] == sys.version.split()[0]
+    failed = json.loads(xpmagic("show", "4", "--db", str(recorded), "--json").stdout)
+    assert failed["error"]["type"] == "RuntimeError" and "diverged" in failed["error"]["traceback"]
+
+
+def test_diff_json_names_what_changed(recorded):
+    diff = json.loads(xpmagic("diff", "2", "3", "--db", str(recorded), "--json").stdout)
+    assert {"name": "C", "a": 1.0, "b": 2.0} in diff["params"]
+    assert {"name": "acc", "a": 0.8, "b": 0.9} in diff["metrics"]
+    assert "-C = xp.param('C', 1.0" in diff["code_diff"]
+    text = xpmagic("diff", "2", "3", "--db", str(recorded)).stdout
+    assert "C: 1 -> 2" in text
+
+
+def test_every_command_has_help():
+    for command in ("runs", "show", "diff", "lineage", "export", "db"):
+        result = xpmagic(command, "--help")
+        assert result.returncode == 0 and "usage: xpmagic" in result.stdout
+
+
+@pytest.mark.parametrize("args, code, expected", [
+    (("show", "99"), 1, "no run 99"),
+    (("show", "abc"), 2, "not a run id"),
+    (("frobnicate",), 2, "invalid choice"),
+])
+def test_bad_input_is_one_line(recorded, args, code, expected):
+    result = xpmagic(*args, "--db", str(recorded)) if args[0] != "frobnicate" else xpmagic(*args)
+    assert result.returncode == code
+    assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_and_corrupt_databases_are_one_line_and_untouched(tmp_path):
+    missing = tmp_path / "nope.db"
+    result = xpmagic("runs", "--db", str(missing))
+    assert result.returncode == 1 and "no xpmagic database" in result.stderr
+    assert not missing.exists()
+    corrupt = tmp_path / "bad.db"
+    corrupt.write_text("garbage " * 100)
+    result = xpmagic("runs", "--db", str(corrupt))
+    assert result.returncode == 1 and "not a SQLite database" in result.stderr
+    assert corrupt.read_text() == "garbage " * 100
+    assert "Traceback" not in result.stderr
+
+
+def test_db_env_variable_is_the_default(recorded, tmp_path):
+    env = {**os.environ, "XPMAGIC_DB": str(recorded)}
+    result = xpmagic("runs", "--json", env=env, cwd=tmp_path)
+    assert len(json.loads(result.stdout)) == 4
+
+
+def test_export_csv_and_json(recorded, tmp_path):
+    rows = list(csv.DictReader(io.StringIO(xpmagic("export", "--to", "csv", "--db", str(recorded)).stdout)))
+    assert [r["id"] for r in rows] == ["1", "2", "3", "4"] and rows[1]["params.C"] == "1.0"
+    out = tmp_path / "runs.json"
+    assert xpmagic("export", "--to", "json", "--db", str(recorded), "-o", str(out)).returncode == 0
+    assert [r["id"] for r in json.loads(out.read_text())] == [1, 2, 3, 4]
+
+
+def test_export_prov_is_valid_prov_json(recorded):
+    from prov.model import ProvDocument
+
+    text = xpmagic("export", "--to", "prov", "--db", str(recorded)).stdout
+    doc = ProvDocument.deserialize(content=text, format="json")
+    activities = [r for r in doc.get_records() if r.get_type().localpart == "Activity"]
+    assert len(activities) == 4
+    assert '"wasInformedBy"' in text and '"used"' in text
+
+
+def test_export_to_a_real_mlflow_store_is_idempotent(recorded, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_ARTIFACT_ROOT": str(tmp_path / "mlruns")}
+    first = xpmagic("export", "--to", "mlflow", "--tracking-uri", uri, "--db", str(recorded),
+                    cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
+    again = xpmagic("export", "--to", "mlflow", "--tracking-uri", uri, "--db", str(recorded),
+                    cwd=tmp_path, env=env)
+    assert "exported 4 runs" in first.stderr
+    assert "exported 0 runs" in again.stderr and "(4 already there)" in again.stderr
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    fit = client.get_experiment_by_name("fit")
+    runs = client.search_runs([fit.experiment_id], order_by=["attributes.start_time ASC"])
+    assert len(runs) == 3
+    assert runs[0].data.params == {"C": "1.0"} and runs[0].data.metrics["acc"] == 0.8
+    assert [m.value for m in client.get_metric_history(runs[0].info.run_id, "loss")] == \
+        pytest.approx([1.0, 0.5, 1 / 3])
+    assert runs[2].info.status == "FAILED"

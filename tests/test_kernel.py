@@ -1,0 +1,74 @@
+"""A real Jupyter kernel killed with SIGKILL in the middle of a run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import time
+
+import pytest
+from jupyter_client.manager import start_new_kernel
+
+from xpmagic.store import Store
+
+
+@pytest.fixture
+def kernel(tmp_path, monkeypatch):
+    monkeypatch.setenv("XPMAGIC_DB", str(tmp_path / "kernel.db"))
+    manager, client = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
+    yield manager, client
+    client.stop_channels()
+    if manager.is_alive():
+        manager.shutdown_kernel(now=True)
+
+
+def _execute(client, code: str) -> dict:
+    reply = client.execute_interactive(code, timeout=60, output_hook=lambda msg: None)
+    return reply["content"]
+
+
+def _status(db, experiment: str) -> str | None:
+    with sqlite3.connect(db) as conn:
+        row = conn.execute(
+            "SELECT r.status FROM runs r JOIN experiments e ON e.id = r.experiment_id"
+            " WHERE e.name = ?", (experiment,)).fetchone()
+    return row[0] if row else None
+
+
+def test_kernel_killed_mid_run_leaves_a_consistent_database(kernel, tmp_path):
+    manager, client = kernel
+    db = tmp_path / "kernel.db"
+    assert _execute(client, "%load_ext xpmagic")["status"] == "ok"
+    done = _execute(client, "%%experiment finished\nxp.param('lr', 0.1)\nxp.log(acc=0.75)\n")
+    assert done["status"] == "ok"
+    client.execute("%%experiment doomed\nfor i in range(30_000):\n    xp.log('loss', i)\n"
+                   "import time\ntime.sleep(120)\n")
+    deadline = time.monotonic() + 60
+    while _status(db, "doomed") != "running":
+        assert time.monotonic() < deadline, "the doomed run never started"
+        time.sleep(0.05)
+    time.sleep(0.5)
+    os.kill(manager.provisioner.process.pid, signal.SIGKILL)
+    manager.provisioner.process.wait(timeout=30)
+
+    store = Store(db)
+    try:
+        assert store.conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        finished, doomed = sorted(store.list_runs(), key=lambda r: r.id)
+        assert finished.status == "ok" and finished.params == {"lr": 0.1}
+        assert finished.metrics == {"acc": 0.75}
+        assert doomed.status == "interrupted"
+        assert doomed.error is not None and "ended before the run finished" in doomed.error.message
+        steps, _ = store.metric_series(doomed.id, "loss")
+        assert len(steps) == 20_000  # the full chunk written while it ran survives
+    finally:
+        store.close()
+
+
+def test_failing_cell_in_a_kernel_fails_with_the_users_exception(kernel, tmp_path):
+    _, client = kernel
+    _execute(client, "%load_ext xpmagic")
+    reply = _execute(client, "%%experiment boom\nx = 1\nraise KeyError('missing column')\n")
+    assert reply["status"] == "error" and reply["ename"] == "KeyError"
+    assert _status(tmp_path / "kernel.db", "boom") == "failed"

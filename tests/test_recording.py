@@ -1,0 +1,269 @@
+"""%%experiment through a real IPython shell, checked in the real SQLite file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import rows, run_ok
+from xpmagic.store import Store
+
+
+def test_cell_becomes_a_recorded_run_with_code_params_and_metrics(shell, db_path):
+    run_ok(shell, '%%experiment fit --tag baseline --note "first try"\n'
+                  'C = xp.param("C", 1.0, low=0.01, high=100.0, log=True)\n'
+                  'xp.log(accuracy=0.93, loss=0.2)\n')
+    store = Store(db_path, create=False)
+    (run,) = store.list_runs()
+    full = store.get_run(run.id)
+    assert full.experiment == "fit" and full.status == "ok"
+    assert full.params == {"C": 1.0}
+    assert full.metrics == {"accuracy": 0.93, "loss": 0.2}
+    assert full.code.startswith("%%experiment fit") and "xp.param" in full.code
+    assert full.tags == ["baseline"] and full.note == "first try"
+    assert full.duration_s is not None and full.duration_s >= 0
+    spec = full.param_specs[0]
+    assert (spec.low, spec.high, spec.log) == (0.01, 100.0, True)
+
+
+def test_series_keep_every_step(shell, db_path):
+    run_ok(shell, "%%experiment curve\nfor i in range(25_000):\n    xp.log('loss', 1 / (i + 1), step=i * 2)\n")
+    store = Store(db_path, create=False)
+    run_id = store.run_ids()[0]
+    steps, values = store.metric_series(run_id, "loss")
+    assert len(values) == 25_000 and steps[-1] == 49_998
+    assert values[0] == 1.0 and values[-1] == pytest.approx(1 / 25_000)
+    assert rows(db_path, "SELECT count, min, max, last_step FROM metrics") == [
+        (25_000, pytest.approx(1 / 25_000), 1.0, 49_998)]
+
+
+def test_failing_cell_is_recorded_and_its_exception_reaches_the_user(shell, db_path, capsys):
+    result = shell.run_cell("%%experiment boom\nx = 1\nraise ValueError('bad data')\n")
+    assert isinstance(result.error_in_exec, ValueError)
+    out = capsys.readouterr().out
+    assert "ValueError: bad data" in out and "----> 3 raise ValueError" in out
+    assert "%%experiment boom" in out  # the traceback quotes the user's cell, not our rewrite
+    ((status, etype, message, tb),) = rows(
+        db_path, "SELECT status, error_type, error_message, error_traceback FROM runs")
+    assert (status, etype, message) == ("failed", "ValueError", "bad data")
+    assert "raise ValueError" in tb
+
+
+def test_syntax_error_in_an_experiment_cell_is_recorded_as_failed(shell, db_path):
+    result = shell.run_cell("%%experiment typo\nx = (1,\n")
+    assert result.error_before_exec is not None
+    assert rows(db_path, "SELECT status, error_type FROM runs") == [("failed", "SyntaxError")]
+
+
+def test_keyboard_interrupt_marks_the_run_interrupted(shell, db_path):
+    shell.run_cell("%%experiment stopme\nraise KeyboardInterrupt\n")
+    assert rows(db_path, "SELECT status FROM runs") == [("interrupted",)]
+
+
+def test_stdout_is_captured_and_still_printed(shell, db_path, capsys):
+    run_ok(shell, "%%experiment talk\nprint('hello from the cell')\n")
+    assert "hello from the cell" in capsys.readouterr().out
+    assert rows(db_path, "SELECT stdout FROM runs") == [("hello from the cell\n",)]
+
+
+def test_output_cap_is_configurable(shell, db_path):
+    run_ok(shell, "%config XPMagics.max_output_chars = 10")
+    run_ok(shell, "%%experiment talk\nprint('x' * 100)\n")
+    (stdout,) = rows(db_path, "SELECT stdout FROM runs")[0]
+    assert stdout.startswith("x" * 10) and "truncated" in stdout
+
+
+def test_seed_is_applied_and_recorded_and_absence_is_recorded(shell, db_path):
+    run_ok(shell, "%%experiment s --seed 42\nimport numpy as np\na = np.random.rand()\n")
+    first = shell.user_ns["a"]
+    run_ok(shell, "%%experiment s --seed 42\nb = np.random.rand()\n")
+    assert shell.user_ns["b"] == first
+    run_ok(shell, "%%experiment s\nc = 1\n")
+    assert rows(db_path, "SELECT seed FROM runs ORDER BY id") == [(42,), (42,), (None,)]
+
+
+def test_output_option_stores_the_run_record(shell):
+    run_ok(shell, "%%experiment o -o result\nxp.log(score=3)\n")
+    record = shell.user_ns["result"]
+    assert record.status == "ok" and record.metrics == {"score": 3.0}
+
+
+def test_variables_read_and_written_are_fingerprinted(shell, db_path):
+    run_ok(shell, "import numpy as np\nX = np.ones((20, 3))\n")
+    run_ok(shell, "%%experiment v\nmeans = X.mean(axis=0)\nrows_ = len(X)\n")
+    variables = rows(db_path, "SELECT direction, name, kind FROM run_variables ORDER BY direction, name")
+    assert ("in", "X", "ndarray") in variables
+    assert ("out", "means", "ndarray") in variables
+    assert ("out", "rows_", "scalar") in variables
+
+
+def test_in_place_mutation_counts_as_a_write(shell, db_path):
+    run_ok(shell, "items = [1, 2]\n")
+    run_ok(shell, "%%experiment mutate\nitems.append(3)\n")
+    assert ("out", "items") in rows(db_path, "SELECT direction, name FROM run_variables")
+
+
+def test_unhashable_and_odd_values_never_crash(shell, db_path):
+    run_ok(shell, "class Weird:\n    def __reduce__(self):\n        raise RuntimeError('no')\n"
+                  "w = Weird()\nbig = list(range(50_000))\n")
+    run_ok(shell, "%%experiment odd\nz = (w, len(big))\n")
+    assert rows(db_path, "SELECT status FROM runs") == [("ok",)]
+
+
+def test_lineage_links_a_run_to_the_run_that_produced_its_input(shell, db_path):
+    run_ok(shell, "%%experiment prep\nimport numpy as np\nclean = np.arange(100.0)\n")
+    run_ok(shell, "%%experiment train\nscore = float(clean.mean())\nxp.log(score=score)\n")
+    store = Store(db_path, create=False)
+    prep_id, train_id = sorted(store.run_ids())
+    assert store.lineage_sources(train_id) == [prep_id]
+    assert "clean" in repr(shell.run_line_magic("xp", f"lineage {train_id}"))
+
+
+def test_lineage_across_sessions_by_fingerprint(shell, db_path):
+    run_ok(shell, "%%experiment prep\nimport numpy as np\nfeatures = np.linspace(0, 1, 500)\n")
+    shell.run_line_magic("unload_ext", "xpmagic")
+    shell.reset(new_session=True)  # a new session: no memory of who produced what
+    shell.run_line_magic("load_ext", "xpmagic")
+    run_ok(shell, "import numpy as np\nloaded = np.linspace(0, 1, 500)\n")  # same content, reloaded
+    run_ok(shell, "%%experiment train\nm = loaded.max()\n")
+    store = Store(db_path, create=False)
+    prep_id, train_id = sorted(store.run_ids())
+    assert store.lineage_sources(train_id) == [prep_id]
+
+
+def test_dataset_records_fingerprint_shape_and_dtypes(shell, db_path):
+    shell.user_ns["df"] = pd.DataFrame({"a": [1, 2, 3], "b": [0.5, 0.1, 0.2]})
+    shell.user_ns["y"] = np.array([0, 1, 0])
+    run_ok(shell, "%%experiment data\nxp.dataset(df, y)\n")
+    ((name, fp, kind, shape, dtypes, target),) = rows(
+        db_path, "SELECT name, fingerprint, kind, shape, dtypes, target FROM datasets")
+    assert name == "df" and kind == "DataFrame" and json.loads(shape) == [3, 2]
+    assert json.loads(dtypes) == {"a": "int64", "b": "float64"}
+    assert json.loads(target)["classes"] == {"0": 2, "1": 1}
+    shell.user_ns["df"].loc[0, "a"] = 99
+    run_ok(shell, "%%experiment data\nxp.dataset(df, y)\n")
+    fps = rows(db_path, "SELECT fingerprint FROM datasets ORDER BY run_id")
+    assert fps[0] != fps[1]
+
+
+def test_artifact_records_hash_and_size(shell, db_path, tmp_path):
+    run_ok(shell, "%%experiment art\nopen('model.bin', 'wb').write(b'abc')\nxp.artifact('model.bin')\n")
+    ((name, path, sha, size),) = rows(db_path, "SELECT name, path, sha256, size FROM artifacts")
+    assert name == "model.bin" and size == 3 and path == str(tmp_path / "model.bin")
+    assert sha == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_environment_recorded_once_and_without_secrets(shell, db_path, monkeypatch):
+    monkeypatch.setenv("MY_API_TOKEN", "s3cr3t-value")
+    monkeypatch.setenv("DB_PASSWORD", "hunter2")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://alice:pw123@db/x")
+    monkeypatch.setenv("HARMLESS_SETTING", "visible")
+    run_ok(shell, "%%experiment env\nx = 1\n")
+    run_ok(shell, "%%experiment env\nx = 2\n")
+    assert rows(db_path, "SELECT count(*) FROM environments") == [(1,)]
+    dump = "\n".join(str(r) for r in rows(db_path, "SELECT * FROM environments"))
+    assert "s3cr3t-value" not in dump and "hunter2" not in dump and "pw123" not in dump
+    assert "MY_API_TOKEN" not in dump and "visible" in dump
+    packages = json.loads(rows(db_path, "SELECT packages FROM environments")[0][0])
+    assert "numpy" in packages
+
+
+def test_git_state_of_the_working_folder(shell, db_path, tmp_path):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q", "-b", "main")
+    git("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "x")
+    run_ok(shell, "%%experiment g\nx = 1\n")
+    magics = shell.magics_manager.registry["XPMagics"]
+    assert magics.recorder.git.wait_idle(30)
+    ((commit, branch, dirty),) = rows(
+        db_path, "SELECT g.commit_sha, g.branch, g.dirty FROM runs r JOIN git_states g"
+                 " ON g.id = r.git_state_id")
+    assert len(commit) == 40 and branch == "main" and dirty == 1  # xp.db is untracked
+
+
+def test_config_and_environment_choose_the_database(shell, tmp_path, monkeypatch, capsys):
+    other = tmp_path / "other.db"
+    run_ok(shell, f"%config XPMagics.db_path = {str(other)!r}")
+    run_ok(shell, "%%experiment where\nx = 1\n")
+    assert other.exists()
+    assert str(other) in repr(shell.run_line_magic("xp", "db"))
+    run_ok(shell, "%config XPMagics.db_path = ''")
+    from_env = tmp_path / "env.db"
+    monkeypatch.setenv("XPMAGIC_DB", str(from_env))
+    run_ok(shell, "%%experiment where\nx = 1\n")
+    assert rows(from_env, "SELECT count(*) FROM runs") == [(1,)]
+
+
+def test_default_database_is_in_the_working_directory(shell, tmp_path):
+    run_ok(shell, "%config XPMagics.db_path = ''")
+    run_ok(shell, "%%experiment here\nx = 1\n")
+    assert (tmp_path / "xpmagic.db").exists()
+
+
+def test_phase_is_normalised(shell, db_path):
+    run_ok(shell, "%%experiment p --phase 'data prep'\nx = 1\n")
+    assert rows(db_path, "SELECT phase FROM runs") == [("data-preparation",)]
+
+
+@pytest.mark.parametrize("cell, expected", [
+    ("%%experiment\nx = 1\n", "experiment"),
+    ("%%experiment n --seed abc\nx = 1\n", "invalid int value"),
+    ("%%experiment n --bogus\nx = 1\n", "unrecognized arguments"),
+    ("%%experiment n -o 1bad\nx = 1\n", "not a valid variable name"),
+    ("%%experiment n --phase nowhere\nx = 1\n", "valid phases"),
+    ("%%experiment n\nxp.param('C', 5, low=0, high=1)\n", "outside [0, 1]"),
+    ("%%experiment n\nxp.log('loss', 'high')\n", "must be a number"),
+    ("%%experiment n\nxp.artifact('missing.txt')\n", "no file at"),
+])
+def test_bad_input_gives_one_clear_line(shell, capsys, cell, expected):
+    result = shell.run_cell(cell)
+    assert not result.success
+    out = capsys.readouterr()
+    text = out.out + out.err
+    lines = [line for line in text.splitlines() if line.startswith("xpmagic:") and expected in line]
+    assert lines, text
+    assert "Traceback" not in text and "xpmagic/" not in text
+
+
+def test_xp_calls_outside_a_run_say_where_they_belong(shell, capsys):
+    result = shell.run_cell("xp.log(acc=1)")
+    assert not result.success
+    assert "inside an %%experiment cell" in capsys.readouterr().out
+    assert shell.run_cell("v = xp.param('C', 2.0)").success and shell.user_ns["v"] == 2.0
+
+
+def test_xp_queries_return_frames_and_views(shell):
+    run_ok(shell, "%%experiment q\nxp.param('a', 1)\nxp.log(m=0.5)\n")
+    run_ok(shell, "%%experiment q\nxp.param('a', 2)\nxp.log(m=0.7)\n")
+    frame = shell.run_line_magic("xp", "runs q")
+    assert list(frame["params.a"]) == [2, 1] and list(frame["metrics.m"]) == [0.7, 0.5]
+    diff = repr(shell.run_line_magic("xp", "diff 1 2"))
+    assert "a: 1 -> 2" in diff and "m: 0.5 -> 0.7" in diff and "-xp.param('a', 1)" in diff
+    shown = repr(shell.run_line_magic("xp", "show last"))
+    assert shown.startswith("run 2 · q · ok")
+    assert "<table>" in shell.run_line_magic("xp", "show 1")._repr_html_()
+
+
+def test_unknown_run_is_one_line(shell, capsys):
+    run_ok(shell, "%%experiment q\nx = 1\n")
+    result = shell.run_cell("%xp show 99")
+    assert not result.success
+    assert "xpmagic: no run 99" in capsys.readouterr().out
+
+
+def test_summary_line_is_shown(shell, capsys):
+    run_ok(shell, "%%experiment shown\nxp.log(acc=0.5)\n")
+    out = capsys.readouterr().out
+    assert "xpmagic: run 1 · shown · ok" in out and "acc=0.5" in out
+
+
+def test_nested_run_cell_inside_an_experiment_is_one_run(shell, db_path):
+    run_ok(shell, "%%experiment outer\nget_ipython().run_cell('inner_value = 5')\nx = inner_value\n")
+    assert rows(db_path, "SELECT experiment_id, status FROM runs") == [(1, "ok")]

@@ -1,0 +1,44 @@
+"""xpmagic: traceable, steerable, cumulative ML experiments in Jupyter.
+
+``%load_ext xpmagic`` registers ``%%experiment`` and ``%xp`` and puts an ``xp``
+handle in the namespace. See the README for every option.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import XPError
+
+__version__ = "0.1.0"
+__all__ = ["XPError", "__version__", "load_ipython_extension", "unload_ipython_extension"]
+
+
+def load_ipython_extension(shell: Any) -> None:
+    from .api import XPHandle
+    from .magics import XPMagics, experiment_transformer
+
+    if "XPMagics" in shell.magics_manager.registry:
+        return  # already loaded
+    magics = XPMagics(shell)
+    shell.register_magics(magics)
+    shell.configurables.append(magics)
+    shell.input_transformers_cleanup.append(experiment_transformer)
+    magics.recorder.register()
+    shell.user_ns["xp"] = XPHandle(magics.recorder, magics.store)
+
+
+def unload_ipython_extension(shell: Any) -> None:
+    from .magics import experiment_transformer
+
+    magics = shell.magics_manager.registry.pop("XPMagics", None)
+    shell.magics_manager.magics["cell"].pop("experiment", None)
+    shell.magics_manager.magics["line"].pop("xp", None)
+    if experiment_transformer in shell.input_transformers_cleanup:
+        shell.input_transformers_cleanup.remove(experiment_transformer)
+    if magics is not None:
+        magics.recorder.unregister()
+        magics.close()
+        if magics in shell.configurables:
+            shell.configurables.remove(magics)
+    shell.user_ns.pop("xp", None)

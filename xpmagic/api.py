@@ -1,0 +1,117 @@
+"""The ``xp`` handle that ``%load_ext xpmagic`` puts in the namespace."""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from .errors import NotInRun, UsageError
+from .records import ArtifactRecord, DatasetRecord, Run
+
+if TYPE_CHECKING:
+    from .recorder import Recorder
+    from .run import ActiveRun
+    from .store import Store
+
+# A background trial sets this in its own thread; the foreground cell's run is
+# the fallback, so threads the user starts inside a cell still log to its run.
+current_run: ContextVar[ActiveRun | None] = ContextVar("xpmagic_current_run", default=None)
+
+
+class XPHandle:
+    """Record parameters, metrics, data and files of the run in progress.
+
+    Inside an ``%%experiment`` cell::
+
+        C = xp.param("C", 1.0, low=1e-3, high=1e3, log=True)
+        xp.dataset(X, y)
+        xp.log(accuracy=0.93)
+        xp.log("loss", 0.2, step=3)
+        xp.artifact("model.pkl")
+    """
+
+    def __init__(self, recorder: Recorder, store: Any):
+        self._recorder = recorder
+        self._store_factory = store
+
+    def _run(self, what: str) -> ActiveRun:
+        run = current_run.get() or self._recorder.foreground
+        if run is None:
+            raise NotInRun(f"{what} records into a run: call it inside an %%experiment cell")
+        return run
+
+    @property
+    def run_id(self) -> int | None:
+        """Id of the run in progress, or None outside an experiment cell."""
+        run = current_run.get() or self._recorder.foreground
+        return None if run is None else run.id
+
+    def param(self, name: str, default: Any, *, low: float | None = None,
+              high: float | None = None, log: bool = False, step: float | None = None,
+              choices: list | tuple | None = None) -> Any:
+        """Declare a parameter and return its value (the default, unless a trial or replay sets it).
+
+        Outside an experiment cell it validates the declaration and returns the default.
+        """
+        run = current_run.get() or self._recorder.foreground
+        if run is None:
+            from .run import make_param_spec
+
+            return make_param_spec(name, default, low=low, high=high, log=log, step=step,
+                                   choices=choices).value
+        return run.param(name, default, low=low, high=high, log=log, step=step, choices=choices)
+
+    def log(self, *name_value: Any, step: int | None = None, **metrics: Any) -> None:
+        """Log metrics: ``xp.log(acc=0.9, loss=0.2)``, or one series point ``xp.log("loss", 0.2, step=3)``.
+
+        Without ``step`` a series counts 0, 1, 2, ... A metric called "step" is logged as
+        ``xp.log("step", value)``.
+        """
+        run = current_run.get() or self._recorder.foreground
+        if run is None:
+            self._run("xp.log")
+        if name_value:
+            if len(name_value) != 2:
+                raise UsageError('xp.log takes a name and a value, e.g. xp.log("loss", 0.2, step=3),'
+                                 " or keywords, e.g. xp.log(acc=0.9)")
+            run.log_value(name_value[0], name_value[1], step)
+        for key, number in metrics.items():
+            run.log_value(key, number, step)
+
+    def dataset(self, X: Any, y: Any = None, name: str | None = None) -> DatasetRecord:
+        """Record the data this run used: content fingerprint, shape and dtypes."""
+        run = self._run("xp.dataset")
+        return run.dataset(X, y, name or self._name_of(X))
+
+    def artifact(self, path: str | os.PathLike, name: str | None = None) -> ArtifactRecord:
+        """Record a file this run produced: its sha256, size and path."""
+        return self._run("xp.artifact").artifact(path, name)
+
+    def get(self, run_id: int) -> Run:
+        """A recorded run, in full."""
+        return self._store().get_run(int(run_id))
+
+    def runs(self, experiment: str | None = None) -> Any:
+        """All runs (or one experiment's) as a pandas DataFrame."""
+        from .queries import runs_frame
+
+        return runs_frame(self._store(), experiment)
+
+    @property
+    def db(self) -> str:
+        return str(self._store().path)
+
+    def _store(self) -> Store:
+        return self._store_factory()
+
+    def _name_of(self, value: Any) -> str | None:
+        for key, candidate in self._recorder.shell.user_ns.items():
+            if candidate is value and not key.startswith("_"):
+                return key
+        return None
+
+    def __repr__(self) -> str:
+        run_id = self.run_id
+        state = f"run {run_id} in progress" if run_id is not None else "no run in progress"
+        return f"<xpmagic handle: {state}; help(xp) for what it records>"

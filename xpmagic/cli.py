@@ -1,0 +1,188 @@
+"""The ``xpmagic`` command, and the argument syntax shared with ``%xp``.
+
+Errors are one line on stderr and exit status 2 (bad input) or 1 (failure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .errors import UsageError, XPError
+from .store import Store
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so %xp can show one line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see {self.prog.split()[0]} --help)")
+
+
+def run_ref(text: str) -> int | str:
+    if text == "last":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a run id (a number, or 'last')") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"run ids are positive numbers, got {value}")
+    return value
+
+
+def build_parser(prog: str = "xpmagic", in_notebook: bool = False) -> argparse.ArgumentParser:
+    parser = _Parser(prog=prog, description="Query and export xpmagic experiment records.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        if not in_notebook:
+            sub.add_argument("--db", default=None,
+                             help="database file (default: $XPMAGIC_DB, else ./xpmagic.db)")
+            sub.add_argument("--json", action="store_true", help="print JSON")
+        return sub
+
+    command("db", "which database is in use, its schema version and size")
+    runs = command("runs", "list runs, newest first")
+    runs.add_argument("experiment", nargs="?", default=None, help="only this experiment")
+    runs.add_argument("--experiment", dest="experiment_opt", default=None, help=argparse.SUPPRESS)
+    runs.add_argument("--limit", type=int, default=None, help="at most this many runs")
+    show = command("show", "one run in full")
+    show.add_argument("run", type=run_ref, help="run id, or 'last'")
+    diff = command("diff", "what changed between two runs")
+    diff.add_argument("a", type=run_ref)
+    diff.add_argument("b", type=run_ref)
+    lineage = command("lineage", "earlier runs whose outputs a run read")
+    lineage.add_argument("run", type=run_ref)
+    if not in_notebook:
+        export = command("export", "write runs to MLflow, W3C PROV-JSON, CSV or JSON")
+        export.add_argument("--to", required=True, choices=["mlflow", "prov", "csv", "json"])
+        export.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (--to mlflow)")
+        export.add_argument("--experiment", default=None, help="only this experiment")
+        export.add_argument("-o", "--output", default=None, help="file to write (default: stdout)")
+    return parser
+
+
+def parse_args(argv: list[str], prog: str = "xpmagic", in_notebook: bool = False) -> argparse.Namespace:
+    parser = build_parser(prog, in_notebook)
+    if in_notebook and not argv:
+        raise UsageError(f"{prog} needs a command: {_command_names(parser)}")
+    try:
+        return parser.parse_args(argv)
+    except SystemExit:  # --help printed; nothing else to do
+        raise UsageError("") from None
+
+
+def _command_names(parser: argparse.ArgumentParser) -> str:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return ", ".join(action.choices)
+    return ""
+
+
+def resolve_run(store: Store, ref: int | str) -> int:
+    if ref == "last":
+        ids = store.run_ids(limit=1)
+        if not ids:
+            raise UsageError(f"no runs in {store.path} yet; run an %%experiment cell first")
+        return ids[0]
+    return int(ref)
+
+
+def notebook_command(options: argparse.Namespace, store: Store) -> Any:
+    """Run a %xp command and return what the notebook should display."""
+    from . import display, queries
+
+    name = options.command
+    if name == "db":
+        return DatabaseInfo(store)
+    if name == "runs":
+        return queries.runs_frame(store, options.experiment or options.experiment_opt, options.limit)
+    if name == "show":
+        return display.RunView(store.get_run(resolve_run(store, options.run)))
+    if name == "diff":
+        return display.DiffView(queries.diff_runs(
+            store, resolve_run(store, options.a), resolve_run(store, options.b)))
+    if name == "lineage":
+        return display.LineageView(queries.lineage_tree(store, resolve_run(store, options.run)))
+    raise UsageError(f"unknown command {name!r}")
+
+
+class DatabaseInfo:
+    def __init__(self, store: Store):
+        self.path = str(store.path)
+        self.schema = store.schema_version()
+        self.runs = store.run_count()
+        self.size = store.path.stat().st_size
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "schema": self.schema, "runs": self.runs, "bytes": self.size}
+
+    def __repr__(self) -> str:
+        return f"{self.path} (schema {self.schema}, {self.runs} runs, {self.size / 1024:.0f} KiB)"
+
+
+def _open_store(options: argparse.Namespace) -> Store:
+    from .magics import resolve_db_path
+
+    return Store(resolve_db_path(options.db or ""), create=False)
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def command_line(options: argparse.Namespace) -> None:
+    from . import queries
+
+    store = _open_store(options)
+    try:
+        if options.command == "export":
+            from .export import export
+
+            export(store, options.to, experiment=options.experiment,
+                   tracking_uri=options.tracking_uri, output=options.output)
+            return
+        result = notebook_command(options, store)
+        if not options.json:
+            print(result.to_string() if options.command == "runs" else repr(result))
+            return
+        if options.command == "runs":
+            runs = store.list_runs(options.experiment or options.experiment_opt, options.limit)
+            _print_json([queries.run_summary_dict(run) for run in runs])
+        elif options.command == "show":
+            _print_json(queries.run_detail_dict(result.run))
+        elif options.command == "diff":
+            _print_json(result.diff.to_dict())
+        elif options.command == "lineage":
+            _print_json(result.root.to_dict())
+        else:
+            _print_json(result.to_dict())
+    finally:
+        store.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        options = parse_args(sys.argv[1:] if argv is None else argv)
+        command_line(options)
+    except UsageError as exc:
+        if str(exc):
+            print(exc.one_line(), file=sys.stderr)
+            return 2
+        return 0
+    except XPError as exc:
+        print(exc.one_line(), file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""Renders info objects as text (terminal, CLI) and HTML (notebook)."""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from typing import Any
+
+from .queries import _MISSING, Change, LineageNode, RunDiff
+from .records import Run
+
+
+def _value(value: Any) -> str:
+    if value is _MISSING:
+        return "(absent)"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return json.dumps(value, default=str) if not isinstance(value, str) else value
+
+
+def run_text(run: Run) -> str:
+    lines = [
+        f"run {run.id} · {run.experiment} · {run.status}"
+        + (f" · {run.duration_s:.3f} s" if run.duration_s is not None else ""),
+        f"  started {run.started_at}" + (f" on {run.host}" if run.host else ""),
+        f"  seed {run.seed if run.seed is not None else '(none set)'}",
+    ]
+    if run.notebook:
+        lines.append(f"  notebook {run.notebook}" + (f" cell {run.cell_id}" if run.cell_id else ""))
+    if run.tags:
+        lines.append(f"  tags {', '.join(run.tags)}")
+    if run.note:
+        lines.append(f"  note {run.note}")
+    sections = [
+        ("params", {k: _value(v) for k, v in run.params.items()}),
+        ("metrics", {k: _value(v) for k, v in run.metrics.items()}),
+        ("inputs", {k: v or "(no fingerprint)" for k, v in run.inputs.items()}),
+        ("outputs", {k: v or "(no fingerprint)" for k, v in run.outputs.items()}),
+        ("datasets", {d["name"]: f"{d['fingerprint']} shape={d['shape']}" for d in run.datasets}),
+        ("artifacts", {a["name"]: f"{a['path']} sha256={a['sha256'][:12]} {a['size']} B"
+                       for a in run.artifacts}),
+    ]
+    for title, items in sections:
+        if items:
+            lines.append(f"{title}:")
+            lines += [f"  {k} = {v}" for k, v in items.items()]
+    if run.lineage:
+        lines.append("lineage: read from runs " + ", ".join(map(str, run.lineage)))
+    if run.env:
+        lines.append(f"environment: Python {run.env['python']} on {run.env['platform']}, "
+                     f"{len(run.env['packages'])} packages")
+    if run.git:
+        lines.append(f"git: {run.git['commit'] or '(no commit)'} on {run.git['branch']}"
+                     + (" (dirty)" if run.git["dirty"] else ""))
+    lines.append("code:")
+    lines += ["  " + line for line in run.code.splitlines()]
+    if run.stdout:
+        lines.append("stdout:")
+        lines += ["  " + line for line in run.stdout.splitlines()]
+    if run.error:
+        lines.append(f"error: {run.error.type}: {run.error.message}")
+    return "\n".join(lines)
+
+
+def _table(rows: list[tuple[str, str]], headers: tuple[str, ...]) -> str:
+    head = "".join(f"<th style='text-align:left'>{escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td style='text-align:left'><code>{escape(str(c))}</code></td>"
+                         for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+class RunView:
+    """``%xp show``: one run in full."""
+
+    def __init__(self, run: Run):
+        self.run = run
+
+    def __repr__(self) -> str:
+        return run_text(self.run)
+
+    def _repr_html_(self) -> str:
+        run = self.run
+        colour = {"ok": "#1a7f37", "failed": "#cf222e"}.get(run.status, "#9a6700")
+        parts = [f"<h4>run {run.id} · {escape(run.experiment)} · "
+                 f"<span style='color:{colour}'>{run.status}</span></h4>"]
+        facts = [("started", run.started_at), ("duration (s)", run.duration_s),
+                 ("seed", run.seed if run.seed is not None else "(none set)"),
+                 ("notebook", run.notebook or ""), ("cell", run.cell_id or ""),
+                 ("tags", ", ".join(run.tags))]
+        parts.append(_table([(k, v) for k, v in facts], ("", "")))
+        for title, mapping in (("params", run.params), ("metrics", run.metrics),
+                               ("inputs", run.inputs), ("outputs", run.outputs)):
+            if mapping:
+                parts.append(f"<b>{title}</b>" + _table(
+                    [(k, _value(v)) for k, v in mapping.items()], ("name", "value")))
+        if run.lineage:
+            parts.append("<b>lineage</b>: read from runs " + ", ".join(map(str, run.lineage)))
+        parts.append(f"<pre>{escape(run.code)}</pre>")
+        if run.error:
+            parts.append(f"<pre style='color:#cf222e'>{escape(run.error.traceback)}</pre>")
+        return "".join(parts)
+
+
+def _changes_text(title: str, changes: list[Change]) -> list[str]:
+    if not changes:
+        return []
+    return [f"{title}:"] + [f"  {c.name}: {_value(c.a)} -> {_value(c.b)}" for c in changes]
+
+
+class DiffView:
+    """``%xp diff A B``: what changed between two runs."""
+
+    def __init__(self, diff: RunDiff):
+        self.diff = diff
+
+    def __repr__(self) -> str:
+        d = self.diff
+        if d.identical:
+            return f"runs {d.a.id} and {d.b.id} have the same code, params, metrics, data and environment"
+        lines = [f"run {d.a.id} -> run {d.b.id}"]
+        for title in ("params", "metrics", "datasets", "inputs", "environment", "git", "other"):
+            lines += _changes_text(title, getattr(d, title))
+        if d.code_diff:
+            lines += ["code:", d.code_diff.rstrip("\n")]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        d = self.diff
+        if d.identical:
+            return f"<p>{escape(repr(self))}</p>"
+        parts = [f"<h4>run {d.a.id} → run {d.b.id}</h4>"]
+        for title in ("params", "metrics", "datasets", "inputs", "environment", "git", "other"):
+            changes = getattr(d, title)
+            if changes:
+                parts.append(f"<b>{title}</b>" + _table(
+                    [(c.name, _value(c.a), _value(c.b)) for c in changes],
+                    ("name", f"run {d.a.id}", f"run {d.b.id}")))
+        if d.code_diff:
+            parts.append(f"<b>code</b><pre>{escape(d.code_diff)}</pre>")
+        return "".join(parts)
+
+
+class LineageView:
+    """``%xp lineage RUN``: the runs whose outputs this run read."""
+
+    def __init__(self, root: LineageNode):
+        self.root = root
+
+    def __repr__(self) -> str:
+        lines = [f"run {self.root.run_id} ({self.root.experiment})"]
+        if not self.root.sources:
+            lines.append("  read nothing produced by an earlier run")
+
+        def walk(node: LineageNode, indent: str) -> None:
+            for child in node.sources:
+                lines.append(f"{indent}<- run {child.run_id} ({child.experiment}, {child.status})"
+                             f" via {', '.join(child.via)}")
+                walk(child, indent + "   ")
+
+        walk(self.root, "  ")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{escape(repr(self))}</pre>"

@@ -1,0 +1,129 @@
+"""The environment a run ran in: Python, platform, imported packages, env vars, git.
+
+The package list is computed from the modules the session has imported and is
+refreshed only when that set grows, so a warm cell pays almost nothing.
+Secret-looking environment variables are never recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import threading
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|PWD|KEY|CREDENTIAL|AUTH|COOKIE|PRIVATE",
+                         re.IGNORECASE)
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/\s]*):[^@/\s]*@",
+                              re.IGNORECASE)
+_MAX_ENV_VALUE = 500
+
+
+def is_secret_name(name: str) -> bool:
+    return bool(SECRET_NAME.search(name)) and name not in {"OLDPWD"}
+
+
+def redact_url(text: str) -> str:
+    """Drop the password of any ``scheme://user:password@`` in text."""
+    return _URL_CREDENTIALS.sub(r"\g<scheme>\g<user>:***@", text)
+
+
+def safe_env_vars(environ: dict[str, str] | None = None) -> dict[str, str]:
+    environ = os.environ if environ is None else environ
+    return {
+        name: redact_url(value)[:_MAX_ENV_VALUE]
+        for name, value in sorted(environ.items())
+        if not is_secret_name(name)
+    }
+
+
+class EnvironmentTracker:
+    """Caches the environment snapshot; recomputes only when new modules were imported."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._module_count = -1
+        self._top_level: frozenset[str] = frozenset()
+        self._versions: dict[str, str] = {}
+        self._distributions: dict[str, list[str]] | None = None
+        self._env_vars_key: int = 0
+        self._snapshot: dict[str, Any] | None = None
+
+    def warm_up_in_background(self) -> None:
+        threading.Thread(target=self._package_map, name="xpmagic-env", daemon=True).start()
+
+    def _package_map(self) -> dict[str, list[str]]:
+        with self._lock:
+            if self._distributions is None:
+                self._distributions = metadata.packages_distributions()
+            return self._distributions
+
+    def snapshot(self) -> dict[str, Any]:
+        env_key = hash(frozenset(os.environ.items()))
+        if (self._snapshot is not None and len(sys.modules) == self._module_count
+                and env_key == self._env_vars_key):
+            return self._snapshot
+        self._module_count = len(sys.modules)
+        self._env_vars_key = env_key
+        top_level = frozenset(name.partition(".")[0] for name in list(sys.modules))
+        if top_level != self._top_level:
+            self._add_versions(top_level - self._top_level)
+            self._top_level = top_level
+        snapshot = {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "packages": dict(sorted(self._versions.items())),
+            "env_vars": safe_env_vars(),
+        }
+        snapshot["hash"] = hashlib.sha256(
+            json.dumps(snapshot, sort_keys=True).encode()
+        ).hexdigest()
+        self._snapshot = snapshot
+        return snapshot
+
+    def _add_versions(self, modules: frozenset[str]) -> None:
+        mapping = self._package_map()
+        for module in modules:
+            for dist in mapping.get(module, ()):
+                if dist not in self._versions:
+                    try:
+                        self._versions[dist] = metadata.version(dist)
+                    except metadata.PackageNotFoundError:
+                        pass
+
+
+def git_snapshot(folder: str | Path) -> dict[str, Any] | None:
+    """Commit, branch, dirty flag and diff hash of the repository holding folder, or None."""
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=20,
+            check=True,
+        ).stdout
+
+    try:
+        root = git("rev-parse", "--show-toplevel").strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    try:
+        commit = git("rev-parse", "HEAD").strip() or None
+    except subprocess.SubprocessError:
+        commit = None  # a repository with no commit yet
+    try:
+        branch = git("rev-parse", "--abbrev-ref", "HEAD").strip() or None
+    except subprocess.SubprocessError:
+        branch = None
+    status = git("status", "--porcelain", "--untracked-files=normal")
+    diff = git("diff", "HEAD") if commit else ""
+    dirty = bool(status.strip())
+    diff_hash = hashlib.sha256((diff + status).encode()).hexdigest() if dirty else None
+    state = {"root": root, "commit": commit, "branch": branch, "dirty": dirty,
+             "diff_hash": diff_hash}
+    state["hash"] = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
+    return state

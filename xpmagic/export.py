@@ -1,0 +1,157 @@
+"""Export runs to the tools people already use: MLflow, W3C PROV-JSON, CSV, JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from .errors import MissingDependency, UsageError, XPError
+from .queries import run_detail_dict, run_summary_dict
+from .records import Run
+from .store import Store
+
+_MLFLOW_STATUS = {"ok": "FINISHED", "failed": "FAILED", "interrupted": "KILLED",
+                  "running": "RUNNING"}
+
+
+def export(store: Store, to: str, *, experiment: str | None = None,
+           tracking_uri: str | None = None, output: str | None = None) -> None:
+    runs = [store.get_run(run.id) for run in reversed(store.list_runs(experiment))]
+    if to == "mlflow":
+        if not tracking_uri:
+            raise UsageError("export --to mlflow needs --tracking-uri, e.g. sqlite:///mlflow.db")
+        exported, skipped = export_mlflow(store, runs, tracking_uri)
+        print(f"exported {exported} runs to {tracking_uri} ({skipped} already there)",
+              file=sys.stderr)
+        return
+    text = {"prov": prov_json, "csv": runs_csv, "json": runs_json}[to](store, runs)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        print(f"wrote {len(runs)} runs to {output}", file=sys.stderr)
+
+
+def runs_json(store: Store, runs: list[Run]) -> str:
+    return json.dumps([run_detail_dict(run) for run in runs], indent=2, default=str) + "\n"
+
+
+def runs_csv(store: Store, runs: list[Run]) -> str:
+    rows = []
+    for run in runs:
+        row = {k: v for k, v in run_summary_dict(run).items() if k not in ("params", "metrics")}
+        row["tags"] = ",".join(run.tags)
+        row.update({f"params.{k}": json.dumps(v) for k, v in run.params.items()})
+        row.update({f"metrics.{k}": v for k, v in run.metrics.items()})
+        rows.append(row)
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _millis(iso: str | None) -> int | None:
+    return None if iso is None else int(datetime.fromisoformat(iso).timestamp() * 1000)
+
+
+def export_mlflow(store: Store, runs: list[Run], tracking_uri: str) -> tuple[int, int]:
+    """Write runs through MLflow's own client; runs exported before are skipped."""
+    try:
+        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.tracking import MlflowClient
+    except ImportError:
+        raise MissingDependency("mlflow", "export --to mlflow", extra="mlflow") from None
+    try:
+        client = MlflowClient(tracking_uri=tracking_uri)
+        exported = skipped = 0
+        experiment_ids: dict[str, str] = {}
+        for run in runs:
+            if run.experiment not in experiment_ids:
+                found = client.get_experiment_by_name(run.experiment)
+                experiment_ids[run.experiment] = (found.experiment_id if found else
+                                                  client.create_experiment(run.experiment))
+            experiment_id = experiment_ids[run.experiment]
+            already = client.search_runs([experiment_id],
+                                         filter_string=f"tags.`xpmagic.uuid` = '{run.uuid}'")
+            if already:
+                skipped += 1
+                continue
+            tags = {"xpmagic.uuid": run.uuid, "xpmagic.run_id": str(run.id),
+                    "xpmagic.code_hash": run.code_hash, "mlflow.runName": f"run {run.id}"}
+            if run.notebook:
+                tags["mlflow.source.name"] = run.notebook
+            if run.git and run.git.get("commit"):
+                tags["mlflow.source.git.commit"] = run.git["commit"]
+            tags.update({f"tag.{t}": "1" for t in run.tags})
+            created = client.create_run(experiment_id, start_time=_millis(run.started_at),
+                                        tags=tags)
+            run_id = created.info.run_id
+            client.log_batch(
+                run_id,
+                params=[Param(k, json.dumps(v) if not isinstance(v, str) else v)
+                        for k, v in run.params.items()],
+                metrics=list(_mlflow_metrics(store, run, Metric)),
+                tags=[RunTag("xpmagic.seed", str(run.seed))],
+            )
+            client.log_text(run_id, run.code, "cell.py")
+            client.set_terminated(run_id, status=_MLFLOW_STATUS[run.status],
+                                  end_time=_millis(run.ended_at))
+            exported += 1
+        return exported, skipped
+    except XPError:
+        raise
+    except Exception as exc:
+        raise XPError(f"MLflow export to {tracking_uri} failed: {type(exc).__name__}: {exc}") from None
+
+
+def _mlflow_metrics(store: Store, run: Run, metric_type: Any) -> Iterator[Any]:
+    timestamp = _millis(run.ended_at or run.started_at) or 0
+    for name in run.metrics:
+        steps, values = store.metric_series(run.id, name)
+        for step, value in zip(steps, values):
+            yield metric_type(name, value, timestamp, step)
+
+
+def prov_json(store: Store, runs: list[Run]) -> str:
+    """Runs as W3C PROV: runs are activities, data and variables entities."""
+    try:
+        from prov.model import ProvDocument
+    except ImportError:
+        raise MissingDependency("prov", "export --to prov", extra="prov") from None
+    doc = ProvDocument()
+    doc.add_namespace("xp", "urn:xpmagic:")
+    for run in runs:
+        activity = doc.activity(
+            f"xp:run/{run.uuid}", run.started_at, run.ended_at,
+            {"xp:experiment": run.experiment, "xp:status": run.status, "xp:run_id": run.id,
+             "xp:code_hash": run.code_hash},
+        )
+        if run.user:
+            agent = doc.agent(f"xp:user/{run.user}")
+            doc.wasAssociatedWith(activity, agent)
+        for name, fp in run.inputs.items():
+            if fp:
+                doc.used(activity, doc.entity(f"xp:value/{fp}", {"xp:name": name}))
+        for name, fp in run.outputs.items():
+            if fp:
+                doc.wasGeneratedBy(doc.entity(f"xp:value/{fp}", {"xp:name": name}), activity)
+        for data in run.datasets:
+            doc.used(activity, doc.entity(f"xp:data/{data['fingerprint']}",
+                                          {"xp:name": data["name"]}))
+        for art in run.artifacts:
+            doc.wasGeneratedBy(doc.entity(f"xp:file/{art['sha256']}",
+                                          {"xp:path": art["path"]}), activity)
+        for source_id in run.lineage:
+            source = store.list_runs_by_ids([source_id])[0]
+            doc.wasInformedBy(activity, f"xp:run/{source.uuid}")
+    return doc.serialize(indent=2) + "\n"

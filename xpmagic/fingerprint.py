@@ -1,0 +1,175 @@
+"""Cheap content fingerprints of values, for lineage and data provenance.
+
+A fingerprint is a short hex digest of a value's content, so the same data
+read in another session can be traced to the run that produced it. Large
+arrays and frames are sampled (recorded as such) to keep a cell's overhead
+small; a value we cannot hash gets a summary and no fingerprint, never an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import sys
+import types
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_SAMPLE_BYTES = 8 * 1024 * 1024
+_MAX_PICKLE_ITEMS = 10_000
+_SKIPPED_TYPES = (types.ModuleType, type)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    digest: str | None
+    kind: str
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _hasher() -> Any:
+    return hashlib.blake2b(digest_size=16)
+
+
+def digest_bytes(*parts: bytes | memoryview) -> str:
+    hasher = _hasher()
+    for part in parts:
+        hasher.update(part)
+    return hasher.hexdigest()
+
+
+def is_recordable(value: Any) -> bool:
+    """Modules and classes are code, not data: they are never recorded as variables."""
+    return not isinstance(value, _SKIPPED_TYPES)
+
+
+def fingerprint(value: Any, sample_bytes: int = DEFAULT_SAMPLE_BYTES) -> Fingerprint:
+    """Fingerprint any value; never raises."""
+    try:
+        return _fingerprint(value, sample_bytes)
+    except Exception as exc:  # a value's own __eq__/__reduce__ may raise anything
+        return Fingerprint(None, type(value).__name__, {"error": f"{type(exc).__name__}: {exc}"[:200]})
+
+
+def _fingerprint(value: Any, sample_bytes: int) -> Fingerprint:
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
+        return _scalar(value)
+    module = type(value).__module__.partition(".")[0]
+    if module == "numpy" and _is_ndarray(value):
+        return _ndarray(value, sample_bytes)
+    if module == "pandas":
+        frame = _pandas(value, sample_bytes)
+        if frame is not None:
+            return frame
+    if hasattr(value, "get_params") and hasattr(value, "fit"):
+        return _estimator(value, sample_bytes)
+    if isinstance(value, (types.FunctionType, types.MethodType)):
+        return _function(value)
+    if isinstance(value, (list, tuple, dict, set, frozenset)):
+        return _container(value)
+    if module == "numpy":  # numpy scalars
+        return Fingerprint(digest_bytes(repr(value).encode()), "scalar",
+                           {"type": type(value).__name__, "value": repr(value)[:80]})
+    return Fingerprint(None, type(value).__name__,
+                       {"type": f"{type(value).__module__}.{type(value).__qualname__}"})
+
+
+def _scalar(value: Any) -> Fingerprint:
+    raw = value if isinstance(value, bytes) else repr(value).encode()
+    summary: dict[str, Any] = {"type": type(value).__name__}
+    if isinstance(value, (str, bytes)):
+        summary["len"] = len(value)
+        if len(value) <= 80:
+            summary["value"] = value if isinstance(value, str) else repr(value)
+    else:
+        summary["value"] = value if not isinstance(value, complex) else repr(value)
+    return Fingerprint(digest_bytes(type(value).__name__.encode(), b":", raw), "scalar", summary)
+
+
+def _is_ndarray(value: Any) -> bool:
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, numpy.ndarray)
+
+
+def _ndarray(array: Any, sample_bytes: int) -> Fingerprint:
+    import numpy
+
+    summary: dict[str, Any] = {"shape": list(array.shape), "dtype": str(array.dtype)}
+    header = f"{array.dtype.str}{array.shape}".encode()
+    if array.dtype.hasobject:
+        return Fingerprint(_pickle_digest(array.tolist()), "ndarray", summary)
+    if array.nbytes > sample_bytes:
+        flat = array.reshape(-1)
+        stride = max(1, flat.size // max(1, sample_bytes // max(1, array.itemsize)))
+        sample = numpy.ascontiguousarray(flat[::stride])
+        summary["sampled"] = True
+        return Fingerprint(digest_bytes(header, sample.data), "ndarray", summary)
+    return Fingerprint(digest_bytes(header, numpy.ascontiguousarray(array).data), "ndarray", summary)
+
+
+def _pandas(value: Any, sample_bytes: int) -> Fingerprint | None:
+    import pandas
+
+    if not isinstance(value, (pandas.DataFrame, pandas.Series)):
+        return None
+    kind = "DataFrame" if isinstance(value, pandas.DataFrame) else "Series"
+    summary: dict[str, Any] = {"shape": list(value.shape)}
+    if kind == "DataFrame":
+        summary["columns"] = [str(c) for c in value.columns[:50]]
+        summary["dtypes"] = {str(c): str(t) for c, t in list(value.dtypes.items())[:50]}
+        meta = repr((list(map(str, value.columns)), list(map(str, value.dtypes)))).encode()
+    else:
+        summary["dtype"] = str(value.dtype)
+        meta = repr((str(value.name), str(value.dtype))).encode()
+    sample = value
+    approx_bytes = int(value.memory_usage(deep=False).sum()) if kind == "DataFrame" else value.nbytes
+    if approx_bytes > sample_bytes and len(value) > 0:
+        stride = max(1, int(approx_bytes // sample_bytes) + 1)
+        sample = value.iloc[::stride]
+        summary["sampled"] = True
+    hashed = pandas.util.hash_pandas_object(sample, index=True).to_numpy()
+    return Fingerprint(digest_bytes(meta, hashed.tobytes()), kind, summary)
+
+
+def _estimator(estimator: Any, sample_bytes: int) -> Fingerprint:
+    params = estimator.get_params(deep=False)
+    fitted = sorted(k for k in vars(estimator) if k.endswith("_") and not k.startswith("_"))
+    hasher = _hasher()
+    hasher.update(f"{type(estimator).__module__}.{type(estimator).__qualname__}".encode())
+    hasher.update(repr(sorted((k, repr(v)) for k, v in params.items())).encode())
+    for name in fitted:
+        part = fingerprint(getattr(estimator, name), sample_bytes)
+        hasher.update(f"{name}={part.digest}".encode())
+    summary = {
+        "class": type(estimator).__name__,
+        "params": {k: repr(v)[:60] for k, v in params.items()},
+        "fitted": bool(fitted),
+    }
+    return Fingerprint(hasher.hexdigest(), "estimator", summary)
+
+
+def _function(func: Any) -> Fingerprint:
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return Fingerprint(None, "function", {"name": getattr(func, "__qualname__", "?")})
+    digest = digest_bytes(code.co_code, repr(code.co_consts).encode(), repr(code.co_names).encode())
+    return Fingerprint(digest, "function", {"name": func.__qualname__})
+
+
+def _container(value: Any) -> Fingerprint:
+    summary = {"type": type(value).__name__, "len": len(value)}
+    if len(value) > _MAX_PICKLE_ITEMS:
+        return Fingerprint(None, type(value).__name__, {**summary, "too_large": True})
+    return Fingerprint(_pickle_digest(value), type(value).__name__, summary)
+
+
+def _pickle_digest(value: Any) -> str | None:
+    try:
+        return digest_bytes(pickle.dumps(value, protocol=5))
+    except Exception:
+        return None
+
+
+def is_weak_for_lineage(print_: Fingerprint) -> bool:
+    """Small scalars collide by chance across sessions; only trust them with the same name."""
+    return print_.kind == "scalar"

@@ -1,0 +1,72 @@
+"""Git state is captured off the cell's critical path.
+
+Calling git costs milliseconds, far more than recording a run. A daemon thread
+takes the pending run ids, snapshots the repository once for all of them and
+attaches the state to those runs. A run's git state is therefore taken at or
+shortly after its start.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .environment import git_snapshot
+
+_NOT_A_REPO_RECHECK_S = 60.0
+
+
+class GitStateWriter:
+    def __init__(self, attach: Callable[[list[int], dict[str, Any]], None]):
+        self._attach = attach
+        self._queue: queue.Queue[tuple[int, str]] = queue.Queue()
+        self._not_repos: dict[str, float] = {}
+        self._thread: threading.Thread | None = None
+        self._unfinished = 0
+        self._done = threading.Condition()
+
+    def request(self, run_id: int, folder: str | Path) -> None:
+        folder = str(folder)
+        checked = self._not_repos.get(folder)
+        if checked is not None and time.monotonic() - checked < _NOT_A_REPO_RECHECK_S:
+            return
+        with self._done:
+            self._unfinished += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="xpmagic-git",
+                                                daemon=True)
+                self._thread.start()
+        self._queue.put((run_id, folder))
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """For tests and orderly shutdown: wait until every request is written."""
+        with self._done:
+            return self._done.wait_for(lambda: self._unfinished == 0, timeout)
+
+    def _work(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            pending: dict[str, list[int]] = {}
+            for run_id, folder in batch:
+                pending.setdefault(folder, []).append(run_id)
+            for folder, run_ids in pending.items():
+                self._capture(folder, run_ids)
+            with self._done:
+                self._unfinished -= len(batch)
+                self._done.notify_all()
+
+    def _capture(self, folder: str, run_ids: list[int]) -> None:
+        try:
+            state = git_snapshot(folder)
+            if state is None:
+                self._not_repos[folder] = time.monotonic()
+                return
+            self._attach(run_ids, state)
+        except Exception:  # a background thread must never take the kernel down
+            return

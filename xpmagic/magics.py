@@ -1,0 +1,185 @@
+"""The magics: ``%%experiment`` and ``%xp``. Each parses, delegates and displays."""
+
+from __future__ import annotations
+
+import linecache
+import os
+import shlex
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from IPython.core.error import UsageError as IPythonUsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.display import display
+from traitlets import Bool, Int, Unicode, observe
+
+from .errors import UsageError
+from .phases import normalize_phase
+from .recorder import MAGIC_PREFIX, CaptureSettings, ExperimentArgs, Recorder
+from .store import Store
+
+DB_ENV = "XPMAGIC_DB"
+DEFAULT_DB = "xpmagic.db"
+
+
+def resolve_db_path(configured: str = "") -> Path:
+    """The database file: the configured path, else $XPMAGIC_DB, else ./xpmagic.db."""
+    chosen = configured or os.environ.get(DB_ENV) or DEFAULT_DB
+    return Path(chosen).expanduser().resolve()
+
+
+@magics_class
+class XPMagics(Magics):
+    """xpmagic settings; change them with ``%config XPMagics.NAME = value``."""
+
+    db_path = Unicode("", help="Database file. Default: $XPMAGIC_DB, else ./xpmagic.db").tag(config=True)
+    max_output_chars = Int(100_000, help="Characters of stdout/stderr kept per run").tag(config=True)
+    capture_variables = Bool(True, help="Fingerprint the variables a cell reads and writes").tag(config=True)
+    capture_output = Bool(True, help="Keep a copy of what a run prints").tag(config=True)
+    fingerprint_sample_bytes = Int(
+        8 * 1024 * 1024, help="Arrays and frames larger than this are fingerprinted from a sample"
+    ).tag(config=True)
+    record_git = Bool(True, help="Record the git state of the notebook's folder").tag(config=True)
+    show_summary = Bool(True, help="Show the one-line run summary under each cell").tag(config=True)
+
+    def __init__(self, shell: Any):
+        super().__init__(shell)
+        self._store: Store | None = None
+        self._store_key: tuple[str, str | None] | None = None
+        self._settings: CaptureSettings | None = None
+        self.recorder = Recorder(shell, self.store, self.settings, display)
+
+    # -- configuration ---------------------------------------------------------
+    @observe("max_output_chars", "capture_variables", "capture_output",
+             "fingerprint_sample_bytes", "record_git", "show_summary")
+    def _settings_changed(self, change: Any) -> None:
+        self._settings = None
+
+    def settings(self) -> CaptureSettings:
+        if self._settings is None:
+            self._settings = CaptureSettings(
+                max_output_chars=self.max_output_chars, capture_variables=self.capture_variables,
+                capture_output=self.capture_output, sample_bytes=self.fingerprint_sample_bytes,
+                record_git=self.record_git, show_summary=self.show_summary)
+        return self._settings
+
+    def store(self) -> Store:
+        """The open store, reopened when the configured path changes."""
+        key = (self.db_path, os.environ.get(DB_ENV))
+        if self._store is None or key != self._store_key:
+            path = resolve_db_path(self.db_path)
+            if self._store is None or self._store.path != path:
+                if self._store is not None:
+                    self._store.close()
+                self._store = Store(path)
+            self._store_key = key
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # -- %%experiment ------------------------------------------------------------
+    @magic_arguments()
+    @argument("name", help="Experiment name; every run of the cell is recorded under it")
+    @argument("--seed", type=int, default=None, help="Seed random, numpy (and torch) and record it")
+    @argument("--tag", action="append", default=[], help="A tag for the run (repeatable)")
+    @argument("--note", default=None, help="A note kept with the run")
+    @argument("--phase", default=None, help="MLOps phase of this work, e.g. model-development")
+    @argument("-o", "--output", default=None, help="Store the run record in this variable")
+    @cell_magic
+    def experiment(self, line: str, cell: str) -> None:
+        """Run the cell as a recorded run of experiment NAME.
+
+        Records code, params (xp.param), metrics (xp.log), data (xp.dataset),
+        files (xp.artifact), stdout/stderr, errors, environment, git state,
+        the variables the cell read and wrote, and lineage.
+        """
+        # Normally the input transformer rewrites experiment cells before they
+        # get here; this path serves direct run_cell_magic calls.
+        self.shell.run_cell(f"{MAGIC_PREFIX} {line}\n{cell}", store_history=False)
+
+    def begin(self, line: str) -> Any:
+        return self.recorder.begin(parse_experiment_line(line))
+
+    # -- %xp ----------------------------------------------------------------------
+    @line_magic
+    def xp(self, line: str) -> Any:
+        """Query and steer recorded runs.
+
+        %xp db                 which database file is in use
+        %xp runs [NAME]        runs as a DataFrame (params.*, metrics.* columns)
+        %xp show RUN           one run in full (RUN: an id or 'last')
+        %xp diff A B           what changed between two runs
+        %xp lineage RUN        the earlier runs whose outputs RUN read
+        """
+        from . import cli
+
+        try:
+            argv = shlex.split(line)
+        except ValueError as exc:
+            raise UsageError(f"%xp: cannot parse {line!r}: {exc}") from None
+        options = cli.parse_args(argv, prog="%xp", in_notebook=True)
+        return cli.notebook_command(options, self.store())
+
+
+@lru_cache(maxsize=256)
+def parse_experiment_line(line: str) -> ExperimentArgs:
+    """Parse ``%%experiment`` arguments (cached: the same cell runs many times)."""
+    try:
+        parsed = XPMagics.experiment.parser.parse_args(shlex.split(line))
+    except ValueError as exc:
+        raise UsageError(f"%%experiment: cannot parse {line!r}: {exc}") from None
+    except IPythonUsageError as exc:
+        raise UsageError(f"%%experiment: {exc}; see %%experiment? for the options") from None
+    name = parsed.name.strip().strip("'\"")
+    if not name:
+        raise UsageError("%%experiment needs an experiment name: %%experiment NAME")
+    output = parsed.output
+    if output is not None and not output.isidentifier():
+        raise UsageError(f"%%experiment -o: {output!r} is not a valid variable name")
+    phase = normalize_phase(parsed.phase) if parsed.phase else None
+    return ExperimentArgs(name=name, seed=parsed.seed, tags=tuple(parsed.tag),
+                          note=parsed.note, phase=phase, output_var=output)
+
+
+def experiment_transformer(lines: list[str]) -> list[str]:
+    """Rewrite a ``%%experiment`` cell's first line into a call that begins the run.
+
+    The body stays as it is, so it runs as ordinary cell code with the cell's own
+    line numbers in tracebacks; ``post_run_cell`` ends the run.
+    """
+    if not lines:
+        return lines
+    first = lines[0]
+    head = first.rstrip("\n")
+    if head != MAGIC_PREFIX and not head.startswith((MAGIC_PREFIX + " ", MAGIC_PREFIX + "\t")):
+        return lines
+    if head.rstrip().endswith("?"):
+        return lines  # %%experiment? asks for help
+    arguments = head[len(MAGIC_PREFIX):].strip()
+    call = f"__import__('xpmagic.magics').magics.begin_cell(get_ipython(), {arguments!r})\n"
+    return [call, *lines[1:]]
+
+
+def begin_cell(shell: Any, line: str) -> None:
+    """Called by the rewritten first line of an experiment cell."""
+    _show_magic_line_in_tracebacks(sys._getframe(1).f_code.co_filename, line)
+    magics = shell.magics_manager.registry.get("XPMagics")
+    if magics is None:
+        raise UsageError("xpmagic is not loaded: run %load_ext xpmagic first")
+    magics.begin(line)
+
+
+def _show_magic_line_in_tracebacks(filename: str, line: str) -> None:
+    """Tracebacks quote the cell from linecache, which IPython fills with the
+    transformed code; put the user's own first line back (same line count)."""
+    entry = linecache.cache.get(filename)
+    if entry is not None and len(entry) == 4 and entry[2]:
+        lines = list(entry[2])
+        lines[0] = f"{MAGIC_PREFIX} {line}".rstrip() + "\n"
+        linecache.cache[filename] = (entry[0], entry[1], lines, entry[3])

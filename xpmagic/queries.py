@@ -1,0 +1,170 @@
+"""Read-side views of the store: run tables, run diffs and lineage trees.
+
+Each function computes a plain info object first; ``display.py`` renders it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+from .records import Run
+from .store import Store
+
+_MISSING = object()
+
+
+def run_summary_dict(run: Run) -> dict[str, Any]:
+    """The JSON shape of a run in listings (``xpmagic runs --json``)."""
+    return {
+        "id": run.id, "uuid": run.uuid, "experiment": run.experiment, "status": run.status,
+        "params": run.params, "metrics": run.metrics, "started_at": run.started_at,
+        "ended_at": run.ended_at, "duration_s": run.duration_s, "seed": run.seed,
+        "tags": run.tags, "notebook": run.notebook, "cell_id": run.cell_id,
+    }
+
+
+def run_detail_dict(run: Run) -> dict[str, Any]:
+    """The JSON shape of one run in full (``xpmagic show --json``)."""
+    data = run_summary_dict(run)
+    data.update({
+        "code": run.code, "code_hash": run.code_hash,
+        "error": None if run.error is None else {
+            "type": run.error.type, "message": run.error.message,
+            "traceback": run.error.traceback},
+        "stdout": run.stdout, "stderr": run.stderr, "result": run.result, "note": run.note,
+        "phase": run.phase, "env": run.env, "git": run.git, "inputs": run.inputs,
+        "outputs": run.outputs, "lineage": run.lineage, "datasets": run.datasets,
+        "artifacts": run.artifacts, "param_specs": [s.to_dict() for s in run.param_specs],
+        "host": run.host, "user": run.user,
+    })
+    return data
+
+
+def runs_frame(store: Store, experiment: str | None = None, limit: int | None = None) -> Any:
+    """One row per run; params as ``params.NAME`` and metrics as ``metrics.NAME`` columns."""
+    import pandas
+
+    runs = store.list_runs(experiment, limit)
+    rows = []
+    for run in runs:
+        row = {"id": run.id, "experiment": run.experiment, "status": run.status,
+               "started_at": run.started_at, "duration_s": run.duration_s}
+        row.update({f"params.{k}": v for k, v in run.params.items()})
+        row.update({f"metrics.{k}": v for k, v in run.metrics.items()})
+        rows.append(row)
+    columns = ["id", "experiment", "status", "started_at", "duration_s"]
+    frame = pandas.DataFrame(rows, columns=columns + sorted(
+        {k for row in rows for k in row} - set(columns)))
+    return frame.set_index("id")
+
+
+@dataclass
+class Change:
+    """One value that differs between two runs (``_MISSING`` shows as absent)."""
+
+    name: str
+    a: Any
+    b: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "a": _jsonable(self.a), "b": _jsonable(self.b)}
+
+
+def _jsonable(value: Any) -> Any:
+    return None if value is _MISSING else value
+
+
+@dataclass
+class RunDiff:
+    a: Run
+    b: Run
+    code_diff: str
+    params: list[Change] = field(default_factory=list)
+    metrics: list[Change] = field(default_factory=list)
+    datasets: list[Change] = field(default_factory=list)
+    inputs: list[Change] = field(default_factory=list)
+    environment: list[Change] = field(default_factory=list)
+    git: list[Change] = field(default_factory=list)
+    other: list[Change] = field(default_factory=list)
+
+    @property
+    def identical(self) -> bool:
+        return not (self.code_diff or self.params or self.metrics or self.datasets
+                    or self.inputs or self.environment or self.git or self.other)
+
+    def to_dict(self) -> dict[str, Any]:
+        sections = ("params", "metrics", "datasets", "inputs", "environment", "git", "other")
+        data: dict[str, Any] = {"a": self.a.id, "b": self.b.id, "code_diff": self.code_diff}
+        data.update({name: [c.to_dict() for c in getattr(self, name)] for name in sections})
+        return data
+
+
+def compare_mappings(a: dict[str, Any], b: dict[str, Any]) -> list[Change]:
+    names = sorted(set(a) | set(b))
+    return [Change(n, a.get(n, _MISSING), b.get(n, _MISSING))
+            for n in names if a.get(n, _MISSING) != b.get(n, _MISSING)]
+
+
+def diff_runs(store: Store, a_id: int, b_id: int) -> RunDiff:
+    a, b = store.get_run(a_id), store.get_run(b_id)
+    code_diff = "".join(difflib.unified_diff(
+        a.code.splitlines(keepends=True), b.code.splitlines(keepends=True),
+        fromfile=f"run {a.id}", tofile=f"run {b.id}"))
+    return RunDiff(
+        a=a, b=b, code_diff=code_diff,
+        params=compare_mappings(a.params, b.params),
+        metrics=compare_mappings(a.metrics, b.metrics),
+        datasets=compare_mappings({d["name"]: d["fingerprint"] for d in a.datasets},
+                                  {d["name"]: d["fingerprint"] for d in b.datasets}),
+        inputs=compare_mappings(a.inputs, b.inputs),
+        environment=_environment_changes(a.env, b.env),
+        git=compare_mappings(a.git or {}, b.git or {}),
+        other=compare_mappings({"seed": a.seed, "experiment": a.experiment},
+                               {"seed": b.seed, "experiment": b.experiment}),
+    )
+
+
+def _environment_changes(a: dict | None, b: dict | None) -> list[Change]:
+    a, b = a or {}, b or {}
+    changes = compare_mappings({k: a.get(k) for k in ("python", "platform")},
+                               {k: b.get(k) for k in ("python", "platform")})
+    packages = compare_mappings(a.get("packages", {}), b.get("packages", {}))
+    return changes + [Change(f"package {c.name}", c.a, c.b) for c in packages]
+
+
+@dataclass
+class LineageNode:
+    run_id: int
+    experiment: str
+    status: str
+    via: list[str] = field(default_factory=list)
+    sources: list[LineageNode] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run": self.run_id, "experiment": self.experiment, "status": self.status,
+                "via": self.via, "sources": [s.to_dict() for s in self.sources]}
+
+
+def lineage_tree(store: Store, run_id: int, max_depth: int = 20) -> LineageNode:
+    """The runs whose outputs this run read, recursively (each run expanded once)."""
+    root_run = store.get_run(run_id)
+    root = LineageNode(run_id, root_run.experiment, root_run.status)
+    seen = {run_id}
+    frontier = [(root, 0)]
+    while frontier:
+        node, depth = frontier.pop()
+        if depth >= max_depth:
+            continue
+        by_source: dict[int, list[str]] = {}
+        for source, variable in store.lineage_edges(node.run_id):
+            by_source.setdefault(source, []).append(variable)
+        for source, variables in sorted(by_source.items()):
+            run = store.list_runs_by_ids([source])[0]
+            child = LineageNode(source, run.experiment, run.status, variables)
+            node.sources.append(child)
+            if source not in seen:
+                seen.add(source)
+                frontier.append((child, depth + 1))
+    return root

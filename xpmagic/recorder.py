@@ -1,0 +1,388 @@
+"""Runs one ``%%experiment`` cell as a recorded run.
+
+The cell's first line is rewritten (see ``magics.experiment_transformer``) into
+a call to ``Recorder.begin``, so the body runs as ordinary cell code: its
+exception reaches the user exactly as without the magic, with the line numbers
+of the cell as shown. ``post_run_cell`` then ends the run. Nested ``run_cell``
+calls fire the cell events again, so runs are tied to the nesting depth.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .capture import NameUse, TeeStream, cell_name_use
+from .environment import EnvironmentTracker
+from .errors import UsageError, XPError
+from .fingerprint import Fingerprint, fingerprint, is_recordable, is_weak_for_lineage
+from .gitstate import GitStateWriter
+from .records import ErrorInfo, NewRun, RunOutcome, RunStatus, VariableRecord
+from .run import ActiveRun
+from .store import Store, utc_now
+
+MAGIC_PREFIX = "%%experiment"
+_MAX_RESULT_REPR = 2_000
+_INTERNAL_NAMES = frozenset({"xp", "In", "Out", "get_ipython", "exit", "quit", "open"})
+
+
+@dataclass(frozen=True)
+class ExperimentArgs:
+    """The parsed arguments of one ``%%experiment`` line."""
+
+    name: str
+    seed: int | None = None
+    tags: tuple[str, ...] = ()
+    note: str | None = None
+    phase: str | None = None
+    output_var: str | None = None
+
+
+@dataclass(frozen=True)
+class CaptureSettings:
+    max_output_chars: int = 100_000
+    capture_variables: bool = True
+    capture_output: bool = True
+    sample_bytes: int = 8 * 1024 * 1024
+    record_git: bool = True
+    show_summary: bool = True
+
+
+@dataclass
+class _CellRun:
+    """Book-keeping of the run the current cell is executing."""
+
+    run: ActiveRun
+    args: ExperimentArgs
+    depth: int
+    started: float
+    settings: CaptureSettings
+    store: Store
+    names: NameUse
+    inputs: dict[str, Fingerprint] = field(default_factory=dict)
+    lineage: list[tuple[int, str]] = field(default_factory=list)
+    stdout: TeeStream | None = None
+    stderr: TeeStream | None = None
+    failed_at: float | None = None
+
+
+def code_hash(body: str) -> str:
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def split_cell(raw_cell: str) -> tuple[str, str]:
+    """(magic line arguments, body) of a ``%%experiment`` cell."""
+    stripped = raw_cell.lstrip()
+    first, _, body = stripped.partition("\n")
+    return first[len(MAGIC_PREFIX):].strip(), body
+
+
+class Recorder:
+    """Owns the cell hooks and the run in progress of one IPython shell."""
+
+    def __init__(self, shell: Any, store: Callable[[], Store],
+                 settings: Callable[[], CaptureSettings],
+                 display: Callable[[Any], None]):
+        self.shell = shell
+        self._store = store
+        self._settings = settings
+        self._display = display
+        self.environment = EnvironmentTracker()
+        self.git = GitStateWriter(self._attach_git)
+        self.foreground: ActiveRun | None = None
+        self._depth = 0
+        self._raw_cells: list[str] = []
+        self._cell_ids: list[str | None] = []
+        self._cell: _CellRun | None = None
+        self._produced: dict[str, tuple[str, int]] = {}
+        self.last_run_id: int | None = None
+
+    # -- IPython events -------------------------------------------------------
+    def register(self) -> None:
+        self.shell.events.register("pre_run_cell", self.pre_run_cell)
+        self.shell.events.register("post_run_cell", self.post_run_cell)
+        self.environment.warm_up_in_background()
+
+    def unregister(self) -> None:
+        for event, callback in (("pre_run_cell", self.pre_run_cell),
+                                ("post_run_cell", self.post_run_cell)):
+            try:
+                self.shell.events.unregister(event, callback)
+            except ValueError:
+                pass
+
+    def pre_run_cell(self, info: Any) -> None:
+        self._depth += 1
+        self._raw_cells.append(info.raw_cell or "")
+        self._cell_ids.append(getattr(info, "cell_id", None))
+
+    def post_run_cell(self, result: Any) -> None:
+        try:
+            cell = self._cell
+            if cell is not None and cell.depth == self._depth:
+                self._end(cell, result)
+            elif result.error_before_exec is not None and self._raw_cells:
+                self._record_unstarted_failure(self._raw_cells[-1], result.error_before_exec)
+        except XPError as exc:
+            print(exc.one_line(), file=sys.stderr)
+        finally:
+            self._depth = max(0, self._depth - 1)
+            if self._raw_cells:
+                self._raw_cells.pop()
+                self._cell_ids.pop()
+
+    # -- beginning a run -------------------------------------------------------
+    def begin(self, args: ExperimentArgs, body: str | None = None) -> ActiveRun:
+        if self._cell is not None:
+            raise UsageError("%%experiment cells cannot be nested; finish the outer run first")
+        if self._depth == 0:
+            raise UsageError("%%experiment must run as a notebook or IPython cell")
+        raw = self._raw_cells[-1]
+        if body is None:
+            _, body = split_cell(raw)
+        store = self._store()
+        settings = self._settings()
+        env_id = store.environment_id(self.environment.snapshot())
+        started_at = utc_now()
+        run_id, _ = store.start_run(NewRun(
+            experiment=args.name, code=raw, code_hash=code_hash(body), started_at=started_at,
+            seed=args.seed, tags=list(args.tags), note=args.note, phase=args.phase,
+            notebook=self.notebook_path(), cell_id=self._cell_ids[-1], environment_id=env_id,
+        ))
+        run = ActiveRun(run_id, args.name, write_chunk=store.write_metric_chunks,
+                        sample_bytes=settings.sample_bytes)
+        names = (cell_name_use(body, self.shell.transform_cell) if settings.capture_variables
+                 else NameUse(frozenset(), frozenset()))
+        cell = _CellRun(run, args, self._depth, time.perf_counter(), settings, store, names)
+        if settings.capture_variables:
+            self._fingerprint_inputs(cell)
+        if args.seed is not None:
+            seed_everything(args.seed)
+        if settings.capture_output:
+            cell.stdout = TeeStream(sys.stdout, settings.max_output_chars)
+            sys.stdout = cell.stdout
+            cell.stderr = TeeStream(sys.stderr, settings.max_output_chars)
+            sys.stderr = cell.stderr
+        if settings.record_git:
+            self.git.request(run_id, self.working_folder())
+        self._stop_clock_before_tracebacks(cell)
+        self._cell = cell
+        self.foreground = run
+        return run
+
+    def _stop_clock_before_tracebacks(self, cell: _CellRun) -> None:
+        """Rendering a traceback can take longer than the cell; a run's duration must not
+        include it. The wrapper lives on the shell instance only while the run is open."""
+        original = self.shell.showtraceback
+
+        def showtraceback(*args: Any, **kwargs: Any) -> Any:
+            if cell.failed_at is None:
+                cell.failed_at = time.perf_counter()
+            return original(*args, **kwargs)
+
+        self.shell.showtraceback = showtraceback
+
+    def _fingerprint_inputs(self, cell: _CellRun) -> None:
+        namespace = self.shell.user_ns
+        for name in cell.names.loaded:
+            if name in _INTERNAL_NAMES or name.startswith("_") or name not in namespace:
+                continue
+            value = namespace[name]
+            if not is_recordable(value):
+                continue
+            print_ = fingerprint(value, cell.settings.sample_bytes)
+            cell.inputs[name] = print_
+            source = self._producer_of(cell, name, print_)
+            if source is not None:
+                cell.lineage.append((source, name))
+
+    def _producer_of(self, cell: _CellRun, name: str, print_: Fingerprint) -> int | None:
+        if print_.digest is None:
+            return None
+        produced = self._produced.get(name)
+        if produced is not None and produced[0] == print_.digest:
+            return produced[1]
+        by_name = name if is_weak_for_lineage(print_) else None
+        return cell.store.find_producer(print_.digest, by_name, cell.run.id)
+
+    # -- ending a run ------------------------------------------------------------
+    def _end(self, cell: _CellRun, result: Any) -> None:
+        duration = (cell.failed_at or time.perf_counter()) - cell.started
+        self.shell.__dict__.pop("showtraceback", None)
+        self._cell = None
+        self.foreground = None
+        stdout, stderr = self._restore_streams(cell)
+        error = result.error_in_exec
+        status = RunStatus.OK
+        if error is not None:
+            status = RunStatus.INTERRUPTED if isinstance(error, KeyboardInterrupt) else RunStatus.FAILED
+        metrics, chunks = cell.run.final_metrics()
+        outcome = RunOutcome(
+            status=status, ended_at=utc_now(), duration_s=duration, stdout=stdout,
+            stderr=stderr, result=_result_repr(result.result), error=_error_info(error),
+            params=list(cell.run.params.values()), lineage=cell.lineage,
+            datasets=list(cell.run.datasets.values()),
+            artifacts=list(cell.run.artifacts.values()), metrics=metrics, metric_chunks=chunks,
+            environment_id=cell.store.environment_id(self.environment.snapshot()),
+        )
+        if cell.settings.capture_variables:
+            outcome.variables = self._variables(cell)
+        cell.store.finish_run(cell.run.id, outcome)
+        self.last_run_id = cell.run.id
+        for var in outcome.variables:
+            if var.direction == "out" and var.fingerprint is not None:
+                self._produced[var.name] = (var.fingerprint, cell.run.id)
+        if cell.settings.show_summary:
+            self._display(RunSummary(cell.run.id, cell.args.name, status.value, duration,
+                                     {m.name: m.last for m in metrics}, outcome.error))
+        if cell.args.output_var:
+            self.shell.user_ns[cell.args.output_var] = cell.store.get_run(cell.run.id)
+
+    @staticmethod
+    def _restore_streams(cell: _CellRun) -> tuple[str, str]:
+        texts = []
+        for attr, tee in (("stdout", cell.stdout), ("stderr", cell.stderr)):
+            if tee is None:
+                texts.append("")
+                continue
+            if getattr(sys, attr) is tee:
+                setattr(sys, attr, tee.wrapped)
+            texts.append(tee.getvalue())
+        return texts[0], texts[1]
+
+    def _variables(self, cell: _CellRun) -> list[VariableRecord]:
+        records = [VariableRecord("in", name, fp.digest, fp.kind, fp.summary)
+                   for name, fp in cell.inputs.items()]
+        namespace = self.shell.user_ns
+        for name in cell.names.stored | cell.inputs.keys():
+            if name in _INTERNAL_NAMES or name.startswith("_") or name not in namespace:
+                continue
+            value = namespace[name]
+            if not is_recordable(value):
+                continue
+            after = fingerprint(value, cell.settings.sample_bytes)
+            before = cell.inputs.get(name)
+            if name not in cell.names.stored and before is not None and before.digest == after.digest:
+                continue  # read and left unchanged
+            records.append(VariableRecord("out", name, after.digest, after.kind, after.summary))
+        return records
+
+    def _record_unstarted_failure(self, raw_cell: str, error: BaseException) -> None:
+        """A syntax error stops the cell before it starts: record it as a failed run."""
+        if not raw_cell.lstrip().startswith(MAGIC_PREFIX + " "):
+            return
+        from .magics import parse_experiment_line  # the magic owns the argument syntax
+
+        line, body = split_cell(raw_cell)
+        try:
+            args = parse_experiment_line(line)
+        except XPError:
+            return
+        store = self._store()
+        now = utc_now()
+        run_id, _ = store.start_run(NewRun(
+            experiment=args.name, code=raw_cell, code_hash=code_hash(body), started_at=now,
+            seed=args.seed, tags=list(args.tags), note=args.note, phase=args.phase,
+            notebook=self.notebook_path(), cell_id=self._cell_ids[-1],
+        ))
+        store.finish_run(run_id, RunOutcome(status=RunStatus.FAILED, ended_at=now,
+                                             duration_s=0.0, error=_error_info(error)))
+        self.last_run_id = run_id
+
+    # -- context ---------------------------------------------------------------
+    def notebook_path(self) -> str | None:
+        ns = self.shell.user_ns
+        return (os.environ.get("JPY_SESSION_NAME") or ns.get("__session__")
+                or ns.get("__vsc_ipynb_file__"))
+
+    def working_folder(self) -> str:
+        notebook = self.notebook_path()
+        if notebook and os.path.isabs(notebook):
+            return os.path.dirname(notebook)
+        return os.getcwd()
+
+    def _attach_git(self, run_ids: list[int], state: dict[str, Any]) -> None:
+        self._store().set_git_state(run_ids, state)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed the random generators the session has imported."""
+    random.seed(seed)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed(seed % (2**32))
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.manual_seed(seed)
+
+
+def _result_repr(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        text = repr(value)
+    except Exception as exc:
+        text = f"<unrepresentable {type(value).__name__}: {exc}>"
+    return text[:_MAX_RESULT_REPR]
+
+
+def _error_info(error: BaseException | None) -> ErrorInfo | None:
+    if error is None:
+        return None
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    return ErrorInfo(type(error).__name__, str(error), text)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """The one line shown under an experiment cell."""
+
+    run_id: int
+    experiment: str
+    status: str
+    duration_s: float
+    metrics: dict[str, float | None]
+    error: ErrorInfo | None = None
+
+    def _metric_text(self) -> str:
+        return ", ".join(f"{k}={_fmt(v)}" for k, v in self.metrics.items())
+
+    def __repr__(self) -> str:
+        parts = [f"run {self.run_id}", self.experiment, self.status, _fmt_duration(self.duration_s)]
+        if self.metrics:
+            parts.append(self._metric_text())
+        if self.error is not None:
+            parts.append(f"{self.error.type}: {self.error.message}"[:120])
+        return "xpmagic: " + " · ".join(parts)
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        colour = {"ok": "#1a7f37", "failed": "#cf222e", "interrupted": "#9a6700"}.get(
+            self.status, "#57606a")
+        metrics = f" · {escape(self._metric_text())}" if self.metrics else ""
+        return (
+            '<div class="xpmagic-run-summary" style="font-family:var(--jp-code-font-family,'
+            f'monospace);font-size:12px">run <b>{self.run_id}</b> · {escape(self.experiment)} · '
+            f'<span style="color:{colour}">{self.status}</span> · '
+            f"{_fmt_duration(self.duration_s)}{metrics}</div>"
+        )
+
+
+def _fmt(value: float | None) -> str:
+    return "nan" if value is None else f"{value:.6g}"
+
+
+def _fmt_duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.1f} ms"
+    if seconds < 120:
+        return f"{seconds:.2f} s"
+    return f"{seconds / 60:.1f} min"

@@ -1,0 +1,168 @@
+"""Plain records that cross module boundaries (store -> queries -> display)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class RunStatus(str, enum.Enum):
+    RUNNING = "running"
+    OK = "ok"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    type: str
+    message: str
+    traceback: str
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """A parameter as declared by ``xp.param``: its value and where it may range."""
+
+    name: str
+    value: Any
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["choices"] = list(self.choices) if self.choices is not None else None
+        return data
+
+
+@dataclass(frozen=True)
+class Run:
+    """One recorded run, as read back from the store."""
+
+    id: int
+    uuid: str
+    experiment: str
+    status: str
+    started_at: str
+    ended_at: str | None
+    duration_s: float | None
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    code: str = ""
+    code_hash: str = ""
+    seed: int | None = None
+    tags: list[str] = field(default_factory=list)
+    note: str | None = None
+    phase: str | None = None
+    notebook: str | None = None
+    cell_id: str | None = None
+    stdout: str = ""
+    stderr: str = ""
+    result: str | None = None
+    error: ErrorInfo | None = None
+    env: dict[str, Any] | None = None
+    git: dict[str, Any] | None = None
+    inputs: dict[str, str | None] = field(default_factory=dict)
+    outputs: dict[str, str | None] = field(default_factory=dict)
+    lineage: list[int] = field(default_factory=list)
+    datasets: list[dict[str, Any]] = field(default_factory=list)
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+    param_specs: list[ParamSpec] = field(default_factory=list)
+    host: str | None = None
+    user: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["param_specs"] = [spec.to_dict() for spec in self.param_specs]
+        return data
+
+
+@dataclass
+class VariableRecord:
+    """A variable a run read ('in') or wrote ('out'), by fingerprint."""
+
+    direction: str
+    name: str
+    fingerprint: str | None
+    kind: str
+    summary: dict[str, Any]
+
+
+@dataclass
+class DatasetRecord:
+    name: str
+    fingerprint: str
+    kind: str
+    shape: list
+    dtypes: Any
+    target: dict[str, Any] | None = None
+
+
+@dataclass
+class ArtifactRecord:
+    name: str
+    path: str
+    sha256: str
+    size: int
+
+
+@dataclass
+class MetricSummary:
+    name: str
+    last: float | None
+    last_step: int | None
+    min: float | None
+    max: float | None
+    count: int
+
+
+@dataclass
+class MetricChunk:
+    """Up to a chunk's worth of one series' points, stored as one row."""
+
+    name: str
+    chunk: int
+    steps: list[int]
+    values: list[float]
+
+
+@dataclass
+class NewRun:
+    """What is known when a run starts."""
+
+    experiment: str
+    code: str
+    code_hash: str
+    started_at: str
+    seed: int | None = None
+    tags: list[str] = field(default_factory=list)
+    note: str | None = None
+    phase: str | None = None
+    notebook: str | None = None
+    cell_id: str | None = None
+    environment_id: int | None = None
+
+
+@dataclass
+class RunOutcome:
+    """What is known when a run ends; written in one transaction."""
+
+    status: RunStatus
+    ended_at: str
+    duration_s: float
+    stdout: str = ""
+    stderr: str = ""
+    result: str | None = None
+    error: ErrorInfo | None = None
+    params: list[ParamSpec] = field(default_factory=list)
+    variables: list[VariableRecord] = field(default_factory=list)
+    lineage: list[tuple[int, str]] = field(default_factory=list)
+    datasets: list[DatasetRecord] = field(default_factory=list)
+    artifacts: list[ArtifactRecord] = field(default_factory=list)
+    metrics: list[MetricSummary] = field(default_factory=list)
+    metric_chunks: list[MetricChunk] = field(default_factory=list)
+    environment_id: int | None = None

@@ -1,0 +1,255 @@
+"""The in-memory state of one run while its cell executes.
+
+``xp.param`` / ``xp.log`` / ``xp.dataset`` / ``xp.artifact`` land here. Metric
+points are buffered in plain lists (logging must cost well under a microsecond)
+and written in chunks: a full chunk as soon as it fills, the rest at run end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Callable
+from typing import Any
+
+from .errors import UsageError
+from .fingerprint import fingerprint
+from .records import ArtifactRecord, DatasetRecord, MetricChunk, MetricSummary, ParamSpec
+
+CHUNK_POINTS = 20_000
+_PARAM_TYPES = (bool, int, float, str, type(None))
+
+
+class MetricSeries:
+    """The points of one metric; full chunks are handed to ``flush`` as they fill."""
+
+    __slots__ = ("name", "steps", "values", "next_step", "chunks_written", "count",
+                 "min", "max", "last", "last_step", "_flush")
+
+    def __init__(self, name: str, flush: Callable[[MetricChunk], None]):
+        self.name = name
+        self.steps: list[int] = []
+        self.values: list[float] = []
+        self.next_step = 0
+        self.chunks_written = 0
+        self.count = 0
+        self.min = math.inf
+        self.max = -math.inf
+        self.last: float | None = None
+        self.last_step: int | None = None
+        self._flush = flush
+
+    def append(self, value: Any, step: Any) -> None:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise UsageError(
+                f"metric {self.name!r} must be a number, got {type(value).__name__}: {value!r:.60}"
+            ) from None
+        if step is None:
+            step = self.next_step
+        elif type(step) is not int:
+            step = _as_step(self.name, step)
+        self.steps.append(step)
+        self.values.append(number)
+        self.next_step = step + 1
+        if len(self.values) >= CHUNK_POINTS:
+            self._flush(self.take_chunk())
+
+    def take_chunk(self) -> MetricChunk:
+        """Hand over the buffered points and fold them into the running summary."""
+        values, steps = self.values, self.steps
+        finite = [v for v in values if v == v]
+        if finite:
+            self.min = min(self.min, min(finite))
+            self.max = max(self.max, max(finite))
+        self.count += len(values)
+        self.last, self.last_step = values[-1], steps[-1]
+        chunk = MetricChunk(self.name, self.chunks_written, steps, values)
+        self.chunks_written += 1
+        self.values, self.steps = [], []
+        return chunk
+
+    def summary(self) -> MetricSummary:
+        seen = self.count > 0 and self.min <= self.max
+        return MetricSummary(self.name, self.last, self.last_step,
+                             self.min if seen else None, self.max if seen else None, self.count)
+
+
+def _as_step(name: str, step: Any) -> int:
+    try:
+        as_int = int(step)
+    except (TypeError, ValueError):
+        as_int = None
+    if as_int is None or as_int != step:
+        raise UsageError(f"step of metric {name!r} must be a whole number, got {step!r}")
+    return as_int
+
+
+class ActiveRun:
+    """A run in progress: what its cell declared and logged so far."""
+
+    def __init__(self, run_id: int, experiment: str, *,
+                 write_chunk: Callable[[int, list[MetricChunk]], None],
+                 overrides: dict[str, Any] | None = None,
+                 sample_bytes: int = 8 * 1024 * 1024):
+        self.id = run_id
+        self.experiment = experiment
+        self.overrides = overrides or {}
+        self.params: dict[str, ParamSpec] = {}
+        self.series: dict[str, MetricSeries] = {}
+        self.datasets: dict[str, DatasetRecord] = {}
+        self.artifacts: dict[str, ArtifactRecord] = {}
+        self._write_chunk = write_chunk
+        self._sample_bytes = sample_bytes
+
+    # -- params --------------------------------------------------------------
+    def param(self, name: str, default: Any, *, low: float | None = None,
+              high: float | None = None, log: bool = False, step: float | None = None,
+              choices: list | tuple | None = None) -> Any:
+        if name in self.params:
+            return self.params[name].value
+        spec = make_param_spec(name, default, low=low, high=high, log=log, step=step,
+                               choices=choices)
+        if name in self.overrides:
+            spec = ParamSpec(name, self.overrides[name], spec.low, spec.high, spec.log,
+                             spec.step, spec.choices)
+        self.params[name] = spec
+        return spec.value
+
+    # -- metrics -------------------------------------------------------------
+    def log_value(self, name: str, value: Any, step: Any = None) -> None:
+        series = self.series.get(name)
+        if series is None:
+            if not isinstance(name, str) or not name:
+                raise UsageError(f"a metric name must be a non-empty string, got {name!r}")
+            series = self.series[name] = MetricSeries(name, self._flush_chunk)
+        series.append(value, step)
+
+    def _flush_chunk(self, chunk: MetricChunk) -> None:
+        self._write_chunk(self.id, [chunk])
+
+    def final_metrics(self) -> tuple[list[MetricSummary], list[MetricChunk]]:
+        chunks = [s.take_chunk() for s in self.series.values() if s.values]
+        return [s.summary() for s in self.series.values()], chunks
+
+    def last_metrics(self) -> dict[str, float | None]:
+        return {name: (s.values[-1] if s.values else s.last) for name, s in self.series.items()}
+
+    # -- data and files ------------------------------------------------------
+    def dataset(self, X: Any, y: Any = None, name: str | None = None) -> DatasetRecord:
+        record = describe_dataset(X, y, name or f"dataset{len(self.datasets)}")
+        self.datasets[record.name] = record
+        return record
+
+    def artifact(self, path: str | os.PathLike, name: str | None = None) -> ArtifactRecord:
+        record = describe_artifact(path, name)
+        self.artifacts[record.name] = record
+        return record
+
+
+def make_param_spec(name: str, default: Any, *, low: float | None, high: float | None,
+                    log: bool, step: float | None, choices: list | tuple | None) -> ParamSpec:
+    """Validate a parameter declaration; every message says how to fix it."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise UsageError(f"parameter name must be an identifier-like string, got {name!r}")
+    if not isinstance(default, _PARAM_TYPES):
+        raise UsageError(
+            f"parameter {name!r}: default must be a bool, int, float, str or None, "
+            f"got {type(default).__name__}"
+        )
+    if choices is not None:
+        choices = tuple(choices)
+        if not choices:
+            raise UsageError(f"parameter {name!r}: choices must not be empty")
+        if low is not None or high is not None:
+            raise UsageError(f"parameter {name!r}: give either choices or low/high, not both")
+        if default not in choices:
+            raise UsageError(f"parameter {name!r}: default {default!r} is not one of {list(choices)}")
+    if (low is None) != (high is None):
+        raise UsageError(f"parameter {name!r}: give both low and high, or neither")
+    if low is not None and high is not None:
+        if not low < high:
+            raise UsageError(f"parameter {name!r}: low ({low}) must be below high ({high})")
+        if log and low <= 0:
+            raise UsageError(f"parameter {name!r}: a log scale needs low > 0, got {low}")
+        if isinstance(default, (int, float)) and not isinstance(default, bool) and not (
+                low <= default <= high):
+            raise UsageError(f"parameter {name!r}: default {default} is outside [{low}, {high}]")
+    elif log:
+        raise UsageError(f"parameter {name!r}: log=True needs low and high")
+    return ParamSpec(name, default, low, high, bool(log), step, choices)
+
+
+def describe_dataset(X: Any, y: Any, name: str) -> DatasetRecord:
+    """Content fingerprint, shape and dtypes of X (and y); never samples."""
+    if X is None:
+        raise UsageError("xp.dataset needs the data: xp.dataset(X, y=None, name=None)")
+    parts = [fingerprint(X, sample_bytes=1 << 62)]
+    if y is not None:
+        parts.append(fingerprint(y, sample_bytes=1 << 62))
+    if any(p.digest is None for p in parts):
+        raise UsageError(
+            f"xp.dataset({name!r}): cannot fingerprint a {type(X).__name__}; "
+            "pass a numpy array, a pandas DataFrame/Series or a list"
+        )
+    digest = hashlib.blake2b("|".join(p.digest or "" for p in parts).encode(),
+                             digest_size=16).hexdigest()
+    return DatasetRecord(name=name, fingerprint=digest, kind=parts[0].kind,
+                         shape=_shape(X), dtypes=_dtypes(X),
+                         target=None if y is None else _target_summary(y))
+
+
+def _shape(value: Any) -> list:
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return list(shape)
+    if isinstance(value, (list, tuple)):
+        first = value[0] if value else None
+        return [len(value)] + ([len(first)] if isinstance(first, (list, tuple)) else [])
+    return []
+
+
+def _dtypes(value: Any) -> Any:
+    dtypes = getattr(value, "dtypes", None)
+    if dtypes is not None and hasattr(dtypes, "items"):
+        return {str(k): str(v) for k, v in dtypes.items()}
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None:
+        return str(dtype)
+    if isinstance(value, (list, tuple)) and value:
+        first = value[0]
+        inner = first[0] if isinstance(first, (list, tuple)) and first else first
+        return type(inner).__name__
+    return type(value).__name__
+
+
+def _target_summary(y: Any) -> dict[str, Any]:
+    values = list(y.tolist() if hasattr(y, "tolist") else y)
+    summary: dict[str, Any] = {"n": len(values), "dtype": _dtypes(y)}
+    try:
+        distinct = set(values)
+    except TypeError:
+        return summary
+    if len(distinct) <= 100:
+        counts: dict[str, int] = {}
+        for v in values:
+            counts[str(v)] = counts.get(str(v), 0) + 1
+        summary["classes"] = counts
+    summary["n_distinct"] = len(distinct)
+    return summary
+
+
+def describe_artifact(path: str | os.PathLike, name: str | None) -> ArtifactRecord:
+    full = os.path.abspath(os.fspath(path))
+    if not os.path.isfile(full):
+        raise UsageError(f"xp.artifact: no file at {full}; write the file before recording it")
+    digest = hashlib.sha256()
+    size = 0
+    with open(full, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+            size += len(block)
+    return ArtifactRecord(name=name or os.path.basename(full), path=full,
+                          sha256=digest.hexdigest(), size=size)

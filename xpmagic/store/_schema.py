@@ -1,0 +1,148 @@
+"""The schema, as an explicit and numbered migration history.
+
+Each migration is plain SQL so that the README can document exactly what is on
+disk. Never edit an applied migration: add the next one. A database that has a
+migration this list does not know was written by a newer xpmagic.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+MIGRATION_SET = "xpmagic"
+migrations = Migrations(MIGRATION_SET)
+
+M001 = """
+CREATE TABLE experiments (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE environments (
+    id INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    python TEXT NOT NULL,
+    platform TEXT NOT NULL,
+    packages TEXT NOT NULL,      -- JSON object: distribution -> version
+    env_vars TEXT NOT NULL       -- JSON object, secret-looking names removed
+);
+CREATE TABLE git_states (
+    id INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    root TEXT NOT NULL,
+    commit_sha TEXT,
+    branch TEXT,
+    dirty INTEGER NOT NULL,
+    diff_hash TEXT
+);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    uuid TEXT NOT NULL UNIQUE,
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id),
+    status TEXT NOT NULL CHECK (status IN ('running', 'ok', 'failed', 'interrupted')),
+    started_at TEXT NOT NULL,    -- ISO 8601, UTC
+    ended_at TEXT,
+    duration_s REAL,
+    code TEXT NOT NULL,
+    code_hash TEXT NOT NULL,
+    notebook TEXT,
+    cell_id TEXT,
+    seed INTEGER,                -- NULL: no seed was set
+    tags TEXT NOT NULL DEFAULT '[]',
+    note TEXT,
+    phase TEXT,
+    stdout TEXT NOT NULL DEFAULT '',
+    stderr TEXT NOT NULL DEFAULT '',
+    result TEXT,                 -- repr of the cell's last expression, capped
+    error_type TEXT,
+    error_message TEXT,
+    error_traceback TEXT,
+    environment_id INTEGER REFERENCES environments(id),
+    git_state_id INTEGER REFERENCES git_states(id),
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    pid_started TEXT,            -- process start marker, to tell a reused pid apart
+    user TEXT
+);
+CREATE INDEX runs_by_experiment ON runs (experiment_id, id);
+CREATE INDEX runs_running ON runs (status) WHERE status = 'running';
+CREATE TABLE params (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    value TEXT,                  -- JSON
+    low REAL,
+    high REAL,
+    log INTEGER NOT NULL DEFAULT 0,
+    step REAL,
+    choices TEXT,                -- JSON list or NULL
+    PRIMARY KEY (run_id, name)
+) WITHOUT ROWID;
+CREATE TABLE metrics (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    last REAL,
+    last_step INTEGER,
+    min REAL,
+    max REAL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (run_id, name)
+) WITHOUT ROWID;
+CREATE TABLE metric_points (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    chunk INTEGER NOT NULL,
+    steps TEXT NOT NULL,         -- JSON list of step numbers
+    vals TEXT NOT NULL,          -- JSON list of values (NaN as null)
+    PRIMARY KEY (run_id, name, chunk)
+) WITHOUT ROWID;
+CREATE TABLE run_variables (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+    name TEXT NOT NULL,
+    fingerprint TEXT,            -- NULL: the value could not be fingerprinted
+    kind TEXT NOT NULL,
+    summary TEXT NOT NULL,       -- JSON
+    PRIMARY KEY (run_id, direction, name)
+) WITHOUT ROWID;
+CREATE INDEX variables_by_fingerprint ON run_variables (fingerprint, direction);
+CREATE TABLE lineage (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    source_run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    variable TEXT NOT NULL,
+    PRIMARY KEY (run_id, source_run_id, variable)
+) WITHOUT ROWID;
+CREATE TABLE datasets (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    shape TEXT NOT NULL,         -- JSON
+    dtypes TEXT NOT NULL,        -- JSON
+    target TEXT,                 -- JSON summary of y, or NULL
+    PRIMARY KEY (run_id, name)
+) WITHOUT ROWID;
+CREATE INDEX datasets_by_fingerprint ON datasets (fingerprint);
+CREATE TABLE artifacts (
+    run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    PRIMARY KEY (run_id, name)
+) WITHOUT ROWID;
+"""
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    for statement in M001.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+
+
+def known_migrations() -> list[str]:
+    """Names of every migration this version knows, oldest first."""
+    return [m.name for m in migrations.pending(Database(memory=True))]

@@ -1,0 +1,528 @@
+"""The Store: the only module that writes SQL.
+
+One SQLite file in WAL mode, shared by kernels, the CLI and (later) the server.
+Writers take the write lock up front (BEGIN IMMEDIATE) so that concurrent
+processes queue on SQLite's busy timeout instead of failing on a lock upgrade.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import threading
+import time
+import uuid as uuidlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from .. import procinfo
+from ..errors import DatabaseCorrupt, DatabaseNotFound, DatabaseTooNew, RunNotFound
+from ..records import ErrorInfo, MetricChunk, NewRun, ParamSpec, Run, RunOutcome, RunStatus
+from . import _schema
+
+BUSY_TIMEOUT_S = 60.0
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def _dumps_floats(values: list[float]) -> str:
+    """JSON for a list of floats; NaN becomes null and infinities 1e999 (valid JSON)."""
+    try:
+        return json.dumps(values, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        cleaned = [None if v != v else v for v in values]
+        text = json.dumps(cleaned, separators=(",", ":"))
+        return text.replace("-Infinity", "-1e999").replace("Infinity", "1e999")
+
+
+def _loads_floats(text: str) -> list[float]:
+    return [math.nan if v is None else v for v in json.loads(text)]
+
+
+def _check_is_sqlite(path: Path) -> None:
+    with open(path, "rb") as handle:
+        header = handle.read(16)
+    if header and header != SQLITE_HEADER:
+        raise DatabaseCorrupt(
+            f"{path} is not a SQLite database (corrupt, or another kind of file); "
+            "move it aside or choose another file with XPMAGIC_DB"
+        )
+
+
+class Store:
+    """Typed access to one xpmagic database."""
+
+    def __init__(self, path: str | Path, *, create: bool = True):
+        self.path = Path(path).expanduser().resolve()
+        if not self.path.exists():
+            if not create:
+                raise DatabaseNotFound(
+                    f"no xpmagic database at {self.path}; run an %%experiment cell first, "
+                    "or pass --db / set XPMAGIC_DB to the file you mean"
+                )
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            _check_is_sqlite(self.path)
+        self._lock = threading.RLock()
+        self._experiment_ids: dict[str, int] = {}
+        self._environment_ids: dict[str, int] = {}
+        try:
+            self.conn = sqlite3.connect(
+                str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                check_same_thread=False,
+            )
+            self.conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            self.conn.execute("PRAGMA synchronous = NORMAL")
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            self.db = Database(self.conn)
+            self._migrate()
+            self.mark_dead_runs_interrupted()
+        except sqlite3.DatabaseError as exc:
+            raise DatabaseCorrupt(
+                f"{self.path} cannot be read as an xpmagic database ({exc}); "
+                "move it aside or choose another file with XPMAGIC_DB"
+            ) from None
+
+    # -- schema ------------------------------------------------------------
+    def _applied_migrations(self) -> list[str]:
+        if not self.db["_sqlite_migrations"].exists():
+            return []
+        return [m.name for m in _schema.migrations.applied(self.db)]
+
+    def _migrate(self) -> None:
+        known = _schema.known_migrations()
+        applied = self._applied_migrations()
+        self._refuse_if_newer(applied, known)
+        if applied == known:
+            return
+        with self._write():  # one writer migrates; the others wait and find it done
+            applied = self._applied_migrations()
+            self._refuse_if_newer(applied, known)
+            if len(applied) == 0 and self._has_foreign_tables():
+                raise DatabaseCorrupt(
+                    f"{self.path} is a SQLite database of another application; "
+                    "choose another file with XPMAGIC_DB"
+                )
+            _schema.migrations.apply(self.db)
+
+    def _refuse_if_newer(self, applied: list[str], known: list[str]) -> None:
+        unknown = [name for name in applied if name not in known]
+        if unknown:
+            raise DatabaseTooNew(
+                f"{self.path} was written by a newer xpmagic (schema {unknown[-1]}); "
+                "upgrade with: pip install -U xpmagic"
+            )
+
+    def _has_foreign_tables(self) -> bool:
+        names = set(self.db.table_names()) - {"_sqlite_migrations"}
+        return bool(names)
+
+    def schema_version(self) -> str:
+        return self._applied_migrations()[-1]
+
+    # -- transactions --------------------------------------------------------
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, holding SQLite's write lock from the start."""
+        with self._lock:
+            self._begin_immediate()
+            try:
+                yield self.conn
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
+
+    def _begin_immediate(self) -> None:
+        # busy_timeout covers nearly all waiting; this loop covers the rest
+        # (e.g. a WAL checkpoint racing the lock) so "locked" never reaches a user.
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+    # -- writing runs ----------------------------------------------------------
+    def experiment_id(self, name: str) -> int:
+        cached = self._experiment_ids.get(name)
+        if cached is not None:
+            return cached
+        row = self.conn.execute("SELECT id FROM experiments WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            with self._write() as conn:
+                conn.execute(
+                    "INSERT OR IGNORE INTO experiments (name, created_at) VALUES (?, ?)",
+                    (name, utc_now()),
+                )
+                row = conn.execute("SELECT id FROM experiments WHERE name = ?", (name,)).fetchone()
+        self._experiment_ids[name] = row[0]
+        return row[0]
+
+    def environment_id(self, snapshot: dict[str, Any]) -> int:
+        """Id of an environment snapshot, stored once per distinct snapshot."""
+        key = snapshot["hash"]
+        cached = self._environment_ids.get(key)
+        if cached is not None:
+            return cached
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO environments (hash, python, platform, packages, env_vars)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (key, snapshot["python"], snapshot["platform"],
+                 _dumps(snapshot["packages"]), _dumps(snapshot["env_vars"])),
+            )
+            row = conn.execute("SELECT id FROM environments WHERE hash = ?", (key,)).fetchone()
+        self._environment_ids[key] = row[0]
+        return row[0]
+
+    def start_run(self, new: NewRun) -> tuple[int, str]:
+        """Insert a run in state 'running'; returns (id, uuid)."""
+        experiment_id = self.experiment_id(new.experiment)
+        run_uuid = uuidlib.uuid4().hex
+        pid, marker = procinfo.current_process()
+        with self._write() as conn:
+            cursor = conn.execute(
+                "INSERT INTO runs (uuid, experiment_id, status, started_at, code, code_hash,"
+                " notebook, cell_id, seed, tags, note, phase, environment_id, host, pid,"
+                " pid_started, user) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_uuid, experiment_id, new.started_at, new.code, new.code_hash, new.notebook,
+                 new.cell_id, new.seed, _dumps(new.tags), new.note, new.phase,
+                 new.environment_id, procinfo.host(), pid, marker, procinfo.user()),
+            )
+        return cursor.lastrowid, run_uuid
+
+    def write_metric_chunks(self, run_id: int, chunks: list[MetricChunk]) -> None:
+        with self._write() as conn:
+            self._insert_chunks(conn, run_id, chunks)
+
+    @staticmethod
+    def _insert_chunks(conn: sqlite3.Connection, run_id: int, chunks: list[MetricChunk]) -> None:
+        conn.executemany(
+            "INSERT OR REPLACE INTO metric_points (run_id, name, chunk, steps, vals)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [(run_id, c.name, c.chunk, _dumps(c.steps), _dumps_floats(c.values)) for c in chunks],
+        )
+
+    def finish_run(self, run_id: int, outcome: RunOutcome) -> None:
+        """Write everything a run produced, atomically, and set its final status."""
+        error = outcome.error
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE runs SET status = ?, ended_at = ?, duration_s = ?, stdout = ?, stderr = ?,"
+                " result = ?, error_type = ?, error_message = ?, error_traceback = ?,"
+                " environment_id = coalesce(?, environment_id) WHERE id = ?",
+                (outcome.status.value, outcome.ended_at, outcome.duration_s, outcome.stdout,
+                 outcome.stderr, outcome.result, error and error.type, error and error.message,
+                 error and error.traceback, outcome.environment_id, run_id),
+            )
+            if outcome.params:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO params (run_id, name, value, low, high, log, step,"
+                    " choices) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(run_id, p.name, _dumps(p.value), p.low, p.high, int(p.log), p.step,
+                      None if p.choices is None else _dumps(list(p.choices)))
+                     for p in outcome.params],
+                )
+            if outcome.metrics:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO metrics (run_id, name, last, last_step, min, max, count)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(run_id, m.name, _finite_or_none(m.last), m.last_step,
+                      _finite_or_none(m.min), _finite_or_none(m.max), m.count)
+                     for m in outcome.metrics],
+                )
+            if outcome.metric_chunks:
+                self._insert_chunks(conn, run_id, outcome.metric_chunks)
+            if outcome.variables:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO run_variables (run_id, direction, name, fingerprint,"
+                    " kind, summary) VALUES (?, ?, ?, ?, ?, ?)",
+                    [(run_id, v.direction, v.name, v.fingerprint, v.kind, _dumps(v.summary))
+                     for v in outcome.variables],
+                )
+            if outcome.lineage:
+                conn.executemany(
+                    "INSERT OR IGNORE INTO lineage (run_id, source_run_id, variable) VALUES (?, ?, ?)",
+                    [(run_id, source, name) for source, name in outcome.lineage],
+                )
+            if outcome.datasets:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO datasets (run_id, name, fingerprint, kind, shape,"
+                    " dtypes, target) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(run_id, d.name, d.fingerprint, d.kind, _dumps(d.shape), _dumps(d.dtypes),
+                      None if d.target is None else _dumps(d.target)) for d in outcome.datasets],
+                )
+            if outcome.artifacts:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO artifacts (run_id, name, path, sha256, size)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [(run_id, a.name, a.path, a.sha256, a.size) for a in outcome.artifacts],
+                )
+
+    def set_git_state(self, run_ids: list[int], state: dict[str, Any]) -> None:
+        """Attach a git snapshot (stored once per distinct state) to runs."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO git_states (hash, root, commit_sha, branch, dirty, diff_hash)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (state["hash"], state["root"], state["commit"], state["branch"],
+                 int(state["dirty"]), state["diff_hash"]),
+            )
+            (state_id,) = conn.execute(
+                "SELECT id FROM git_states WHERE hash = ?", (state["hash"],)
+            ).fetchone()
+            conn.executemany(
+                "UPDATE runs SET git_state_id = ? WHERE id = ?", [(state_id, i) for i in run_ids]
+            )
+
+    def mark_dead_runs_interrupted(self) -> int:
+        """Runs left 'running' by a process on this host that no longer exists."""
+        rows = self.conn.execute(
+            "SELECT id, pid, pid_started, started_at FROM runs"
+            " WHERE status = 'running' AND host = ?", (procinfo.host(),),
+        ).fetchall()
+        dead = [row for row in rows if not procinfo.is_alive(row[1], row[2])]
+        if not dead:
+            return 0
+        now = utc_now()
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE runs SET status = 'interrupted', ended_at = ?,"
+                " error_type = 'ProcessDied', error_message = ? WHERE id = ? AND status = 'running'",
+                [(now, f"process {pid} ended before the run finished", run_id)
+                 for run_id, pid, _, _ in dead],
+            )
+        return len(dead)
+
+    # -- reading -------------------------------------------------------------
+    def find_producer(self, fingerprint: str, name: str | None, before_run: int) -> int | None:
+        """Latest earlier run that wrote a value with this fingerprint (and name, if given)."""
+        sql = ("SELECT run_id FROM run_variables WHERE fingerprint = ? AND direction = 'out'"
+               " AND run_id < ?")
+        args: list[Any] = [fingerprint, before_run]
+        if name is not None:
+            sql += " AND name = ?"
+            args.append(name)
+        row = self.conn.execute(sql + " ORDER BY run_id DESC LIMIT 1", args).fetchone()
+        return row[0] if row else None
+
+    def experiments(self) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            "SELECT e.name, count(r.id), max(r.started_at) FROM experiments e"
+            " LEFT JOIN runs r ON r.experiment_id = e.id GROUP BY e.id ORDER BY e.name"
+        ).fetchall()
+        return [{"name": n, "runs": c, "last_started_at": last} for n, c, last in rows]
+
+    def run_ids(self, experiment: str | None = None, limit: int | None = None) -> list[int]:
+        sql = "SELECT r.id FROM runs r"
+        args: list[Any] = []
+        if experiment is not None:
+            sql += " JOIN experiments e ON e.id = r.experiment_id WHERE e.name = ?"
+            args.append(experiment)
+        sql += " ORDER BY r.id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [row[0] for row in self.conn.execute(sql, args)]
+
+    def list_runs(self, experiment: str | None = None, limit: int | None = None) -> list[Run]:
+        """Runs, newest first, with params and metrics (not code or outputs)."""
+        ids = self.run_ids(experiment, limit)
+        return self.list_runs_by_ids(ids) if ids else []
+
+    def list_runs_by_ids(self, ids: list[int]) -> list[Run]:
+        rows = self._runs_rows(ids, light=True)
+        params = self._params_for(ids)
+        metrics = self._metrics_for(ids)
+        return [self._run_from_row(row, params.get(row["id"], {}), metrics.get(row["id"], {}))
+                for row in rows]
+
+    def get_run(self, run_id: int) -> Run:
+        rows = self._runs_rows([run_id], light=False)
+        if not rows:
+            raise RunNotFound(
+                f"no run {run_id} in {self.path}; list runs with %xp runs or `xpmagic runs`"
+            )
+        row = rows[0]
+        specs = self._param_specs(run_id)
+        metrics = self._metrics_for([run_id]).get(run_id, {})
+        variables = self.conn.execute(
+            "SELECT direction, name, fingerprint FROM run_variables WHERE run_id = ?"
+            " ORDER BY name", (run_id,),
+        ).fetchall()
+        return self._run_from_row(
+            row, {s.name: s.value for s in specs}, metrics,
+            param_specs=specs,
+            inputs={n: f for d, n, f in variables if d == "in"},
+            outputs={n: f for d, n, f in variables if d == "out"},
+            lineage=self.lineage_sources(run_id),
+            datasets=self._datasets(run_id),
+            artifacts=self._artifacts(run_id),
+            env=self._environment(row["environment_id"]),
+            git=self._git_state(row["git_state_id"]),
+        )
+
+    def lineage_sources(self, run_id: int) -> list[int]:
+        return [r[0] for r in self.conn.execute(
+            "SELECT DISTINCT source_run_id FROM lineage WHERE run_id = ? ORDER BY source_run_id",
+            (run_id,))]
+
+    def lineage_edges(self, run_id: int) -> list[tuple[int, str]]:
+        return self.conn.execute(
+            "SELECT source_run_id, variable FROM lineage WHERE run_id = ?"
+            " ORDER BY source_run_id, variable", (run_id,),
+        ).fetchall()
+
+    def metric_series(self, run_id: int, name: str) -> tuple[list[int], list[float]]:
+        steps: list[int] = []
+        values: list[float] = []
+        for step_text, value_text in self.conn.execute(
+            "SELECT steps, vals FROM metric_points WHERE run_id = ? AND name = ? ORDER BY chunk",
+            (run_id, name),
+        ):
+            steps.extend(json.loads(step_text))
+            values.extend(_loads_floats(value_text))
+        return steps, values
+
+    def run_count(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM runs").fetchone()[0]
+
+    # -- row helpers -----------------------------------------------------------
+    _LIGHT_COLUMNS = ("r.id, r.uuid, e.name AS experiment, r.status, r.started_at, r.ended_at,"
+                      " r.duration_s, r.seed, r.tags, r.note, r.phase, r.notebook, r.cell_id,"
+                      " r.code_hash, r.error_type, r.error_message, r.host, r.user")
+
+    def _runs_rows(self, ids: list[int], light: bool) -> list[sqlite3.Row]:
+        columns = self._LIGHT_COLUMNS
+        if not light:
+            columns += (", r.code, r.stdout, r.stderr, r.result, r.error_traceback,"
+                        " r.environment_id, r.git_state_id")
+        cursor = self.conn.cursor()
+        cursor.row_factory = sqlite3.Row
+        rows = []
+        for batch in _batches(ids):
+            rows += cursor.execute(
+                f"SELECT {columns} FROM runs r JOIN experiments e ON e.id = r.experiment_id"
+                f" WHERE r.id IN ({','.join('?' * len(batch))})", batch,
+            ).fetchall()
+        order = {run_id: i for i, run_id in enumerate(ids)}
+        return sorted(rows, key=lambda row: order[row["id"]])
+
+    def _params_for(self, ids: list[int]) -> dict[int, dict[str, Any]]:
+        result: dict[int, dict[str, Any]] = {}
+        for batch in _batches(ids):
+            for run_id, name, value in self.conn.execute(
+                f"SELECT run_id, name, value FROM params WHERE run_id IN ({','.join('?' * len(batch))})",
+                batch,
+            ):
+                result.setdefault(run_id, {})[name] = json.loads(value)
+        return result
+
+    def _metrics_for(self, ids: list[int]) -> dict[int, dict[str, float | None]]:
+        result: dict[int, dict[str, float | None]] = {}
+        for batch in _batches(ids):
+            for run_id, name, last in self.conn.execute(
+                f"SELECT run_id, name, last FROM metrics WHERE run_id IN ({','.join('?' * len(batch))})",
+                batch,
+            ):
+                result.setdefault(run_id, {})[name] = last
+        return result
+
+    def _param_specs(self, run_id: int) -> list[ParamSpec]:
+        return [
+            ParamSpec(name=name, value=json.loads(value), low=low, high=high, log=bool(log),
+                      step=step, choices=None if choices is None else tuple(json.loads(choices)))
+            for name, value, low, high, log, step, choices in self.conn.execute(
+                "SELECT name, value, low, high, log, step, choices FROM params WHERE run_id = ?"
+                " ORDER BY name", (run_id,))
+        ]
+
+    def _datasets(self, run_id: int) -> list[dict[str, Any]]:
+        return [
+            {"name": n, "fingerprint": f, "kind": k, "shape": json.loads(s),
+             "dtypes": json.loads(d), "target": None if t is None else json.loads(t)}
+            for n, f, k, s, d, t in self.conn.execute(
+                "SELECT name, fingerprint, kind, shape, dtypes, target FROM datasets"
+                " WHERE run_id = ? ORDER BY name", (run_id,))
+        ]
+
+    def _artifacts(self, run_id: int) -> list[dict[str, Any]]:
+        return [
+            {"name": n, "path": p, "sha256": h, "size": s}
+            for n, p, h, s in self.conn.execute(
+                "SELECT name, path, sha256, size FROM artifacts WHERE run_id = ? ORDER BY name",
+                (run_id,))
+        ]
+
+    def _environment(self, env_id: int | None) -> dict[str, Any] | None:
+        if env_id is None:
+            return None
+        row = self.conn.execute(
+            "SELECT hash, python, platform, packages, env_vars FROM environments WHERE id = ?",
+            (env_id,),
+        ).fetchone()
+        return {"hash": row[0], "python": row[1], "platform": row[2],
+                "packages": json.loads(row[3]), "env_vars": json.loads(row[4])}
+
+    def _git_state(self, state_id: int | None) -> dict[str, Any] | None:
+        if state_id is None:
+            return None
+        row = self.conn.execute(
+            "SELECT root, commit_sha, branch, dirty, diff_hash FROM git_states WHERE id = ?",
+            (state_id,),
+        ).fetchone()
+        return {"root": row[0], "commit": row[1], "branch": row[2], "dirty": bool(row[3]),
+                "diff_hash": row[4]}
+
+    @staticmethod
+    def _run_from_row(row: sqlite3.Row, params: dict, metrics: dict, **extra: Any) -> Run:
+        keys = row.keys()
+        error = None
+        if row["error_type"] is not None:
+            error = ErrorInfo(row["error_type"], row["error_message"] or "",
+                              row["error_traceback"] if "error_traceback" in keys else "")
+        optional = {k: row[k] for k in ("code", "stdout", "stderr", "result") if k in keys}
+        return Run(
+            id=row["id"], uuid=row["uuid"], experiment=row["experiment"], status=row["status"],
+            started_at=row["started_at"], ended_at=row["ended_at"], duration_s=row["duration_s"],
+            params=params, metrics=metrics, code_hash=row["code_hash"], seed=row["seed"],
+            tags=json.loads(row["tags"]), note=row["note"], phase=row["phase"],
+            notebook=row["notebook"], cell_id=row["cell_id"], error=error, host=row["host"],
+            user=row["user"], **{k: v for k, v in optional.items() if v is not None}, **extra,
+        )
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _batches(ids: list[int], size: int = 500) -> Iterator[list[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
+
+
+RUN_STATUSES = [s.value for s in RunStatus]
