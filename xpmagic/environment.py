@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|PWD|KEY|CREDENTIAL|AUTH|
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/\s]*):[^@/\s]*@",
                               re.IGNORECASE)
 _MAX_ENV_VALUE = 500
+_ENV_VARS_RECHECK_S = 2.0
 
 
 def is_secret_name(name: str) -> bool:
@@ -54,6 +56,7 @@ class EnvironmentTracker:
         self._versions: dict[str, str] = {}
         self._distributions: dict[str, list[str]] | None = None
         self._env_vars_key: int = 0
+        self._env_checked_at = -1e9
         self._snapshot: dict[str, Any] | None = None
 
     def warm_up_in_background(self) -> None:
@@ -66,7 +69,14 @@ class EnvironmentTracker:
             return self._distributions
 
     def snapshot(self) -> dict[str, Any]:
-        env_key = hash(frozenset(os.environ.items()))
+        """The current environment; cheap when nothing was imported since the last call."""
+        now = time.monotonic()
+        if now - self._env_checked_at > _ENV_VARS_RECHECK_S:
+            # reading os.environ costs ~0.1 ms; variables rarely change within seconds
+            self._env_checked_at = now
+            env_key = hash(frozenset(os.environ.items()))
+        else:
+            env_key = self._env_vars_key
         if (self._snapshot is not None and len(sys.modules) == self._module_count
                 and env_key == self._env_vars_key):
             return self._snapshot

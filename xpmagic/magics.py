@@ -50,7 +50,7 @@ class XPMagics(Magics):
         self._store: Store | None = None
         self._store_key: tuple[str, str | None] | None = None
         self._settings: CaptureSettings | None = None
-        self.recorder = Recorder(shell, self.store, self.settings, display)
+        self.recorder = Recorder(shell, self.store, self.settings, _display_summary)
 
     # -- configuration ---------------------------------------------------------
     @observe("max_output_chars", "capture_variables", "capture_output",
@@ -125,6 +125,10 @@ class XPMagics(Magics):
             raise UsageError(f"%xp: cannot parse {line!r}: {exc}") from None
         options = cli.parse_args(argv, prog="%xp", in_notebook=True)
         return cli.notebook_command(options, self.store())
+
+
+def _display_summary(summary: Any) -> None:
+    display(summary.mimebundle(), raw=True)
 
 
 @lru_cache(maxsize=256)

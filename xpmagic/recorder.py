@@ -267,8 +267,10 @@ class Recorder:
             value = namespace[name]
             if not is_recordable(value):
                 continue
-            after = fingerprint(value, cell.settings.sample_bytes)
             before = cell.inputs.get(name)
+            if name not in cell.names.stored and before is not None and before.kind == "scalar":
+                continue  # read only, and immutable: it cannot have changed
+            after = fingerprint(value, cell.settings.sample_bytes)
             if name not in cell.names.stored and before is not None and before.digest == after.digest:
                 continue  # read and left unchanged
             records.append(VariableRecord("out", name, after.digest, after.kind, after.summary))
@@ -361,6 +363,10 @@ class RunSummary:
         if self.error is not None:
             parts.append(f"{self.error.type}: {self.error.message}"[:120])
         return "xpmagic: " + " · ".join(parts)
+
+    def mimebundle(self) -> dict[str, str]:
+        """Both renderings at once: displaying a raw bundle skips IPython's formatter lookup."""
+        return {"text/plain": repr(self), "text/html": self._repr_html_()}
 
     def _repr_html_(self) -> str:
         from html import escape

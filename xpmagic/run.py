@@ -131,7 +131,17 @@ class ActiveRun:
         self._write_chunk(self.id, [chunk])
 
     def final_metrics(self) -> tuple[list[MetricSummary], list[MetricChunk]]:
-        chunks = [s.take_chunk() for s in self.series.values() if s.values]
+        """Summaries of every metric, and the points not yet written.
+
+        A metric logged once needs no points row: its summary holds its value and step.
+        """
+        chunks = []
+        for series in self.series.values():
+            if series.values:
+                single = series.chunks_written == 0 and len(series.values) == 1
+                chunk = series.take_chunk()
+                if not single:
+                    chunks.append(chunk)
         return [s.summary() for s in self.series.values()], chunks
 
     def last_metrics(self) -> dict[str, float | None]:

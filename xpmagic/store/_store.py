@@ -406,6 +406,12 @@ class Store:
         ):
             steps.extend(json.loads(step_text))
             values.extend(_loads_floats(value_text))
+        if not steps:  # logged once: only the summary row exists
+            row = self.conn.execute(
+                "SELECT last_step, last, count FROM metrics WHERE run_id = ? AND name = ?",
+                (run_id, name)).fetchone()
+            if row is not None and row[2] == 1:
+                return [row[0]], [math.nan if row[1] is None else row[1]]
         return steps, values
 
     def run_count(self) -> int:
