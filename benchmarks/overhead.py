@@ -12,12 +12,16 @@ Reports the median and p95 of the added milliseconds per cell, and ratios.
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
-import tempfile
 
-sys.path.insert(0, os.path.dirname(__file__))
+# benchmarks/logging.py would shadow the standard library's logging: move this folder last.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE] + [_HERE]
+
+import gc  # noqa: E402
+import tempfile  # noqa: E402
+
 from _common import median, parser, pct, quiet, shell_with_xpmagic, table, timed, write_json  # noqa: E402
 
 TRIVIAL_BARE = "x = 1\nm = 1.0\n"

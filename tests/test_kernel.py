@@ -66,6 +66,25 @@ def test_kernel_killed_mid_run_leaves_a_consistent_database(kernel, tmp_path):
         store.close()
 
 
+def test_notebook_path_and_cell_id_come_from_jupyter(tmp_path, monkeypatch):
+    monkeypatch.setenv("XPMAGIC_DB", str(tmp_path / "kernel.db"))
+    monkeypatch.setenv("JPY_SESSION_NAME", str(tmp_path / "analysis.ipynb"))
+    manager, client = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
+    try:
+        _execute(client, "%load_ext xpmagic")
+        content = {"code": "%%experiment located\nx = 1\n", "silent": False, "store_history": True,
+                   "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}
+        message = client.session.msg("execute_request", content, metadata={"cellId": "cell-42"})
+        client.shell_channel.send(message)
+        reply = client.get_shell_msg(timeout=60)
+        assert reply["content"]["status"] == "ok"
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    run = Store(tmp_path / "kernel.db").list_runs()[0]
+    assert run.notebook == str(tmp_path / "analysis.ipynb") and run.cell_id == "cell-42"
+
+
 def test_failing_cell_in_a_kernel_fails_with_the_users_exception(kernel, tmp_path):
     _, client = kernel
     _execute(client, "%load_ext xpmagic")

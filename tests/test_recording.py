@@ -267,3 +267,10 @@ def test_summary_line_is_shown(shell, capsys):
 def test_nested_run_cell_inside_an_experiment_is_one_run(shell, db_path):
     run_ok(shell, "%%experiment outer\nget_ipython().run_cell('inner_value = 5')\nx = inner_value\n")
     assert rows(db_path, "SELECT experiment_id, status FROM runs") == [(1, "ok")]
+
+
+def test_xp_help_and_missing_command(shell, capsys):
+    assert shell.run_cell("%xp runs --help").success
+    assert "usage: %xp runs" in capsys.readouterr().out
+    result = shell.run_cell("%xp")
+    assert not result.success and "needs a command" in capsys.readouterr().out

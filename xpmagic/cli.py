@@ -67,14 +67,15 @@ def build_parser(prog: str = "xpmagic", in_notebook: bool = False) -> argparse.A
     return parser
 
 
-def parse_args(argv: list[str], prog: str = "xpmagic", in_notebook: bool = False) -> argparse.Namespace:
+def parse_args(argv: list[str], prog: str = "xpmagic", in_notebook: bool = False) -> argparse.Namespace | None:
+    """Parsed options, or None when --help was asked for (and printed)."""
     parser = build_parser(prog, in_notebook)
     if in_notebook and not argv:
-        raise UsageError(f"{prog} needs a command: {_command_names(parser)}")
+        raise UsageError(f"{prog} needs a command: {_command_names(parser)} (see {prog} --help)")
     try:
         return parser.parse_args(argv)
-    except SystemExit:  # --help printed; nothing else to do
-        raise UsageError("") from None
+    except SystemExit:  # argparse printed the help
+        return None
 
 
 def _command_names(parser: argparse.ArgumentParser) -> str:
@@ -170,12 +171,11 @@ def command_line(options: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     try:
         options = parse_args(sys.argv[1:] if argv is None else argv)
-        command_line(options)
+        if options is not None:
+            command_line(options)
     except UsageError as exc:
-        if str(exc):
-            print(exc.one_line(), file=sys.stderr)
-            return 2
-        return 0
+        print(exc.one_line(), file=sys.stderr)
+        return 2
     except XPError as exc:
         print(exc.one_line(), file=sys.stderr)
         return 1

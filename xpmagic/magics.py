@@ -124,6 +124,8 @@ class XPMagics(Magics):
         except ValueError as exc:
             raise UsageError(f"%xp: cannot parse {line!r}: {exc}") from None
         options = cli.parse_args(argv, prog="%xp", in_notebook=True)
+        if options is None:
+            return None  # help was printed
         return cli.notebook_command(options, self.store())
 
 
