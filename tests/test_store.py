@@ -29,13 +29,20 @@ def test_new_database_has_the_schema_and_its_migration_history(db_path):
     assert rows(db_path, "PRAGMA journal_mode") == [("wal",)]
 
 
-def test_older_database_is_migrated(db_path):
+def test_older_database_is_migrated_and_keeps_its_runs(db_path):
     db = Database(db_path)
-    _schema.migrations.apply(db, stop_before=_schema.known_migrations()[0])
+    _schema.migrations.apply(db, stop_before="m002_studies")
+    db.execute("INSERT INTO experiments (name, created_at) VALUES ('old', 'then')")
+    db.execute("INSERT INTO runs (uuid, experiment_id, status, started_at, code, code_hash, host, pid)"
+               " VALUES ('u1', 1, 'ok', 'then', 'x = 1', 'h', 'elsewhere', 1)")
+    db.conn.commit()
     db.close()
-    assert "runs" not in Database(db_path).table_names()
-    Store(db_path).start_run(_new_run())
-    assert rows(db_path, "SELECT count(*) FROM runs") == [(1,)]
+    assert "studies" not in Database(db_path).table_names()
+    store = Store(db_path)
+    assert store.schema_version() == "m002_studies"
+    assert [r.experiment for r in store.list_runs()] == ["old"]
+    store.start_run(_new_run())
+    assert rows(db_path, "SELECT count(*) FROM runs") == [(2,)]
 
 
 def test_database_from_a_newer_version_is_refused_and_left_alone(db_path):

@@ -98,6 +98,12 @@ class XPHandle:
 
         return runs_frame(self._store(), experiment)
 
+    def study(self, name: str) -> Any:
+        """Steer an optimization study (in this kernel or another process) by name."""
+        from .optimize import StudyHandle
+
+        return StudyHandle(self._store(), name)
+
     @property
     def db(self) -> str:
         return str(self._store().path)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -191,3 +193,64 @@ class TeeStream:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+class ThreadRoutedStream:
+    """Sends writes from registered threads to their own buffer, the rest to the stream."""
+
+    def __init__(self, stream: TextIO):
+        self._stream = stream
+        self._routes: dict[int, TeeStream] = {}
+
+    def route(self, buffer: TeeStream) -> None:
+        self._routes[threading.get_ident()] = buffer
+
+    def unroute(self) -> None:
+        self._routes.pop(threading.get_ident(), None)
+
+    def write(self, text: str) -> int:
+        buffer = self._routes.get(threading.get_ident())
+        if buffer is not None:
+            return buffer.write(text)
+        return self._stream.write(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    @property
+    def wrapped(self) -> TextIO:
+        return self._stream
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+class _Sink:
+    """A stream that only keeps what the TeeStream in front of it caps."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+_install_lock = threading.Lock()
+
+
+def routed_streams() -> tuple[ThreadRoutedStream, ThreadRoutedStream]:
+    """Install (once) and return the routers in front of sys.stdout and sys.stderr."""
+    with _install_lock:
+        routers = []
+        for attr in ("stdout", "stderr"):
+            current = getattr(sys, attr)
+            if not isinstance(current, ThreadRoutedStream):
+                current = ThreadRoutedStream(current)
+                setattr(sys, attr, current)
+            routers.append(current)
+        return routers[0], routers[1]
+
+
+def capture_buffer(limit: int) -> TeeStream:
+    """A capped buffer for a thread whose output must not reach the screen."""
+    return TeeStream(_Sink(), limit)  # type: ignore[arg-type]

@@ -58,6 +58,25 @@ def build_parser(prog: str = "xpmagic", in_notebook: bool = False) -> argparse.A
     diff.add_argument("b", type=run_ref)
     lineage = command("lineage", "earlier runs whose outputs a run read")
     lineage.add_argument("run", type=run_ref)
+    command("studies", "optimization studies: state, trials, best value and params, Optuna storage")
+    for verb in ("pause", "resume", "stop"):
+        sub = command(verb, f"{verb} a running optimization study (takes effect within a second)")
+        sub.add_argument("study", help="study or experiment name")
+    budget = command("budget", "change a study's trial budget: +N adds, N sets the total")
+    budget.add_argument("study")
+    budget.add_argument("trials", help="+N to add N trials, or N for a total of N")
+    space = command("space", "change a parameter's range for trials not yet started")
+    space.add_argument("study")
+    space.add_argument("param")
+    space.add_argument("low", type=float)
+    space.add_argument("high", type=float)
+    space.add_argument("--log", action="store_true", help="sample on a log scale")
+    enqueue = command("enqueue", "queue a configuration to run next: NAME key=value ...")
+    enqueue.add_argument("study")
+    enqueue.add_argument("values", nargs="+", metavar="key=value")
+    approve = command("approve", "approve the planned trials of a study run with --approve")
+    approve.add_argument("study")
+    approve.add_argument("count", nargs="?", type=int, default=None)
     if not in_notebook:
         export = command("export", "write runs to MLflow, W3C PROV-JSON, CSV or JSON")
         export.add_argument("--to", required=True, choices=["mlflow", "prov", "csv", "json"])
@@ -110,7 +129,83 @@ def notebook_command(options: argparse.Namespace, store: Store) -> Any:
             store, resolve_run(store, options.a), resolve_run(store, options.b)))
     if name == "lineage":
         return display.LineageView(queries.lineage_tree(store, resolve_run(store, options.run)))
+    if name == "studies":
+        return StudiesInfo(store)
+    if name in STEERING:
+        return steer(store, options, source="magic")
     raise UsageError(f"unknown command {name!r}")
+
+
+STEERING = ("pause", "resume", "stop", "budget", "space", "enqueue", "approve")
+
+
+def steer(store: Store, options: argparse.Namespace, source: str) -> SteeringResult:
+    """Send one steering command to a study; the study's own process applies it."""
+    from .optimize import send
+
+    name = options.command
+    payload: dict[str, Any] = {}
+    if name == "budget":
+        text = options.trials.strip()
+        try:
+            number = int(text.lstrip("+"))
+        except ValueError:
+            raise UsageError(f"budget: {text!r} is not +N or N") from None
+        payload = {"add": number} if text.startswith("+") else {"total": number}
+    elif name == "space":
+        payload = {"param": options.param, "low": options.low, "high": options.high, "log": options.log}
+    elif name == "enqueue":
+        payload = {"params": _parse_assignments(options.values)}
+    elif name == "approve":
+        payload = {"count": options.count}
+    return SteeringResult(options.study, name, send(store, options.study, name, payload, source))
+
+
+def _parse_assignments(values: list[str]) -> dict[str, Any]:
+    import ast
+
+    params: dict[str, Any] = {}
+    for item in values:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"enqueue: write each value as key=value, got {item!r}")
+        try:
+            params[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            params[key] = text
+    return params
+
+
+class SteeringResult:
+    def __init__(self, study: str, action: str, result: str):
+        self.study, self.action, self.result = study, action, result
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"study": self.study, "action": self.action, "result": self.result}
+
+    def __repr__(self) -> str:
+        return f"{self.study}: {self.result}"
+
+
+class StudiesInfo:
+    def __init__(self, store: Store):
+        self.studies = [
+            {"name": s["name"], "experiment_id": s["experiment_id"], "state": s["state"],
+             "n_trials": s["n_done"], "budget": s["budget"], "metric": s["metric"],
+             "direction": s["direction"], "best_value": s["best_value"],
+             "best_params": s["best_params"], "sampler": s["sampler"], "storage": s["storage"],
+             "optuna_study": s["optuna_name"], "message": s["message"], "updated_at": s["updated_at"]}
+            for s in store.studies()]
+
+    def to_dict(self) -> list[dict[str, Any]]:
+        return self.studies
+
+    def __repr__(self) -> str:
+        if not self.studies:
+            return "no studies yet; start one with %%experiment NAME --optimize METRIC"
+        return "\n".join(
+            f"{s['name']}: {s['state']}, {s['n_trials']}/{s['budget'] or '∞'} trials, "
+            f"best {s['metric']} {s['best_value']} {s['best_params'] or ''}" for s in self.studies)
 
 
 class DatabaseInfo:
@@ -149,7 +244,10 @@ def command_line(options: argparse.Namespace) -> None:
             export(store, options.to, experiment=options.experiment,
                    tracking_uri=options.tracking_uri, output=options.output)
             return
-        result = notebook_command(options, store)
+        if options.command in STEERING:
+            result = steer(store, options, source="cli")
+        else:
+            result = notebook_command(options, store)
         if not options.json:
             print(result.to_string() if options.command == "runs" else repr(result))
             return

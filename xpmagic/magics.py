@@ -16,7 +16,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 from traitlets import Bool, Int, Unicode, observe
 
-from .errors import UsageError
+from .errors import UsageError, XPError
 from .phases import normalize_phase
 from .recorder import MAGIC_PREFIX, CaptureSettings, ExperimentArgs, Recorder
 from .store import Store
@@ -91,6 +91,18 @@ class XPMagics(Magics):
     @argument("--note", default=None, help="A note kept with the run")
     @argument("--phase", default=None, help="MLOps phase of this work, e.g. model-development")
     @argument("-o", "--output", default=None, help="Store the run record in this variable")
+    @argument("--optimize", metavar="METRIC", default=None,
+              help="Run the cell as an Optuna objective in the background, optimizing METRIC")
+    @argument("--maximize", action="store_const", const="maximize", dest="direction",
+              help="Maximize METRIC (default, unless its name says loss or error)")
+    @argument("--minimize", action="store_const", const="minimize", dest="direction")
+    @argument("--trials", type=int, default=20, help="Trial budget (default 20)")
+    @argument("--timeout", type=float, default=None, help="Start no trial after S seconds")
+    @argument("--sampler", default="tpe", choices=["tpe", "random", "grid", "cmaes", "qmc"])
+    @argument("--jobs", type=int, default=1, help="Trials run at a time")
+    @argument("--approve", action="store_true", help="Nothing runs until you approve the planned trials")
+    @argument("--constraint", action="append", default=[], help="Hard constraint, e.g. 'latency_ms < 50'")
+    @argument("--resume", action="store_true", help="Continue this experiment's latest study")
     @cell_magic
     def experiment(self, line: str, cell: str) -> None:
         """Run the cell as a recorded run of experiment NAME.
@@ -106,6 +118,20 @@ class XPMagics(Magics):
     def begin(self, line: str) -> Any:
         return self.recorder.begin(parse_experiment_line(line))
 
+    def optimize(self, args: ExperimentArgs, body: str) -> Any:
+        from .optimize import launch
+        from .widgets import study_display
+
+        recorder = self.recorder
+        store = self.store()
+        controller = launch(
+            store=store, store_factory=self.store, experiment=args.name, body=body,
+            code=recorder.current_raw_cell() or body,
+            config=args.optimize, namespace=self.shell.user_ns, notebook=recorder.notebook_path(),
+            environment_id=store.environment_id(recorder.environment.snapshot()),
+            max_output_chars=self.max_output_chars)
+        return study_display(controller)
+
     # -- %xp ----------------------------------------------------------------------
     @line_magic
     def xp(self, line: str) -> Any:
@@ -116,6 +142,12 @@ class XPMagics(Magics):
         %xp show RUN           one run in full (RUN: an id or 'last')
         %xp diff A B           what changed between two runs
         %xp lineage RUN        the earlier runs whose outputs RUN read
+        %xp studies            optimization studies and their state
+        %xp pause|resume|stop STUDY
+        %xp budget STUDY +N    add N trials (N alone sets the total)
+        %xp space STUDY PARAM LOW HIGH [--log]
+        %xp enqueue STUDY key=value ...
+        %xp approve STUDY [N]  approve planned trials (--approve studies)
         """
         from . import cli
 
@@ -149,8 +181,33 @@ def parse_experiment_line(line: str) -> ExperimentArgs:
     if output is not None and not output.isidentifier():
         raise UsageError(f"%%experiment -o: {output!r} is not a valid variable name")
     phase = normalize_phase(parsed.phase) if parsed.phase else None
+    optimize = _study_config(parsed) if parsed.optimize else None
     return ExperimentArgs(name=name, seed=parsed.seed, tags=tuple(parsed.tag),
-                          note=parsed.note, phase=phase, output_var=output)
+                          note=parsed.note, phase=phase, output_var=output, optimize=optimize)
+
+
+_MINIMIZE_HINTS = ("loss", "error", "rmse", "mse", "mae", "latency", "time", "cost", "regret")
+
+
+def _study_config(parsed: Any) -> Any:
+    from .optimize import StudyConfig
+    from .optimize._constraints import Constraint
+
+    metric = parsed.optimize
+    direction = parsed.direction or (
+        "minimize" if any(h in metric.lower() for h in _MINIMIZE_HINTS) else "maximize")
+    if parsed.trials is not None and parsed.trials < 1:
+        raise UsageError("--trials must be at least 1")
+    if parsed.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    if parsed.timeout is not None and parsed.timeout <= 0:
+        raise UsageError("--timeout must be a positive number of seconds")
+    for text in parsed.constraint:
+        Constraint(text)  # validates now, with a clear message
+    return StudyConfig(metric=metric, direction=direction, trials=parsed.trials,
+                       timeout_s=parsed.timeout, sampler=parsed.sampler, seed=parsed.seed,
+                       jobs=parsed.jobs, approve=parsed.approve,
+                       constraints=tuple(parsed.constraint), resume=parsed.resume)
 
 
 def experiment_transformer(lines: list[str]) -> list[str]:
@@ -168,8 +225,20 @@ def experiment_transformer(lines: list[str]) -> list[str]:
     if head.rstrip().endswith("?"):
         return lines  # %%experiment? asks for help
     arguments = head[len(MAGIC_PREFIX):].strip()
+    if _is_optimization(arguments):
+        # The body is the objective: it runs in background trials, not in this cell.
+        body = "".join(lines[1:])
+        return [f"__import__('xpmagic.magics').magics.begin_optimization("
+                f"get_ipython(), {arguments!r}, {body!r})\n"]
     call = f"__import__('xpmagic.magics').magics.begin_cell(get_ipython(), {arguments!r})\n"
     return [call, *lines[1:]]
+
+
+def _is_optimization(arguments: str) -> bool:
+    try:
+        return parse_experiment_line(arguments).optimize is not None
+    except XPError:
+        return False  # begin_cell will report the bad arguments in one line
 
 
 def begin_cell(shell: Any, line: str) -> None:
@@ -179,6 +248,14 @@ def begin_cell(shell: Any, line: str) -> None:
     if magics is None:
         raise UsageError("xpmagic is not loaded: run %load_ext xpmagic first")
     magics.begin(line)
+
+
+def begin_optimization(shell: Any, line: str, body: str) -> Any:
+    """Called by the rewritten optimization cell: start the study, return its panel."""
+    magics = shell.magics_manager.registry.get("XPMagics")
+    if magics is None:
+        raise UsageError("xpmagic is not loaded: run %load_ext xpmagic first")
+    return magics.optimize(parse_experiment_line(line), body)
 
 
 def _show_magic_line_in_tracebacks(filename: str, line: str) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .capture import NameUse, TeeStream, cell_name_use
+from .capture import NameUse, TeeStream, cell_name_use, routed_streams
 from .environment import EnvironmentTracker
 from .errors import UsageError, XPError
 from .fingerprint import Fingerprint, fingerprint, is_recordable, is_weak_for_lineage
@@ -43,6 +43,7 @@ class ExperimentArgs:
     note: str | None = None
     phase: str | None = None
     output_var: str | None = None
+    optimize: Any = None  # an optimize.StudyConfig when the cell is an optimization
 
 
 @dataclass(frozen=True)
@@ -166,10 +167,12 @@ class Recorder:
         if args.seed is not None:
             seed_everything(args.seed)
         if settings.capture_output:
-            cell.stdout = TeeStream(sys.stdout, settings.max_output_chars)
-            sys.stdout = cell.stdout
-            cell.stderr = TeeStream(sys.stderr, settings.max_output_chars)
-            sys.stderr = cell.stderr
+            # Routed per thread: a background trial's prints never land in this run.
+            out, err = routed_streams()
+            cell.stdout = TeeStream(out.wrapped, settings.max_output_chars)
+            cell.stderr = TeeStream(err.wrapped, settings.max_output_chars)
+            out.route(cell.stdout)
+            err.route(cell.stderr)
         if settings.record_git:
             self.git.request(run_id, self.working_folder())
         self._stop_clock_before_tracebacks(cell)
@@ -226,7 +229,7 @@ class Recorder:
         metrics, chunks = cell.run.final_metrics()
         outcome = RunOutcome(
             status=status, ended_at=utc_now(), duration_s=duration, stdout=stdout,
-            stderr=stderr, result=_result_repr(result.result), error=_error_info(error),
+            stderr=stderr, result=_result_repr(result.result), error=error_info(error),
             params=list(cell.run.params.values()), lineage=cell.lineage,
             datasets=list(cell.run.datasets.values()),
             artifacts=list(cell.run.artifacts.values()), metrics=metrics, metric_chunks=chunks,
@@ -247,15 +250,11 @@ class Recorder:
 
     @staticmethod
     def _restore_streams(cell: _CellRun) -> tuple[str, str]:
-        texts = []
-        for attr, tee in (("stdout", cell.stdout), ("stderr", cell.stderr)):
-            if tee is None:
-                texts.append("")
-                continue
-            if getattr(sys, attr) is tee:
-                setattr(sys, attr, tee.wrapped)
-            texts.append(tee.getvalue())
-        return texts[0], texts[1]
+        if cell.stdout is None or cell.stderr is None:
+            return "", ""
+        for stream in routed_streams():
+            stream.unroute()
+        return cell.stdout.getvalue(), cell.stderr.getvalue()
 
     def _variables(self, cell: _CellRun) -> list[VariableRecord]:
         records = [VariableRecord("in", name, fp.digest, fp.kind, fp.summary)
@@ -295,10 +294,14 @@ class Recorder:
             notebook=self.notebook_path(), cell_id=self._cell_ids[-1],
         ))
         store.finish_run(run_id, RunOutcome(status=RunStatus.FAILED, ended_at=now,
-                                             duration_s=0.0, error=_error_info(error)))
+                                             duration_s=0.0, error=error_info(error)))
         self.last_run_id = run_id
 
     # -- context ---------------------------------------------------------------
+    def current_raw_cell(self) -> str | None:
+        """The cell being executed, as the person typed it."""
+        return self._raw_cells[-1] if self._raw_cells else None
+
     def notebook_path(self) -> str | None:
         ns = self.shell.user_ns
         return (os.environ.get("JPY_SESSION_NAME") or ns.get("__session__")
@@ -335,7 +338,7 @@ def _result_repr(value: Any) -> str | None:
     return text[:_MAX_RESULT_REPR]
 
 
-def _error_info(error: BaseException | None) -> ErrorInfo | None:
+def error_info(error: BaseException | None) -> ErrorInfo | None:
     if error is None:
         return None
     text = "".join(traceback.format_exception(type(error), error, error.__traceback__))

@@ -93,10 +93,12 @@ class ActiveRun:
     def __init__(self, run_id: int, experiment: str, *,
                  write_chunk: Callable[[int, list[MetricChunk]], None],
                  overrides: dict[str, Any] | None = None,
+                 suggest: Callable[[ParamSpec], Any] | None = None,
                  sample_bytes: int = 8 * 1024 * 1024):
         self.id = run_id
         self.experiment = experiment
         self.overrides = overrides or {}
+        self._suggest = suggest  # an optimization trial samples parameters it did not plan
         self.params: dict[str, ParamSpec] = {}
         self.series: dict[str, MetricSeries] = {}
         self.datasets: dict[str, DatasetRecord] = {}
@@ -115,8 +117,14 @@ class ActiveRun:
         if name in self.overrides:
             spec = ParamSpec(name, self.overrides[name], spec.low, spec.high, spec.log,
                              spec.step, spec.choices)
+        elif self._suggest is not None:
+            spec = ParamSpec(name, self._suggest(spec), spec.low, spec.high, spec.log,
+                             spec.step, spec.choices)
         self.params[name] = spec
         return spec.value
+
+    def values(self) -> dict[str, Any]:
+        return {name: spec.value for name, spec in self.params.items()}
 
     # -- metrics -------------------------------------------------------------
     def log_value(self, name: str, value: Any, step: Any = None) -> None:

@@ -7,6 +7,8 @@ migration this list does not know was written by a newer xpmagic.
 
 from __future__ import annotations
 
+import sqlite3
+
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
@@ -134,13 +136,86 @@ CREATE TABLE artifacts (
 """
 
 
+def _execute_script(db: Database, script: str) -> None:
+    """Run statements one by one: executescript() would commit the migration's transaction."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            db.execute(statement)
+            statement = ""
+    if statement.strip():
+        raise ValueError(f"incomplete SQL statement in a migration: {statement[:80]!r}")
+
+
 @migrations()
 def m001_initial(db: Database) -> None:
-    for statement in M001.split(";"):
-        if statement.strip():
-            db.execute(statement)
+    _execute_script(db, M001)
 
 
+
+
+M002 = """
+CREATE TABLE studies (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    experiment_id INTEGER NOT NULL REFERENCES experiments(id),
+    optuna_name TEXT NOT NULL,
+    storage TEXT NOT NULL,       -- Optuna storage URL (no credentials)
+    metric TEXT NOT NULL,
+    direction TEXT NOT NULL CHECK (direction IN ('minimize', 'maximize')),
+    sampler TEXT NOT NULL,
+    seed INTEGER,
+    state TEXT NOT NULL CHECK (state IN ('running', 'paused', 'stopped', 'finished')),
+    budget INTEGER,              -- trials to run in all; NULL: until --timeout or stop
+    timeout_s REAL,
+    jobs INTEGER NOT NULL DEFAULT 1,
+    approve INTEGER NOT NULL DEFAULT 0,
+    constraints TEXT NOT NULL DEFAULT '[]',
+    space TEXT NOT NULL DEFAULT '{}',   -- JSON: the search space as last edited
+    code TEXT NOT NULL,
+    message TEXT,                -- why the study paused or stopped
+    n_done INTEGER NOT NULL DEFAULT 0,
+    best_value REAL,
+    best_params TEXT,            -- JSON
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    host TEXT,
+    pid INTEGER,
+    pid_started TEXT
+);
+CREATE TABLE study_controls (
+    id INTEGER PRIMARY KEY,
+    study_id INTEGER NOT NULL REFERENCES studies(id) ON DELETE CASCADE,
+    action TEXT NOT NULL,
+    payload TEXT NOT NULL DEFAULT '{}',
+    source TEXT NOT NULL,
+    requested_at TEXT NOT NULL,
+    applied_at TEXT,
+    result TEXT
+);
+CREATE INDEX controls_pending ON study_controls (study_id) WHERE applied_at IS NULL;
+CREATE TABLE interactions (
+    id INTEGER PRIMARY KEY,
+    study_id INTEGER NOT NULL REFERENCES studies(id) ON DELETE CASCADE,
+    at TEXT NOT NULL,
+    action TEXT NOT NULL,
+    source TEXT NOT NULL,        -- panel, magic, python, cli, other-process, system
+    before TEXT,                 -- JSON
+    after TEXT,                  -- JSON
+    trial_number INTEGER
+);
+CREATE INDEX interactions_by_study ON interactions (study_id, id);
+ALTER TABLE runs ADD COLUMN study_id INTEGER REFERENCES studies(id);
+ALTER TABLE runs ADD COLUMN trial_number INTEGER;
+ALTER TABLE runs ADD COLUMN trial_state TEXT;   -- complete, failed, infeasible, cancelled
+CREATE INDEX runs_by_study ON runs (study_id, trial_number);
+"""
+
+
+@migrations()
+def m002_studies(db: Database) -> None:
+    _execute_script(db, M002)
 
 
 def known_migrations() -> list[str]:

@@ -25,6 +25,7 @@ from .. import procinfo
 from ..errors import DatabaseCorrupt, DatabaseNotFound, DatabaseTooNew, RunNotFound
 from ..records import ErrorInfo, MetricChunk, NewRun, ParamSpec, Run, RunOutcome, RunStatus
 from . import _schema
+from ._studies import StudiesMixin
 
 BUSY_TIMEOUT_S = 60.0
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -62,7 +63,7 @@ def _check_is_sqlite(path: Path) -> None:
         )
 
 
-class Store:
+class Store(StudiesMixin):
     """Typed access to one xpmagic database."""
 
     def __init__(self, path: str | Path, *, create: bool = True):

@@ -1,0 +1,217 @@
+"""%%experiment --optimize: background Optuna trials, steered while they run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import rows, run_ok
+
+from xpmagic.optimize import controllers
+
+QUADRATIC = ("x = xp.param('x', 0.0, low=-5.0, high=5.0)\n"
+             "print('evaluating', x)\n"
+             "xp.log(score=-(x - 1.0) ** 2)\n")
+SLOW = ("import time\n"
+        "x = xp.param('x', 0.0, low=-5.0, high=5.0)\n"
+        "time.sleep(0.1)\n"
+        "xp.log(score=-(x - 1.0) ** 2)\n")
+
+
+@pytest.fixture(autouse=True)
+def _stop_studies():
+    yield
+    for controller in list(controllers.values()):
+        if controller.active and controller.state in ("running", "paused"):
+            controller.apply("stop", source="system")
+        controller.wait(30)
+    controllers.clear()
+
+
+def optimize(shell, name: str, options: str, body: str):
+    result = run_ok(shell, f"%%experiment {name} --optimize score {options}\n{body}")
+    return shell.user_ns["xp"].study(name), result
+
+
+def wait_for(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_trials_run_in_the_background_and_are_recorded_as_runs(shell, db_path, capsys):
+    started = time.perf_counter()
+    study, result = optimize(shell, "quad", "--trials 15 --seed 3", QUADRATIC)
+    assert time.perf_counter() - started < 5  # the cell returned with the panel
+    assert type(result.result).__name__ == "StudyPanel"
+    assert study.wait(60) and study.state == "finished"
+    assert abs(study.best_params["x"] - 1.0) < 2.0
+    trials = rows(db_path, "SELECT trial_number, status, trial_state, stdout FROM runs ORDER BY trial_number")
+    assert [t[0] for t in trials] == list(range(15))
+    assert all(t[1] == "ok" and t[2] == "complete" and t[3].startswith("evaluating") for t in trials)
+    assert "evaluating" not in capsys.readouterr().out  # trial prints stay in their runs
+    values = rows(db_path, "SELECT m.last FROM metrics m JOIN runs r ON r.id = m.run_id WHERE m.name='score'")
+    assert study.best_value == max(v[0] for v in values)
+
+
+def test_a_trial_reads_user_data_but_its_assignments_do_not_leak(shell, db_path):
+    run_ok(shell, "offset = 2.0\nx = 'the user value'\n")
+    study, _ = optimize(shell, "iso", "--trials 3", "x = xp.param('x', 0.0, low=0.0, high=1.0)\n"
+                                                     "leaked = True\nxp.log(score=x + offset)\n")
+    study.wait(30)
+    assert shell.user_ns["x"] == "the user value" and "leaked" not in shell.user_ns
+    assert all(v[0] >= 2.0 for v in rows(db_path, "SELECT last FROM metrics WHERE name = 'score'"))
+
+
+def test_pause_resume_and_stop(shell, db_path):
+    study, _ = optimize(shell, "steer", "--trials 200", SLOW)
+    wait_for(lambda: study.controller.finished_trials())
+    study.pause()
+    time.sleep(0.3)  # let the running trial finish
+    done = len(study.controller.finished_trials())
+    time.sleep(0.5)
+    assert study.state == "paused" and len(study.controller.finished_trials()) == done
+    study.resume()
+    wait_for(lambda: len(study.controller.finished_trials()) > done + 1)
+    study.stop()
+    assert study.wait(10) and study.state == "stopped"
+    actions = [i["action"] for i in study.interactions]
+    assert actions == ["pause", "resume", "stop"]
+    assert study.interactions[0]["before"] == "running" and study.interactions[0]["after"] == "paused"
+
+
+def test_budget_can_be_raised(shell):
+    study, _ = optimize(shell, "budget", "--trials 3", QUADRATIC)
+    study.wait(30)
+    study.add_trials(4)
+    assert study.wait(30) and len(study.controller.finished_trials()) == 7
+    (budget,) = [i for i in study.interactions if i["action"] == "budget"]
+    assert budget["before"] == 3 and budget["after"] == 7 and budget["source"] == "python"
+    assert [i["action"] for i in study.interactions].count("finished") == 2  # once per budget
+
+
+def test_space_edit_applies_to_the_next_trials(shell, db_path):
+    study, _ = optimize(shell, "space", "--trials 400", SLOW)
+    wait_for(lambda: study.controller.finished_trials())
+    study.set_space("x", low=3.0, high=3.5)
+    edited_at = len(study.controller.trials)
+    wait_for(lambda: len(study.controller.finished_trials()) >= edited_at + 3)
+    study.stop()
+    study.wait(10)
+    later = [t for t in study.controller.trials if t.number >= edited_at and t.state == "complete"]
+    assert later and all(3.0 <= t.params["x"] <= 3.5 for t in later)
+    assert study.record["space"]["params"]["x"]["low"] == 3.0
+
+
+def test_enqueued_configurations_run_next_and_the_queue_can_be_reordered(shell):
+    study, _ = optimize(shell, "queue", "--trials 400", SLOW)
+    study.pause()
+    study.enqueue(x=0.25)
+    study.enqueue(x=0.5)
+    study.enqueue(x=0.75)
+    study.move(3, 1)
+    study.cancel(2)
+    assert [q["x"] for q in study.controller.queue] == [0.75, 0.5]
+    first_new = len(study.controller.trials)
+    study.resume()
+    wait_for(lambda: len(study.controller.finished_trials()) >= first_new + 2)
+    study.stop()
+    study.wait(10)
+    by_number = {t.number: t.params["x"] for t in study.controller.trials}
+    assert by_number[first_new] == 0.75 and by_number[first_new + 1] == 0.5
+
+
+def test_nothing_runs_until_approved(shell):
+    study, _ = optimize(shell, "gate", "--trials 6 --approve", QUADRATIC)
+    wait_for(lambda: len(study.controller.planned) == 3)
+    time.sleep(0.3)
+    assert study.controller.finished_trials() == []
+    study.approve(2)
+    wait_for(lambda: len(study.controller.finished_trials()) == 2)
+    time.sleep(0.3)
+    assert len(study.controller.finished_trials()) == 2  # the third waits for approval
+    study.approve()
+    wait_for(lambda: len(study.controller.planned) == 3)  # the next batch is planned
+    study.approve()
+    assert study.wait(30) and len(study.controller.finished_trials()) == 6
+
+
+def test_failing_trials_are_recorded_and_repeated_failures_pause(shell, db_path):
+    study, _ = optimize(shell, "flaky", "--trials 30",
+                        "x = xp.param('x', 0.0, low=0.0, high=1.0)\nraise ValueError('broken')\n")
+    wait_for(lambda: study.state == "paused")
+    assert "5 failed trials in a row" in study.record["message"]
+    assert rows(db_path, "SELECT DISTINCT status, trial_state, error_type FROM runs") == [
+        ("failed", "failed", "ValueError")]
+
+
+def test_constraint_violations_are_never_best(shell):
+    body = ("x = xp.param('x', 0.0, low=0.0, high=10.0)\n"
+            "xp.log(score=x, latency_ms=x * 10)\n")
+    study, _ = optimize(shell, "fast", "--trials 20 --constraint 'latency_ms < 50' --sampler random --seed 1",
+                        body)
+    study.wait(30)
+    states = {t.state for t in study.controller.trials}
+    assert "infeasible" in states
+    assert study.best_value < 5.0
+    import optuna
+
+    storage = study.record["storage"]
+    best = optuna.load_study(study_name=study.name, storage=storage).best_trial
+    assert best.value < 5.0
+
+
+def test_steering_from_another_process(shell, db_path):
+    study, _ = optimize(shell, "remote", "--trials 400", SLOW)
+    exe = shutil.which("xpmagic", path=os.path.dirname(sys.executable))
+    result = subprocess.run([exe, "pause", "remote", "--db", str(db_path)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0 and "paused" in result.stdout, result.stderr
+    assert study.state == "paused"
+    listed = json.loads(subprocess.run([exe, "studies", "--db", str(db_path), "--json"],
+                                       capture_output=True, text=True).stdout)
+    assert listed[0]["name"] == "remote" and listed[0]["state"] == "paused"
+    assert listed[0]["storage"].startswith("sqlite:///") and "n_trials" in listed[0]
+    assert study.interactions[-1]["source"] == "cli"
+
+
+def test_two_jobs_run_trials_at_the_same_time(shell, db_path):
+    study, _ = optimize(shell, "parallel", "--trials 6 --jobs 2", SLOW)
+    study.wait(30)
+    spans = rows(db_path, "SELECT started_at, ended_at FROM runs ORDER BY started_at")
+    overlaps = sum(1 for a, b in zip(spans, spans[1:]) if b[0] < a[1])
+    assert overlaps >= 2
+
+
+def test_magic_steering_commands(shell):
+    study, _ = optimize(shell, "magic", "--trials 400", SLOW)
+    assert "paused" in repr(shell.run_line_magic("xp", "pause magic"))
+    assert "budget is now 500" in repr(shell.run_line_magic("xp", "budget magic +100"))
+    assert "x now in [0.0, 1.0]" in repr(shell.run_line_magic("xp", "space magic x 0 1"))
+    assert "queued" in repr(shell.run_line_magic("xp", "enqueue magic x=0.5"))
+    assert "stopped" in repr(shell.run_line_magic("xp", "stop magic"))
+    assert [i["source"] for i in study.interactions] == ["magic"] * 5
+
+
+@pytest.mark.parametrize("options, expected", [
+    ("--trials 0", "--trials must be at least 1"),
+    ("--sampler bogus", "invalid choice"),
+    ("--constraint 'import os'", "--constraint"),
+    ("--jobs 0", "--jobs must be at least 1"),
+])
+def test_bad_optimize_arguments_are_one_line(shell, capsys, options, expected):
+    result = shell.run_cell(f"%%experiment bad --optimize score {options}\n{QUADRATIC}")
+    assert not result.success
+    text = capsys.readouterr().out
+    assert "xpmagic:" in text and expected in text and "Traceback" not in text
+
+
+def test_optimize_needs_a_searchable_parameter(shell, capsys):
+    result = shell.run_cell("%%experiment none --optimize score\nxp.log(score=1)\n")
+    assert not result.success and "needs at least one xp.param with a range" in capsys.readouterr().out

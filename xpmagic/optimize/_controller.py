@@ -1,0 +1,563 @@
+"""A controllable optimization: Optuna trials in background threads, steered by a person.
+
+Workers ask Optuna for a configuration, run the cell body as a recorded run in a
+copy of the user's namespace, and tell Optuna the metric. Every steering action
+(pause, resume, stop, budget, space edits, queue, approval, ratings) goes through
+``apply`` and is recorded as an interaction. Requests from other processes arrive
+as rows in ``study_controls`` and are polled several times a second.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..api import current_run
+from ..capture import capture_buffer, routed_streams
+from ..errors import UsageError, XPError
+from ..records import ErrorInfo, NewRun, ParamSpec, RunOutcome, RunStatus
+from ..recorder import code_hash, error_info
+from ..run import ActiveRun
+from ..store import Store, utc_now
+from ._constraints import Constraint
+from ._space import SearchSpace, distribution, is_searchable
+
+POLL_S = 0.2
+SOURCES = ("panel", "magic", "python", "cli", "other-process", "system")
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    metric: str
+    direction: str = "maximize"
+    trials: int | None = 20
+    timeout_s: float | None = None
+    sampler: str = "tpe"
+    seed: int | None = None
+    jobs: int = 1
+    approve: bool = False
+    approve_batch: int = 3
+    constraints: tuple[str, ...] = ()
+    resume: bool = False
+    max_failures: int = 5
+
+
+@dataclass
+class TrialInfo:
+    """What the panel and the history show about one trial."""
+
+    number: int
+    params: dict[str, Any]
+    state: str = "running"          # running, complete, failed, infeasible, cancelled
+    value: float | None = None
+    run_id: int | None = None
+    started: float = field(default_factory=time.time)
+    duration_s: float | None = None
+    error: str | None = None
+    rating: int | None = None
+
+
+def make_sampler(name: str, seed: int | None, space: SearchSpace) -> Any:
+    import optuna
+
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed)
+    if name == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed)
+    if name == "grid":
+        grid = {}
+        for pname, spec in space.searchable().items():
+            if spec.choices is not None:
+                grid[pname] = list(spec.choices)
+            elif spec.step:
+                count = int(round((spec.high - spec.low) / spec.step)) + 1
+                grid[pname] = [spec.low + i * spec.step for i in range(count)]
+            else:
+                raise UsageError(f"--sampler grid needs choices or a step for {pname!r}")
+        return optuna.samplers.GridSampler(grid, seed=seed)
+    raise UsageError(f"unknown sampler {name!r}; use tpe, random, grid, cmaes or qmc")
+
+
+def optuna_storage(db_path: str) -> Any:
+    """Optuna's own RDB storage in a file beside the database (optuna-dashboard opens it).
+
+    Writes take SQLite's lock up front, as the Store's do, so concurrent trials
+    queue on the busy timeout instead of failing on a lock upgrade.
+    """
+    import optuna
+    from sqlalchemy import event
+
+    url = f"sqlite:///{db_path}"
+    storage = optuna.storages.RDBStorage(
+        url, engine_kwargs={"connect_args": {"timeout": 60, "isolation_level": None}})
+
+    @event.listens_for(storage.engine, "begin")
+    def _begin_immediate(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return storage
+
+
+class StudyController:
+    """Runs and steers one study; thread-safe."""
+
+    def __init__(self, *, name: str, experiment: str, body: str, code: str, config: StudyConfig,
+                 store: Callable[[], Store], namespace: dict[str, Any], study: Any, study_id: int,
+                 space: SearchSpace, notebook: str | None, environment_id: int | None,
+                 max_output_chars: int, done_before: list[TrialInfo] | None = None,
+                 on_change: Callable[[], None] | None = None):
+        self.name = name
+        self.experiment = experiment
+        self.config = config
+        self.study = study
+        self.study_id = study_id
+        self.space = space
+        self.budget = config.trials
+        self.state = "running"
+        self.message: str | None = None
+        self.trials: list[TrialInfo] = list(done_before or [])
+        self.queue: list[dict[str, Any]] = []
+        self.planned: list[tuple[Any, dict[str, Any]]] = []  # (optuna trial, params) awaiting approval
+        self.ready: list[tuple[Any, dict[str, Any]]] = []
+        self.lessons: list[str] = []
+        self.started_at = time.time()
+        self._body = body
+        self._compiled = compile(body, f"<xpmagic study {name}>", "exec")
+        self._code = code
+        self._code_hash = code_hash(body)
+        self._store = store
+        self._namespace = namespace
+        self._notebook = notebook
+        self._environment_id = environment_id
+        self._max_output = max_output_chars
+        self._constraints = [Constraint(c) for c in config.constraints]
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._running = 0
+        self._consecutive_failures = 0
+        self._threads: list[threading.Thread] = []
+        self._listeners: list[Callable[[], None]] = [on_change] if on_change else []
+        self._deadline = None if config.timeout_s is None else self.started_at + config.timeout_s
+
+    # -- lifecycle ---------------------------------------------------------------
+    def start(self) -> None:
+        for index in range(max(1, self.config.jobs)):
+            thread = threading.Thread(target=self._worker, name=f"xpmagic-{self.name}-{index}",
+                                      daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        poller = threading.Thread(target=self._poll_controls, name=f"xpmagic-{self.name}-control",
+                                  daemon=True)
+        poller.start()
+        self._threads.append(poller)
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the study has stopped or finished and no trial runs."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            while not (self.state in ("stopped", "finished") and self._running == 0):
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._changed.wait(remaining if remaining is not None else 0.5)
+        return True
+
+    @property
+    def active(self) -> bool:
+        return not (self.state in ("stopped", "finished") and self._running == 0)
+
+    # -- counting ----------------------------------------------------------------
+    def finished_trials(self) -> list[TrialInfo]:
+        return [t for t in self.trials if t.state != "running"]
+
+    def _committed(self) -> int:
+        """Trials done, running, approved or planned: what counts against the budget."""
+        counted = [t for t in self.trials if t.state != "cancelled"]
+        return len(counted) + len(self.ready) + len(self.planned)
+
+    def _budget_left(self) -> bool:
+        if self._deadline is not None and time.time() >= self._deadline:
+            return False
+        return self.budget is None or self._committed() < self.budget
+
+    def best(self) -> TrialInfo | None:
+        feasible = [t for t in self.trials if t.state == "complete" and t.value is not None]
+        if not feasible:
+            return None
+        pick = max if self.config.direction == "maximize" else min
+        return pick(feasible, key=lambda t: t.value)
+
+    # -- the worker loop ---------------------------------------------------------
+    def _worker(self) -> None:
+        while True:
+            with self._changed:
+                job = self._next_job()
+                while job is None:
+                    if self._maybe_finish():
+                        return
+                    self._changed.wait(POLL_S)
+                    job = self._next_job()
+                self._running += 1
+            trial, params = job
+            try:
+                self._run_trial(trial, params)
+            except Exception as exc:  # our own failure: surface it, never kill the kernel
+                self.message = f"internal error: {type(exc).__name__}: {exc}"
+            finally:
+                with self._changed:
+                    self._running -= 1
+                    self._changed.notify_all()
+                self._notify()
+
+    def _next_job(self) -> tuple[Any, dict[str, Any]] | None:
+        """Called with the lock held."""
+        if self.state != "running":
+            return None
+        if self.ready:
+            return self.ready.pop(0)
+        if not self._budget_left():
+            return None
+        if self.config.approve:
+            if not self.planned:
+                self._plan_batch()
+            return None
+        return self._ask()
+
+    def _ask(self) -> tuple[Any, dict[str, Any]]:
+        if self.queue:
+            config = self.queue.pop(0)
+            self.study.enqueue_trial(config, skip_if_exists=False)
+        trial = self.study.ask(self.space.distributions())
+        params = {**self.space.fixed, **trial.params}
+        self.trials.append(TrialInfo(trial.number, params))
+        return trial, params
+
+    def _plan_batch(self) -> None:
+        size = self.config.approve_batch
+        if self.budget is not None:
+            size = min(size, self.budget - self._committed())
+        for _ in range(max(0, size)):
+            trial, params = self._ask()
+            self.trials.pop()  # planned, not started: shown in `planned`, not in the table
+            self.planned.append((trial, params))
+        if self.planned:
+            self._notify()
+
+    def _maybe_finish(self) -> bool:
+        """With the lock held: end the worker when nothing more will run."""
+        if self.state in ("stopped", "finished"):
+            return True
+        if self.state == "running" and not self.ready and not self.planned and not self._budget_left():
+            if self._running == 0:
+                self._set_state("finished", "system", message="budget reached"
+                                if self._deadline is None or time.time() < self._deadline
+                                else "timeout reached")
+            return self._running == 0
+        return False
+
+    # -- one trial -----------------------------------------------------------------
+    def _run_trial(self, trial: Any, params: dict[str, Any]) -> None:
+        import optuna
+
+        info = next(t for t in self.trials if t.number == trial.number) if any(
+            t.number == trial.number for t in self.trials) else None
+        if info is None:
+            info = TrialInfo(trial.number, params)
+            with self._lock:
+                self.trials.append(info)
+        info.started = time.time()
+        store = self._store()
+        run_id, _ = store.start_run(NewRun(
+            experiment=self.experiment, code=self._code, code_hash=self._code_hash,
+            started_at=utc_now(), seed=self.config.seed, tags=[f"study:{self.name}",
+                                                                f"trial:{trial.number}"],
+            notebook=self._notebook, environment_id=self._environment_id))
+        store.set_trial_info(run_id, self.study_id, trial.number, "running")
+        info.run_id = run_id
+
+        def suggest(spec: ParamSpec) -> Any:
+            if not is_searchable(spec):
+                return spec.value
+            dist = distribution(spec)
+            return trial._suggest(spec.name, dist)
+
+        run = ActiveRun(run_id, self.experiment, write_chunk=store.write_metric_chunks,
+                        overrides=params, suggest=suggest)
+        namespace = dict(self._namespace)  # the trial reads the user's data; its writes stay here
+        out = capture_buffer(self._max_output)
+        err = capture_buffer(self._max_output)
+        streams = routed_streams()
+        streams[0].route(out)
+        streams[1].route(err)
+        token = current_run.set(run)
+        began = time.perf_counter()
+        error: BaseException | None = None
+        try:
+            exec(self._compiled, namespace)
+        except BaseException as exc:  # the user's code: record whatever it raised
+            error = exc
+        finally:
+            current_run.reset(token)
+            streams[0].unroute()
+            streams[1].unroute()
+        duration = time.perf_counter() - began
+        metrics, chunks = run.final_metrics()
+        last = {m.name: m.last for m in metrics}
+        value = last.get(self.config.metric)
+        state = "complete"
+        if error is None and (value is None or not math.isfinite(value)):
+            error = XPError(f"the cell did not log a finite {self.config.metric!r} with xp.log")
+            error.__traceback__ = None
+        violations = [c.violation({**run.values(), **last}) for c in self._constraints]
+        if error is not None:
+            state = "failed"
+        elif any(v > 0 for v in violations):
+            state = "infeasible"
+        store.finish_run(run_id, RunOutcome(
+            status=RunStatus.FAILED if error else RunStatus.OK, ended_at=utc_now(),
+            duration_s=duration, stdout=out.getvalue(), stderr=err.getvalue(),
+            error=error_info(error), params=list(run.params.values()), metrics=metrics,
+            metric_chunks=chunks, datasets=list(run.datasets.values()),
+            artifacts=list(run.artifacts.values())))
+        store.set_trial_info(run_id, self.study_id, trial.number, state)
+        with self._lock:
+            if violations:
+                self.study._storage.set_trial_system_attr(trial._trial_id, "constraints", violations)
+            trial.set_user_attr("xpmagic_run_id", run_id)
+            if state == "failed":
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            else:
+                self.study.tell(trial, value)
+            info.state, info.value, info.duration_s = state, value, duration
+            info.params = {**params, **{p.name: p.value for p in run.params.values()}}
+            info.error = None if error is None else f"{type(error).__name__}: {error}"
+            self._after_trial(state)
+
+    def _after_trial(self, state: str) -> None:
+        self._consecutive_failures = self._consecutive_failures + 1 if state == "failed" else 0
+        if self._consecutive_failures >= self.config.max_failures and self.state == "running":
+            last = self.trials[-1].error if self.trials else ""
+            self._set_state("paused", "system", message=(
+                f"paused after {self._consecutive_failures} failed trials in a row (last: {last});"
+                " fix the cause, then resume"))
+        self._persist()
+
+    # -- steering --------------------------------------------------------------------
+    def apply(self, action: str, payload: dict[str, Any] | None = None, source: str = "python") -> str:
+        """Carry out one steering action; returns a short description of the result."""
+        payload = payload or {}
+        handler = getattr(self, f"_do_{action.replace('-', '_')}", None)
+        if handler is None:
+            raise UsageError(f"unknown study action {action!r}")
+        with self._changed:
+            before, after, trial_number, result = handler(**payload)
+            self._record(action, source, before, after, trial_number)
+            self._changed.notify_all()
+        self._persist()
+        self._notify()
+        return result
+
+    def _do_pause(self) -> tuple:
+        if self.state != "running":
+            raise UsageError(f"study {self.name!r} is {self.state}, not running")
+        self.state, self.message = "paused", "paused by the person"
+        return "running", "paused", None, "paused: running trials finish, no new ones start"
+
+    def _do_resume(self) -> tuple:
+        if self.state != "paused":
+            raise UsageError(f"study {self.name!r} is {self.state}, not paused")
+        self.state, self.message = "running", None
+        self._consecutive_failures = 0
+        return "paused", "running", None, "resumed"
+
+    def _do_stop(self) -> tuple:
+        if self.state in ("stopped", "finished"):
+            raise UsageError(f"study {self.name!r} is already {self.state}")
+        before = self.state
+        self.state, self.message = "stopped", "stopped by the person"
+        for trial, _ in self.planned + self.ready:
+            self._cancel_trial(trial)
+        self.planned, self.ready = [], []
+        return before, "stopped", None, "stopped: running trials finish, no new ones start"
+
+    def _do_budget(self, add: int | None = None, total: int | None = None) -> tuple:
+        before = self.budget
+        if add is not None:
+            self.budget = (self.budget or len(self.trials)) + int(add)
+        elif total is not None:
+            self.budget = int(total)
+        if self.budget is not None and self.budget < len(self.finished_trials()):
+            self.budget = before
+            raise UsageError(f"the budget cannot go below the {len(self.finished_trials())} trials already run")
+        if self.state == "finished" and self._budget_left():
+            self.state, self.message = "running", None
+            self._restart_workers()
+        return before, self.budget, None, f"budget is now {self.budget} trials"
+
+    def _do_space(self, param: str, low: float | None = None, high: float | None = None,
+                  log: bool | None = None, choices: list | None = None) -> tuple:
+        before = self.space.specs[param].to_dict() if param in self.space.specs else None
+        self.space.edit(param, low=low, high=high, log=log, choices=choices)
+        self._replan()
+        return before, self.space.specs[param].to_dict(), None, f"{param} now {_describe(self.space.specs[param])}"
+
+    def _do_fix(self, param: str, value: Any) -> tuple:
+        before = self.space.fixed.get(param)
+        self.space.fix(param, value)
+        self._replan()
+        return before, value, None, f"{param} fixed to {value!r}"
+
+    def _do_unfix(self, param: str) -> tuple:
+        before = self.space.fixed.get(param)
+        self.space.unfix(param)
+        self._replan()
+        return before, None, None, f"{param} is searched again"
+
+    def _do_enqueue(self, params: dict[str, Any]) -> tuple:
+        unknown = set(params) - set(self.space.specs)
+        if unknown:
+            raise UsageError(f"unknown parameters {sorted(unknown)}; parameters: {', '.join(self.space.specs)}")
+        self.queue.append(dict(params))
+        self._replan()
+        return None, dict(params), None, f"queued as #{len(self.queue)}"
+
+    def _do_cancel(self, index: int) -> tuple:
+        if not 0 <= index < len(self.queue):
+            raise UsageError(f"no queued configuration #{index + 1}; the queue has {len(self.queue)}")
+        removed = self.queue.pop(index)
+        return removed, None, None, "removed from the queue"
+
+    def _do_reorder(self, index: int, to: int) -> tuple:
+        if not (0 <= index < len(self.queue) and 0 <= to < len(self.queue)):
+            raise UsageError(f"queue positions run from 1 to {len(self.queue)}")
+        before = list(self.queue)
+        self.queue.insert(to, self.queue.pop(index))
+        return before, list(self.queue), None, "queue reordered"
+
+    def _do_approve(self, count: int | None = None) -> tuple:
+        if not self.planned:
+            raise UsageError("nothing is waiting for approval")
+        count = len(self.planned) if count is None else int(count)
+        approved, self.planned = self.planned[:count], self.planned[count:]
+        for trial, params in approved:
+            self.trials.append(TrialInfo(trial.number, params))
+        self.ready += approved
+        return None, [p for _, p in approved], None, f"approved {len(approved)} trials"
+
+    def _do_reject(self, index: int) -> tuple:
+        if not 0 <= index < len(self.planned):
+            raise UsageError(f"no planned trial #{index + 1}")
+        trial, params = self.planned.pop(index)
+        self._cancel_trial(trial)
+        return params, None, trial.number, "rejected"
+
+    def _do_rate(self, trial: int, rating: int) -> tuple:
+        if not 1 <= int(rating) <= 5:
+            raise UsageError("a rating is 1 to 5 stars")
+        info = next((t for t in self.trials if t.number == int(trial)), None)
+        if info is None:
+            raise UsageError(f"no trial {trial} in study {self.name!r}")
+        before, info.rating = info.rating, int(rating)
+        self.study._storage.set_trial_user_attr(self._trial_id(info.number), "rating", int(rating))
+        return before, int(rating), info.number, f"trial {trial} rated {rating}/5"
+
+    def _do_lesson(self, text: str) -> tuple:
+        text = str(text).strip()
+        if not text:
+            raise UsageError("a lesson needs some text")
+        self.lessons.append(text)
+        self.study.set_user_attr("lessons", self.lessons)
+        return None, text, None, "lesson saved"
+
+    def _trial_id(self, number: int) -> int:
+        return next(t._trial_id for t in self.study.get_trials(deepcopy=False) if t.number == number)
+
+    def _cancel_trial(self, trial: Any) -> None:
+        import optuna
+
+        trial.set_user_attr("xpmagic_cancelled", True)
+        self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        self.trials.append(TrialInfo(trial.number, dict(trial.params), state="cancelled"))
+
+    def _replan(self) -> None:
+        """Planned (unapproved) trials were sampled from the old space or queue: sample again."""
+        if not self.planned:
+            return
+        for trial, _ in self.planned:
+            self._cancel_trial(trial)
+        self.planned = []
+        if self.state == "running" and self._budget_left():
+            self._plan_batch()
+
+    def _restart_workers(self) -> None:
+        """A finished study given more budget: start the threads that had ended."""
+        self._threads = [t for t in self._threads if t.is_alive()]
+        workers = [t for t in self._threads if not t.name.endswith("-control")]
+        for index in range(len(workers), max(1, self.config.jobs)):
+            thread = threading.Thread(target=self._worker, name=f"xpmagic-{self.name}-{index}",
+                                      daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        if not any(t.name.endswith("-control") for t in self._threads):
+            poller = threading.Thread(target=self._poll_controls, name=f"xpmagic-{self.name}-control",
+                                      daemon=True)
+            poller.start()
+            self._threads.append(poller)
+
+    # -- bookkeeping -----------------------------------------------------------------
+    def _set_state(self, state: str, source: str, message: str | None = None) -> None:
+        before = self.state
+        self.state, self.message = state, message
+        self._record(state, source, before, state, None)
+        self._changed.notify_all()
+        self._persist()
+
+    def _record(self, action: str, source: str, before: Any, after: Any, trial: int | None) -> None:
+        self._store().record_interaction(self.study_id, action, source, before, after, utc_now(), trial)
+
+    def _persist(self) -> None:
+        best = self.best()
+        self._store().update_study(
+            self.study_id, utc_now(), state=self.state, message=self.message,
+            n_done=len([t for t in self.trials if t.state not in ("running", "cancelled")]),
+            budget=self.budget, space=self.space.to_dict(),
+            best_value=None if best is None else best.value,
+            best_params=None if best is None else best.params)
+
+    def _notify(self) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener()
+            except Exception:
+                pass
+
+    def _poll_controls(self) -> None:
+        while self.active:
+            try:
+                store = self._store()
+                for control_id, action, payload, source in store.pending_controls(self.study_id):
+                    try:
+                        result = self.apply(action, payload, source=source)
+                    except XPError as exc:
+                        result = f"refused: {exc}"
+                    store.mark_control_applied(control_id, result, utc_now())
+            except Exception:
+                pass  # the database may be busy; try again on the next tick
+            time.sleep(POLL_S)
+
+
+def _describe(spec: ParamSpec) -> str:
+    if spec.choices is not None:
+        return f"one of {list(spec.choices)}"
+    return f"in [{spec.low}, {spec.high}]" + (" (log)" if spec.log else "")

@@ -1,0 +1,132 @@
+"""``xp.study(NAME)``: steer a study from Python, in this kernel or another process."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..errors import UsageError
+from ..store import Store, utc_now
+from ._launch import controllers
+
+REMOTE_WAIT_S = 5.0
+
+
+def send(store: Store, name: str, action: str, payload: dict[str, Any], source: str) -> str:
+    """Apply an action: directly when this process drives the study, else through the database."""
+    record = store.study(name)
+    controller = controllers.get(record["name"])
+    if controller is not None:  # this kernel drives it (even finished: the budget may grow)
+        return controller.apply(action, payload, source=source)
+    if record["state"] in ("stopped", "finished") and action in ("pause", "resume", "stop"):
+        raise UsageError(f"study {record['name']!r} is {record['state']}; nothing to {action}")
+    control_id = store.request_control(record["id"], action, payload, source, utc_now())
+    deadline = time.monotonic() + REMOTE_WAIT_S
+    while time.monotonic() < deadline:
+        applied, result = store.control_result(control_id)
+        if applied is not None:
+            if result and result.startswith("refused: "):
+                raise UsageError(result[len("refused: "):])
+            return result or "done"
+        time.sleep(0.05)
+    return (f"requested; study {record['name']!r} is driven by another process "
+            f"(pid {record['pid']} on {record['host']}) and has not answered yet")
+
+
+class StudyHandle:
+    """Steer one study. Every call is recorded as an interaction."""
+
+    def __init__(self, store: Store, name: str, source: str = "python"):
+        self._store = store
+        self.name = store.study(name)["name"]
+        self._source = source
+
+    def _send(self, action: str, **payload: Any) -> str:
+        return send(self._store, self.name, action, payload, self._source)
+
+    def pause(self) -> str:
+        return self._send("pause")
+
+    def resume(self) -> str:
+        return self._send("resume")
+
+    def stop(self) -> str:
+        return self._send("stop")
+
+    def add_trials(self, n: int) -> str:
+        return self._send("budget", add=int(n))
+
+    def set_budget(self, total: int) -> str:
+        return self._send("budget", total=int(total))
+
+    def set_space(self, param: str, low: float | None = None, high: float | None = None,
+                  log: bool | None = None, choices: list | None = None) -> str:
+        return self._send("space", param=param, low=low, high=high, log=log, choices=choices)
+
+    def fix(self, param: str, value: Any) -> str:
+        return self._send("fix", param=param, value=value)
+
+    def enqueue(self, **params: Any) -> str:
+        return self._send("enqueue", params=params)
+
+    def cancel(self, position: int) -> str:
+        """Remove queued configuration number ``position`` (1 = next)."""
+        return self._send("cancel", index=int(position) - 1)
+
+    def move(self, position: int, to: int) -> str:
+        return self._send("reorder", index=int(position) - 1, to=int(to) - 1)
+
+    def approve(self, count: int | None = None) -> str:
+        return self._send("approve", count=count)
+
+    def reject(self, position: int) -> str:
+        return self._send("reject", index=int(position) - 1)
+
+    def rate(self, trial: int, stars: int) -> str:
+        return self._send("rate", trial=int(trial), rating=int(stars))
+
+    def lesson(self, text: str) -> str:
+        return self._send("lesson", text=text)
+
+    @property
+    def controller(self) -> Any:
+        return controllers.get(self.name)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        controller = self.controller
+        if controller is None:
+            raise UsageError(f"study {self.name!r} is not driven by this kernel")
+        return controller.wait(timeout)
+
+    @property
+    def record(self) -> dict[str, Any]:
+        return self._store.study(self.name)
+
+    @property
+    def state(self) -> str:
+        return self.record["state"]
+
+    @property
+    def best_params(self) -> dict[str, Any] | None:
+        return self.record["best_params"]
+
+    @property
+    def best_value(self) -> float | None:
+        return self.record["best_value"]
+
+    @property
+    def interactions(self) -> list[dict[str, Any]]:
+        return self._store.interactions(self.record["id"])
+
+    def panel(self) -> Any:
+        from ..widgets import StudyPanel
+
+        controller = self.controller
+        if controller is None:
+            raise UsageError(f"study {self.name!r} is not driven by this kernel; steer it with xp.study()")
+        return StudyPanel(controller)
+
+    def __repr__(self) -> str:
+        record = self.record
+        return (f"<study {self.name}: {record['state']}, {record['n_done']} trials done, "
+                f"best {record['best_value']}>")

@@ -1,0 +1,101 @@
+"""Starting or resuming a study from an ``%%experiment --optimize`` cell."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..errors import MissingDependency, UsageError
+from ..store import Store, utc_now
+from ._controller import StudyConfig, StudyController, TrialInfo, make_sampler, optuna_storage
+from ._space import SearchSpace
+
+# The controllers this process drives, by study name.
+controllers: dict[str, StudyController] = {}
+
+
+def optuna_path(db_path: Path) -> Path:
+    """Optuna's storage file beside the database: xpmagic.db -> xpmagic.optuna.db."""
+    return db_path.with_name(f"{db_path.stem}.optuna{db_path.suffix or '.db'}")
+
+
+def _import_optuna() -> Any:
+    try:
+        import optuna
+    except ImportError:
+        raise MissingDependency("optuna", "--optimize") from None
+    optuna.logging.set_verbosity(logging.WARNING)  # trial logs would spill into other cells
+    return optuna
+
+
+def launch(*, store: Store, store_factory: Any, experiment: str, body: str, code: str,
+           config: StudyConfig, namespace: dict, notebook: str | None,
+           environment_id: int | None, max_output_chars: int) -> StudyController:
+    optuna = _import_optuna()
+    if config.direction not in ("maximize", "minimize"):
+        raise UsageError("direction must be maximize or minimize")
+    storage_file = optuna_path(store.path)
+    storage = optuna_storage(str(storage_file))
+    space = SearchSpace.from_cell(body)
+    done: list[TrialInfo] = []
+    if config.resume:
+        record = store.study(experiment)
+        if record["state"] == "running" and record["name"] in controllers and controllers[record["name"]].active:
+            raise UsageError(f"study {record['name']!r} is already running in this kernel")
+        name, study_id = record["name"], record["id"]
+        space = SearchSpace.from_dict(record["space"]) if record["space"] else space
+        study = optuna.load_study(study_name=record["optuna_name"], storage=storage,
+                                  sampler=make_sampler(config.sampler, config.seed, space))
+        done = _recover_trials(optuna, study)
+        store.claim_study(study_id, utc_now())
+        store.record_interaction(study_id, "resume-after-restart", "system", record["state"],
+                                 "running", utc_now())
+    else:
+        if not space.searchable():
+            raise UsageError(
+                "--optimize needs at least one xp.param with a range or choices, e.g. "
+                "xp.param('C', 1.0, low=1e-3, high=1e3, log=True)")
+        taken = set(store.study_names_for(experiment)) | {s["name"] for s in store.studies()}
+        name = experiment
+        counter = 2
+        while name in taken:
+            name, counter = f"{experiment}-{counter}", counter + 1
+        study = optuna.create_study(study_name=name, storage=storage, direction=config.direction,
+                                    sampler=make_sampler(config.sampler, config.seed, space))
+        study.set_user_attr("xpmagic_db", str(store.path))
+        study_id = store.create_study(
+            name=name, experiment=experiment, optuna_name=name, storage=f"sqlite:///{storage_file}",
+            metric=config.metric, direction=config.direction, sampler=config.sampler,
+            seed=config.seed, budget=config.trials, timeout_s=config.timeout_s, jobs=config.jobs,
+            approve=config.approve, constraints=list(config.constraints), space=space.to_dict(),
+            code=code, now=utc_now())
+    controller = StudyController(
+        name=name, experiment=experiment, body=body, code=code, config=config, store=store_factory,
+        namespace=namespace, study=study, study_id=study_id, space=space, notebook=notebook,
+        environment_id=environment_id, max_output_chars=max_output_chars, done_before=done)
+    controllers[name] = controller
+    controller.start()
+    return controller
+
+
+def _recover_trials(optuna: Any, study: Any) -> list[TrialInfo]:
+    """Trials of a study resumed after a restart; ones left running died with the kernel."""
+    done = []
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state == optuna.trial.TrialState.RUNNING:
+            study._storage.set_trial_user_attr(trial._trial_id, "xpmagic_interrupted", True)
+            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            state = "interrupted"
+        elif trial.state == optuna.trial.TrialState.COMPLETE:
+            infeasible = any(v > 0 for v in trial.system_attrs.get("constraints", []))
+            state = "infeasible" if infeasible else "complete"
+        elif trial.user_attrs.get("xpmagic_cancelled"):
+            state = "cancelled"
+        else:
+            state = "failed"
+        done.append(TrialInfo(trial.number, dict(trial.params), state=state,
+                              value=trial.value if state in ("complete", "infeasible") else None,
+                              run_id=trial.user_attrs.get("xpmagic_run_id"),
+                              rating=trial.user_attrs.get("rating")))
+    return done

@@ -1,0 +1,146 @@
+"""The search space: read from the cell's ``xp.param`` calls, edited by the person,
+turned into Optuna distributions.
+
+Reading the space statically (literal arguments of ``xp.param``) lets the panel
+show parameters and planned configurations before any trial runs. Parameters
+declared with non-literal arguments are still sampled, define-by-run.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..errors import UsageError
+from ..records import ParamSpec
+from ..run import make_param_spec
+
+_SPEC_KEYWORDS = ("low", "high", "log", "step", "choices")
+
+
+def params_in_cell(source: str) -> dict[str, ParamSpec]:
+    """ParamSpecs of every ``xp.param(...)`` call whose arguments are literals."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {}
+    specs: dict[str, ParamSpec] = {}
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "param" and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "xp"):
+            continue
+        try:
+            args = [ast.literal_eval(a) for a in node.args]
+            kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg}
+        except ValueError:
+            continue  # computed arguments: sampled when the trial declares them
+        if len(args) < 2 and "default" not in kwargs:
+            continue
+        name = args[0] if args else kwargs.get("name")
+        default = args[1] if len(args) > 1 else kwargs.get("default")
+        spec = make_param_spec(name, default, **{k: kwargs.get(k) for k in _SPEC_KEYWORDS
+                                                 if k != "log"}, log=bool(kwargs.get("log", False)))
+        specs[spec.name] = spec
+    return specs
+
+
+def is_searchable(spec: ParamSpec) -> bool:
+    return spec.choices is not None or (spec.low is not None and spec.high is not None)
+
+
+def distribution(spec: ParamSpec) -> Any:
+    """The Optuna distribution of a searchable parameter."""
+    from optuna.distributions import (CategoricalDistribution, FloatDistribution,
+                                      IntDistribution)
+
+    if spec.choices is not None:
+        return CategoricalDistribution(list(spec.choices))
+    integer = isinstance(spec.value, int) and not isinstance(spec.value, bool) and (
+        float(spec.low).is_integer() and float(spec.high).is_integer()) and (
+        spec.step is None or float(spec.step).is_integer())
+    if integer:
+        return IntDistribution(int(spec.low), int(spec.high), log=spec.log,
+                               step=int(spec.step) if spec.step and not spec.log else 1)
+    return FloatDistribution(float(spec.low), float(spec.high), log=spec.log,
+                             step=None if spec.log or spec.step is None else float(spec.step))
+
+
+@dataclass
+class SearchSpace:
+    """The parameters being searched, the ones the person fixed, and their edits."""
+
+    specs: dict[str, ParamSpec]
+    fixed: dict[str, Any]
+
+    @classmethod
+    def from_cell(cls, source: str) -> SearchSpace:
+        return cls(params_in_cell(source), {})
+
+    def searchable(self) -> dict[str, ParamSpec]:
+        return {n: s for n, s in self.specs.items() if is_searchable(s) and n not in self.fixed}
+
+    def distributions(self) -> dict[str, Any]:
+        return {name: distribution(spec) for name, spec in self.searchable().items()}
+
+    def edit(self, name: str, *, low: float | None = None, high: float | None = None,
+             log: bool | None = None, choices: list | None = None) -> None:
+        """Change a parameter's range, scale or choices (for trials not yet started)."""
+        spec = self.specs.get(name)
+        if spec is None:
+            raise UsageError(f"no parameter {name!r} in this study; parameters: {', '.join(self.specs)}")
+        if choices is not None:
+            new = replace(spec, choices=tuple(choices), low=None, high=None, log=False)
+            if spec.value not in new.choices:
+                new = replace(new, value=new.choices[0])
+        else:
+            new = replace(spec, low=spec.low if low is None else low,
+                          high=spec.high if high is None else high,
+                          log=spec.log if log is None else log, choices=None)
+            value = new.value
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and new.low is not None:
+                value = min(max(value, new.low), new.high)
+                new = replace(new, value=type(spec.value)(value))
+        make_param_spec(new.name, new.value, low=new.low, high=new.high, log=new.log,
+                        step=new.step, choices=new.choices)  # validates, with a clear message
+        self.specs[name] = new
+        self.fixed.pop(name, None)
+
+    def fix(self, name: str, value: Any) -> None:
+        if name not in self.specs:
+            raise UsageError(f"no parameter {name!r} in this study; parameters: {', '.join(self.specs)}")
+        self.fixed[name] = value
+
+    def unfix(self, name: str) -> None:
+        self.fixed.pop(name, None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"params": {n: s.to_dict() for n, s in self.specs.items()}, "fixed": self.fixed}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchSpace:
+        specs = {}
+        for name, spec in data.get("params", {}).items():
+            choices = spec.get("choices")
+            specs[name] = ParamSpec(name, spec["value"], spec.get("low"), spec.get("high"),
+                                    bool(spec.get("log")), spec.get("step"),
+                                    None if choices is None else tuple(choices))
+        return cls(specs, dict(data.get("fixed", {})))
+
+    def coerce(self, name: str, text: str) -> Any:
+        """A value typed by the person, converted to the parameter's type."""
+        spec = self.specs.get(name)
+        if spec is None:
+            raise UsageError(f"no parameter {name!r} in this study; parameters: {', '.join(self.specs)}")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        if isinstance(spec.value, bool) or spec.choices is not None:
+            return value
+        if isinstance(spec.value, int) and isinstance(value, (int, float)):
+            return int(value) if float(value).is_integer() else value
+        if isinstance(spec.value, float) and isinstance(value, (int, float)):
+            return float(value)
+        return value
