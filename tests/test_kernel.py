@@ -91,3 +91,49 @@ def test_failing_cell_in_a_kernel_fails_with_the_users_exception(kernel, tmp_pat
     reply = _execute(client, "%%experiment boom\nx = 1\nraise KeyError('missing column')\n")
     assert reply["status"] == "error" and reply["ename"] == "KeyError"
     assert _status(tmp_path / "kernel.db", "boom") == "failed"
+
+
+SLOW_STUDY = ("%%experiment revive --optimize score --trials 8 {flags}\n"
+              "import time\n"
+              "x = xp.param('x', 0.0, low=-1.0, high=1.0)\n"
+              "time.sleep(0.4)\n"
+              "xp.log(score=-x * x)\n")
+
+
+def _count(db, sql):
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchone()[0]
+
+
+def test_resume_after_a_kernel_restart_keeps_trials_and_honours_the_budget(kernel, tmp_path):
+    manager, client = kernel
+    db = tmp_path / "kernel.db"
+    _execute(client, "%load_ext xpmagic")
+    assert _execute(client, SLOW_STUDY.format(flags=""))["status"] == "ok"
+    deadline = time.monotonic() + 60
+    while _count(db, "SELECT count(*) FROM runs WHERE status = 'ok'") < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(manager.provisioner.process.pid, signal.SIGKILL)
+    manager.provisioner.process.wait(timeout=30)
+    client.stop_channels()
+
+    manager, client = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
+    try:
+        _execute(client, "%load_ext xpmagic")
+        assert _execute(client, SLOW_STUDY.format(flags="--resume"))["status"] == "ok"
+        assert _execute(client, "assert xp.study('revive').wait(120)")["status"] == "ok"
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+    import optuna
+
+    study = optuna.load_study(study_name="revive", storage=f"sqlite:///{tmp_path / 'kernel.optuna.db'}")
+    trials = study.get_trials()
+    interrupted = [t for t in trials if t.user_attrs.get("xpmagic_interrupted")]
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(interrupted) == 1 and interrupted[0].state == optuna.trial.TrialState.FAIL
+    assert len(complete) == 7 and len(trials) == 8  # budget of 8 counts the interrupted trial
+    assert _count(db, "SELECT count(*) FROM runs WHERE status = 'interrupted'") == 1
+    assert _count(db, "SELECT count(*) FROM studies") == 1
+    assert _count(db, "SELECT state FROM studies") == "finished"

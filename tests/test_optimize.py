@@ -10,8 +10,8 @@ import sys
 import time
 
 import pytest
-from conftest import rows, run_ok
 
+from conftest import rows, run_ok
 from xpmagic.optimize import controllers
 
 QUADRATIC = ("x = xp.param('x', 0.0, low=-5.0, high=5.0)\n"

@@ -145,6 +145,8 @@ class NewRun:
     notebook: str | None = None
     cell_id: str | None = None
     environment_id: int | None = None
+    study_id: int | None = None
+    trial_number: int | None = None
 
 
 @dataclass
@@ -166,3 +168,4 @@ class RunOutcome:
     metrics: list[MetricSummary] = field(default_factory=list)
     metric_chunks: list[MetricChunk] = field(default_factory=list)
     environment_id: int | None = None
+    trial_state: str | None = None

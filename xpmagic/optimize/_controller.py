@@ -19,14 +19,15 @@ from typing import Any
 from ..api import current_run
 from ..capture import capture_buffer, routed_streams
 from ..errors import UsageError, XPError
-from ..records import ErrorInfo, NewRun, ParamSpec, RunOutcome, RunStatus
 from ..recorder import code_hash, error_info
+from ..records import NewRun, ParamSpec, RunOutcome, RunStatus
 from ..run import ActiveRun
 from ..store import Store, utc_now
 from ._constraints import Constraint
 from ._space import SearchSpace, distribution, is_searchable
 
 POLL_S = 0.2
+PERSIST_EVERY_S = 0.5
 SOURCES = ("panel", "magic", "python", "cli", "other-process", "system")
 
 
@@ -142,6 +143,7 @@ class StudyController:
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._running = 0
+        self._persisted_at = 0.0
         self._consecutive_failures = 0
         self._threads: list[threading.Thread] = []
         self._listeners: list[Callable[[], None]] = [on_change] if on_change else []
@@ -282,8 +284,8 @@ class StudyController:
             experiment=self.experiment, code=self._code, code_hash=self._code_hash,
             started_at=utc_now(), seed=self.config.seed, tags=[f"study:{self.name}",
                                                                 f"trial:{trial.number}"],
-            notebook=self._notebook, environment_id=self._environment_id))
-        store.set_trial_info(run_id, self.study_id, trial.number, "running")
+            notebook=self._notebook, environment_id=self._environment_id,
+            study_id=self.study_id, trial_number=trial.number))
         info.run_id = run_id
 
         def suggest(spec: ParamSpec) -> Any:
@@ -329,12 +331,10 @@ class StudyController:
             duration_s=duration, stdout=out.getvalue(), stderr=err.getvalue(),
             error=error_info(error), params=list(run.params.values()), metrics=metrics,
             metric_chunks=chunks, datasets=list(run.datasets.values()),
-            artifacts=list(run.artifacts.values())))
-        store.set_trial_info(run_id, self.study_id, trial.number, state)
+            artifacts=list(run.artifacts.values()), trial_state=state))
         with self._lock:
             if violations:
                 self.study._storage.set_trial_system_attr(trial._trial_id, "constraints", violations)
-            trial.set_user_attr("xpmagic_run_id", run_id)
             if state == "failed":
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
             else:
@@ -351,7 +351,9 @@ class StudyController:
             self._set_state("paused", "system", message=(
                 f"paused after {self._consecutive_failures} failed trials in a row (last: {last});"
                 " fix the cause, then resume"))
-        self._persist()
+        now = time.monotonic()
+        if now - self._persisted_at > PERSIST_EVERY_S or not self._budget_left():
+            self._persist()  # throttled: other processes read the study row, trials are in runs
 
     # -- steering --------------------------------------------------------------------
     def apply(self, action: str, payload: dict[str, Any] | None = None, source: str = "python") -> str:
@@ -527,6 +529,7 @@ class StudyController:
         self._store().record_interaction(self.study_id, action, source, before, after, utc_now(), trial)
 
     def _persist(self) -> None:
+        self._persisted_at = time.monotonic()
         best = self.best()
         self._store().update_study(
             self.study_id, utc_now(), state=self.state, message=self.message,

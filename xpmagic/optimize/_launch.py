@@ -47,7 +47,8 @@ def launch(*, store: Store, store_factory: Any, experiment: str, body: str, code
         space = SearchSpace.from_dict(record["space"]) if record["space"] else space
         study = optuna.load_study(study_name=record["optuna_name"], storage=storage,
                                   sampler=make_sampler(config.sampler, config.seed, space))
-        done = _recover_trials(optuna, study)
+        run_ids = {number: run_id for run_id, number, _, _ in store.study_runs(study_id)}
+        done = _recover_trials(optuna, study, run_ids)
         store.claim_study(study_id, utc_now())
         store.record_interaction(study_id, "resume-after-restart", "system", record["state"],
                                  "running", utc_now())
@@ -79,7 +80,7 @@ def launch(*, store: Store, store_factory: Any, experiment: str, body: str, code
     return controller
 
 
-def _recover_trials(optuna: Any, study: Any) -> list[TrialInfo]:
+def _recover_trials(optuna: Any, study: Any, run_ids: dict[int, int]) -> list[TrialInfo]:
     """Trials of a study resumed after a restart; ones left running died with the kernel."""
     done = []
     for trial in study.get_trials(deepcopy=False):
@@ -96,6 +97,6 @@ def _recover_trials(optuna: Any, study: Any) -> list[TrialInfo]:
             state = "failed"
         done.append(TrialInfo(trial.number, dict(trial.params), state=state,
                               value=trial.value if state in ("complete", "infeasible") else None,
-                              run_id=trial.user_attrs.get("xpmagic_run_id"),
+                              run_id=run_ids.get(trial.number),
                               rating=trial.user_attrs.get("rating")))
     return done

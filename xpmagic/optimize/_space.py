@@ -52,8 +52,7 @@ def is_searchable(spec: ParamSpec) -> bool:
 
 def distribution(spec: ParamSpec) -> Any:
     """The Optuna distribution of a searchable parameter."""
-    from optuna.distributions import (CategoricalDistribution, FloatDistribution,
-                                      IntDistribution)
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     if spec.choices is not None:
         return CategoricalDistribution(list(spec.choices))

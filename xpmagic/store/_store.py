@@ -209,10 +209,12 @@ class Store(StudiesMixin):
             cursor = conn.execute(
                 "INSERT INTO runs (uuid, experiment_id, status, started_at, code, code_hash,"
                 " notebook, cell_id, seed, tags, note, phase, environment_id, host, pid,"
-                " pid_started, user) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " pid_started, user, study_id, trial_number, trial_state)"
+                " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_uuid, experiment_id, new.started_at, new.code, new.code_hash, new.notebook,
                  new.cell_id, new.seed, _dumps(new.tags), new.note, new.phase,
-                 new.environment_id, procinfo.host(), pid, marker, procinfo.user()),
+                 new.environment_id, procinfo.host(), pid, marker, procinfo.user(),
+                 new.study_id, new.trial_number, None if new.study_id is None else "running"),
             )
         return cursor.lastrowid, run_uuid
 
@@ -235,10 +237,11 @@ class Store(StudiesMixin):
             conn.execute(
                 "UPDATE runs SET status = ?, ended_at = ?, duration_s = ?, stdout = ?, stderr = ?,"
                 " result = ?, error_type = ?, error_message = ?, error_traceback = ?,"
-                " environment_id = coalesce(?, environment_id) WHERE id = ?",
+                " environment_id = coalesce(?, environment_id),"
+                " trial_state = coalesce(?, trial_state) WHERE id = ?",
                 (outcome.status.value, outcome.ended_at, outcome.duration_s, outcome.stdout,
                  outcome.stderr, outcome.result, error and error.type, error and error.message,
-                 error and error.traceback, outcome.environment_id, run_id),
+                 error and error.traceback, outcome.environment_id, outcome.trial_state, run_id),
             )
             if outcome.params:
                 conn.executemany(

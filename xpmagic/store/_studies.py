@@ -130,11 +130,6 @@ class StudiesMixin:
                 "SELECT at, action, source, before, after, trial_number FROM interactions"
                 " WHERE study_id = ? ORDER BY id", (study_id,))]
 
-    def set_trial_info(self, run_id: int, study_id: int, trial_number: int, trial_state: str) -> None:
-        with self._write() as conn:
-            conn.execute("UPDATE runs SET study_id = ?, trial_number = ?, trial_state = ? WHERE id = ?",
-                         (study_id, trial_number, trial_state, run_id))
-
     def study_runs(self, study_id: int) -> list[tuple[int, int, str, str]]:
         return self.conn.execute(
             "SELECT id, trial_number, status, trial_state FROM runs WHERE study_id = ?"

@@ -96,11 +96,11 @@ class StudyPanel(w.VBox):
         self.stop_button.on_click(lambda _: self._do("stop"))
         self.add_button.on_click(lambda _: self._do("budget", add=self.add_count.value))
         self.apply_range.on_click(lambda _: self._apply_range())
-        self.fix_button.on_click(lambda _: self._do(
-            "fix", param=self.param_select.value,
-            value=c.space.coerce(self.param_select.value, self.fix_value.value)))
-        self.enqueue_button.on_click(lambda _: self._do(
-            "enqueue", params=parse_config(self.config_text.value, c.space.coerce)))
+        self.fix_button.on_click(lambda _: self._do("fix", lambda: {
+            "param": self.param_select.value,
+            "value": c.space.coerce(self.param_select.value, self.fix_value.value)}))
+        self.enqueue_button.on_click(lambda _: self._do("enqueue", lambda: {
+            "params": parse_config(self.config_text.value, c.space.coerce)}))
         self.up_button.on_click(lambda _: self._move(-1))
         self.down_button.on_click(lambda _: self._move(+1))
         self.cancel_button.on_click(lambda _: self._do("cancel", index=self._queue_index()))
@@ -110,8 +110,11 @@ class StudyPanel(w.VBox):
             "rate", trial=self.rate_trial.value, rating=self.rate_stars.value))
         self.lesson_button.on_click(lambda _: self._do("lesson", text=self.lesson_text.value))
 
-    def _do(self, action: str, **payload: Any) -> None:
+    def _do(self, action: str, read_inputs: Any = None, **payload: Any) -> None:
+        """Apply an action; ``read_inputs`` parses typed fields, so their errors show here too."""
         try:
+            if read_inputs is not None:
+                payload.update(read_inputs())
             message = self.controller.apply(action, payload, source="panel")
             self.feedback.value = f"<span style='color:#1a7f37'>{escape(message)}</span>"
         except XPError as exc:
@@ -123,7 +126,8 @@ class StudyPanel(w.VBox):
     def _apply_range(self) -> None:
         spec = self.controller.space.specs.get(self.param_select.value)
         if spec is not None and spec.choices is not None:
-            self.feedback.value = "<span style='color:#cf222e'>a parameter with choices has no range; fix it instead</span>"
+            self.feedback.value = ("<span style='color:#cf222e'>a parameter with choices has no range;"
+                                   " fix it instead</span>")
             return
         self._do("space", param=self.param_select.value, low=self.low.value, high=self.high.value,
                  log=self.log_scale.value)

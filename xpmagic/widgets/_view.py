@@ -93,7 +93,8 @@ def _fmt(value: Any) -> str:
 def history_svg(view: StudyView, width: int = 420, height: int = 150) -> str:
     """The optimization history: each trial's value and the best so far."""
     if not view.history:
-        return f"<svg width='{width}' height='{height}'><text x='10' y='20' font-size='12'>no completed trial yet</text></svg>"
+        return (f"<svg width='{width}' height='{height}'>"
+                "<text x='10' y='20' font-size='12'>no completed trial yet</text></svg>")
     numbers = [h[0] for h in view.history]
     values = [h[1] for h in view.history] + [h[2] for h in view.history]
     x0, x1 = min(numbers), max(numbers) if max(numbers) > min(numbers) else min(numbers) + 1

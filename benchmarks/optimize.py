@@ -1,0 +1,84 @@
+"""Optimization bookkeeping (shared/benchmarks.md section 5).
+
+A cheap objective (about 1 ms) for N trials with the same sampler and seed:
+  bare Optuna, in-memory storage       what a quick script uses
+  bare Optuna, SQLite RDB storage      the storage xpmagic uses (so a dashboard can open it)
+  %%experiment --optimize              every trial a recorded run, steerable
+Reports wall time, the ratio to each bare variant, and whether the best values match.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE] + [_HERE]
+
+import logging  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+from _common import parser, quiet, shell_with_xpmagic, table, write_json  # noqa: E402
+
+BODY = ("x = xp.param('x', 0.0, low=-5.0, high=5.0)\n"
+        "y = xp.param('y', 0.0, low=-5.0, high=5.0)\n"
+        "t = time.perf_counter()\n"
+        "while time.perf_counter() - t < 0.001:\n"
+        "    pass\n"
+        "xp.log(score=(x - 1) ** 2 + (y + 2) ** 2)\n")
+
+
+def objective(trial) -> float:
+    x = trial.suggest_float("x", -5.0, 5.0)
+    y = trial.suggest_float("y", -5.0, 5.0)
+    t = time.perf_counter()
+    while time.perf_counter() - t < 0.001:
+        pass
+    return (x - 1) ** 2 + (y + 2) ** 2
+
+
+def bare(trials: int, sampler: str, storage) -> tuple[float, float]:
+    import optuna
+
+    make = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}[sampler]
+    study = optuna.create_study(direction="minimize", sampler=make(seed=7), storage=storage)
+    start = time.perf_counter()
+    study.optimize(objective, n_trials=trials)
+    return time.perf_counter() - start, study.best_value
+
+
+def main() -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--sampler", default="random", choices=["random", "tpe"])
+    args = p.parse_args()
+    trials = 100 if args.quick else 500
+    import optuna
+
+    optuna.logging.set_verbosity(logging.WARNING)
+    folder = tempfile.mkdtemp(prefix="xpmagic-bench-")
+    os.chdir(folder)
+    memory_s, memory_best = bare(trials, args.sampler, None)
+    rdb_s, rdb_best = bare(trials, args.sampler, f"sqlite:///{folder}/bare-optuna.db")
+    shell = shell_with_xpmagic(os.path.join(folder, "xp.db"))
+    with quiet():
+        shell.run_cell("import time")
+        start = time.perf_counter()
+        shell.run_cell(f"%%experiment bench --optimize score --minimize --trials {trials} "
+                       f"--sampler {args.sampler} --seed 7\n{BODY}")
+        study = shell.user_ns["xp"].study("bench")
+        study.wait()
+        xp_s = time.perf_counter() - start
+    xp_best = study.best_value
+    rows = [("optuna, in-memory", f"{memory_s:.2f}", f"{xp_s / memory_s:.2f}x", f"{memory_best:.6g}"),
+            ("optuna, SQLite storage", f"{rdb_s:.2f}", f"{xp_s / rdb_s:.2f}x", f"{rdb_best:.6g}"),
+            ("xpmagic --optimize", f"{xp_s:.2f}", "", f"{xp_best:.6g}")]
+    print(f"{trials} trials of a ~1 ms objective, {args.sampler} sampler, seed 7")
+    print(table(rows, ("variant", "wall s", "xpmagic / variant", "best value")))
+    print(f"same best value as bare Optuna: {abs(xp_best - memory_best) < 1e-9}")
+    write_json(args.json, {"trials": trials, "sampler": args.sampler, "bare_memory_s": memory_s,
+                           "bare_sqlite_s": rdb_s, "xpmagic_s": xp_s, "best": [memory_best, rdb_best, xp_best]})
+
+
+if __name__ == "__main__":
+    main()
