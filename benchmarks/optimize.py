@@ -76,8 +76,35 @@ def main() -> None:
     print(f"{trials} trials of a ~1 ms objective, {args.sampler} sampler, seed 7")
     print(table(rows, ("variant", "wall s", "xpmagic / variant", "best value")))
     print(f"same best value as bare Optuna: {abs(xp_best - memory_best) < 1e-9}")
+    jobs = jobs_speedup(shell, 8 if args.quick else 16)
     write_json(args.json, {"trials": trials, "sampler": args.sampler, "bare_memory_s": memory_s,
-                           "bare_sqlite_s": rdb_s, "xpmagic_s": xp_s, "best": [memory_best, rdb_best, xp_best]})
+                           "bare_sqlite_s": rdb_s, "xpmagic_s": xp_s, "best": [memory_best, rdb_best, xp_best],
+                           "jobs": jobs})
+
+
+SKLEARN_BODY = ("n = xp.param('n_estimators', 40, low=20, high=60)\n"
+                "depth = xp.param('max_depth', 6, low=3, high=10)\n"
+                "model = RandomForestClassifier(n_estimators=n, max_depth=depth, random_state=0)\n"
+                "xp.log(accuracy=model.fit(Xj, yj).score(Xj, yj))\n")
+
+
+def jobs_speedup(shell, trials: int) -> dict[str, float]:
+    """--jobs 2 against --jobs 1 on a CPU-bound scikit-learn objective (threads; sklearn's
+    tree building releases the GIL)."""
+    times = {}
+    with quiet():
+        shell.run_cell("from sklearn.datasets import make_classification\n"
+                       "from sklearn.ensemble import RandomForestClassifier\n"
+                       "Xj, yj = make_classification(n_samples=1500, n_features=20, random_state=0)\n")
+        for jobs in (1, 2):
+            start = time.perf_counter()
+            shell.run_cell(f"%%experiment jobs{jobs} --optimize accuracy --trials {trials} "
+                           f"--sampler random --seed 1 --jobs {jobs}\n{SKLEARN_BODY}")
+            shell.user_ns["xp"].study(f"jobs{jobs}").wait()
+            times[jobs] = time.perf_counter() - start
+    print(f"\n{trials} RandomForest trials: --jobs 1 {times[1]:.2f} s, --jobs 2 {times[2]:.2f} s, "
+          f"speed-up {times[1] / times[2]:.2f}x")
+    return {"jobs1_s": times[1], "jobs2_s": times[2], "speedup": times[1] / times[2]}
 
 
 if __name__ == "__main__":

@@ -215,3 +215,31 @@ def test_bad_optimize_arguments_are_one_line(shell, capsys, options, expected):
 def test_optimize_needs_a_searchable_parameter(shell, capsys):
     result = shell.run_cell("%%experiment none --optimize score\nxp.log(score=1)\n")
     assert not result.success and "needs at least one xp.param with a range" in capsys.readouterr().out
+
+
+def test_optuna_dashboard_reads_the_study_unchanged(shell):
+    """Through optuna-dashboard's own WSGI server code, as its web page would."""
+    import io
+    from wsgiref.util import setup_testing_defaults
+
+    from optuna_dashboard import wsgi
+
+    study, _ = optimize(shell, "dash", "--trials 5 --seed 2", QUADRATIC)
+    study.wait(30)
+    app = wsgi(study.record["storage"])
+
+    def get(path: str) -> dict:
+        environ = {"PATH_INFO": path, "REQUEST_METHOD": "GET", "wsgi.input": io.BytesIO()}
+        setup_testing_defaults(environ)
+        status = []
+        body = b"".join(app(environ, lambda s, h, exc=None: status.append(s)))
+        assert status[0].startswith("200"), status
+        return json.loads(body)
+
+    (listed,) = get("/api/studies")["study_summaries"]
+    assert listed["study_name"] == "dash"
+    detail = get(f"/api/studies/{listed['study_id']}")
+    assert detail["name"] == "dash" and len(detail["trials"]) == 5
+    assert {t["state"] for t in detail["trials"]} == {"Complete"}
+    values = [t["values"][0] for t in detail["trials"]]
+    assert max(values) == pytest.approx(study.best_value)
