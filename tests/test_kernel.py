@@ -111,9 +111,11 @@ def test_resume_after_a_kernel_restart_keeps_trials_and_honours_the_budget(kerne
     _execute(client, "%load_ext xpmagic")
     assert _execute(client, SLOW_STUDY.format(flags=""))["status"] == "ok"
     deadline = time.monotonic() + 60
-    while _count(db, "SELECT count(*) FROM runs WHERE status = 'ok'") < 2:
+    # kill while a trial sleeps: two finished, one recorded as running
+    while not (_count(db, "SELECT count(*) FROM runs WHERE status = 'ok'") >= 2
+               and _count(db, "SELECT count(*) FROM runs WHERE status = 'running'") == 1):
         assert time.monotonic() < deadline
-        time.sleep(0.05)
+        time.sleep(0.02)
     os.kill(manager.provisioner.process.pid, signal.SIGKILL)
     manager.provisioner.process.wait(timeout=30)
     client.stop_channels()
