@@ -25,6 +25,7 @@ from .. import procinfo
 from ..errors import DatabaseCorrupt, DatabaseNotFound, DatabaseTooNew, RunNotFound
 from ..records import ErrorInfo, MetricChunk, NewRun, ParamSpec, Run, RunOutcome, RunStatus
 from . import _schema
+from ._json import dumps as _dumps
 from ._studies import StudiesMixin
 
 BUSY_TIMEOUT_S = 60.0
@@ -33,10 +34,6 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
 
 
 def _dumps_floats(values: list[float]) -> str:

@@ -7,11 +7,7 @@ from typing import Any
 
 from .. import procinfo
 from ..errors import UsageError
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str)
-
+from ._json import dumps as _dumps
 
 _STUDY_COLUMNS = ("id", "name", "experiment_id", "optuna_name", "storage", "metric", "direction",
                   "sampler", "seed", "state", "budget", "timeout_s", "jobs", "approve",
