@@ -133,8 +133,26 @@ def _pandas(value: Any, sample_bytes: int) -> Fingerprint | None:
     return Fingerprint(digest_bytes(meta, hashed.tobytes()), kind, summary)
 
 
+_PARAM_NAMES: dict[type, tuple[str, ...] | None] = {}
+
+
+def _estimator_params(estimator: Any) -> dict[str, Any]:
+    """get_params(deep=False), without re-inspecting the class signature every time."""
+    cls = type(estimator)
+    if cls not in _PARAM_NAMES:
+        getter = getattr(cls, "_get_param_names", None)
+        try:
+            _PARAM_NAMES[cls] = tuple(getter()) if getter is not None else None
+        except Exception:
+            _PARAM_NAMES[cls] = None
+    names = _PARAM_NAMES[cls]
+    if names is None:
+        return estimator.get_params(deep=False)
+    return {name: getattr(estimator, name, None) for name in names}
+
+
 def _estimator(estimator: Any, sample_bytes: int) -> Fingerprint:
-    params = estimator.get_params(deep=False)
+    params = _estimator_params(estimator)
     fitted = sorted(k for k in vars(estimator) if k.endswith("_") and not k.startswith("_"))
     hasher = _hasher()
     hasher.update(f"{type(estimator).__module__}.{type(estimator).__qualname__}".encode())

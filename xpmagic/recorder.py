@@ -103,6 +103,9 @@ class Recorder:
         self._cell_ids: list[str | None] = []
         self._cell: _CellRun | None = None
         self._produced: dict[str, tuple[str, int]] = {}
+        # Values no run had written when last looked up. A run of this session that writes one
+        # updates _produced; another process writing the same content later is not seen.
+        self._no_producer: set[str] = set()
         self.last_run_id: int | None = None
 
     # -- IPython events -------------------------------------------------------
@@ -212,8 +215,13 @@ class Recorder:
         produced = self._produced.get(name)
         if produced is not None and produced[0] == print_.digest:
             return produced[1]
+        if print_.digest in self._no_producer:
+            return None  # looked up in this session already: no run wrote this value
         by_name = name if is_weak_for_lineage(print_) else None
-        return cell.store.find_producer(print_.digest, by_name, cell.run.id)
+        source = cell.store.find_producer(print_.digest, by_name, cell.run.id)
+        if source is None:
+            self._no_producer.add(print_.digest)
+        return source
 
     # -- ending a run ------------------------------------------------------------
     def _end(self, cell: _CellRun, result: Any) -> None:
@@ -242,6 +250,7 @@ class Recorder:
         for var in outcome.variables:
             if var.direction == "out" and var.fingerprint is not None:
                 self._produced[var.name] = (var.fingerprint, cell.run.id)
+                self._no_producer.discard(var.fingerprint)
         if cell.settings.show_summary:
             self._display(RunSummary(cell.run.id, cell.args.name, status.value, duration,
                                      {m.name: m.last for m in metrics}, outcome.error))
