@@ -77,6 +77,27 @@ def build_parser(prog: str = "xpmagic", in_notebook: bool = False) -> argparse.A
     approve = command("approve", "approve the planned trials of a study run with --approve")
     approve.add_argument("study")
     approve.add_argument("count", nargs="?", type=int, default=None)
+    phase = command("phase", "show, set or end the MLOps phase in focus")
+    phase.add_argument("phase", nargs="*", help="phase key or name, e.g. model-development or 'data prep'")
+    phase.add_argument("--end", action="store_true", help="end the focus")
+    revisit = command("revisit", "work on another phase than the focus, with a reason")
+    revisit.add_argument("phase", nargs="*", help="the phase revisited")
+    revisit.add_argument("--reason", default=None, help="reason code, e.g. data-quality")
+    revisit.add_argument("--note", default=None)
+    revisit.add_argument("--end", action="store_true", help="end the open revisit")
+    reasons = command("reasons", "list revisit reason codes, or add a team's own")
+    reasons.add_argument("--add", default=None, metavar="CODE")
+    reasons.add_argument("--description", default=None)
+    phases = command("phases", "phase matrices: count, time, overlap, iteration index, reasons")
+    phases.add_argument("--experiment", default=None, help="only revisits from this experiment's runs")
+    phases.add_argument("--user", default=None, help="only this person's work")
+    phases.add_argument("--since", default=None, help="from this date/time (ISO 8601)")
+    phases.add_argument("--until", default=None, help="until this date/time (ISO 8601)")
+    if not in_notebook:
+        phases.add_argument("--csv", default=None, metavar="DIR", help="write every matrix as CSV")
+        phases.add_argument("--plot", default=None, metavar="FILE", help="write a PNG or SVG figure")
+        phases.add_argument("--idle-cutoff", type=float, default=30.0, metavar="MINUTES",
+                            help="leave out gaps without activity longer than this (0: off)")
     if not in_notebook:
         export = command("export", "write runs to MLflow, W3C PROV-JSON, CSV or JSON")
         export.add_argument("--to", required=True, choices=["mlflow", "prov", "csv", "json"])
@@ -134,6 +155,71 @@ def notebook_command(options: argparse.Namespace, store: Store) -> Any:
     if name in STEERING:
         return steer(store, options, source="magic")
     raise UsageError(f"unknown command {name!r}")
+
+
+PHASE_COMMANDS = ("phase", "revisit", "reasons", "phases")
+
+
+def phase_command(options: argparse.Namespace, store: Store, tracker: Any,
+                  idle_cutoff: float | None = None) -> Any:
+    """Phase commands; ``tracker`` is the session's PhaseTracker."""
+    from . import clock
+    from .phases import PHASES, REASONS, normalize_reason
+    from .phasetrack import PhaseFilter, build_report
+
+    name = options.command
+    if name == "phase":
+        if options.end:
+            return Message(tracker.end_focus())
+        if options.phase:
+            return Message(tracker.set_focus(" ".join(options.phase)))
+        focus = tracker.focus()
+        return Message("no phase in focus; set one with %xp phase KEY" if focus is None
+                       else f"focus: {PHASES[focus]} ({focus})")
+    if name == "revisit":
+        if options.end:
+            return Message(tracker.end_revisit())
+        if not options.phase or not options.reason:
+            raise UsageError("revisit needs a phase and --reason CODE, e.g. "
+                             "revisit data-preparation --reason data-quality (or --end)")
+        return Message(tracker.revisit(" ".join(options.phase), options.reason, options.note))
+    if name == "reasons":
+        if options.add:
+            code = options.add.strip().lower().replace(" ", "-")
+            if not code:
+                raise UsageError("reasons --add needs a code")
+            store.add_reason(code, options.description, clock.iso())
+            normalize_reason(code, store.team_reasons())
+            return Message(f"reason {code!r} added")
+        return Message("\n".join(f"{code}: {text or ''}" for code, text in
+                                 {**REASONS, **store.team_reasons()}.items()))
+    filters = PhaseFilter(user=options.user, experiment=options.experiment,
+                          since=_moment(options.since), until=_moment(options.until))
+    if idle_cutoff is None:
+        return tracker.report(filters)
+    return build_report(store, filters, idle_cutoff)
+
+
+def _moment(text: str | None) -> Any:
+    from . import clock
+
+    if text is None:
+        return None
+    try:
+        return clock.parse(text)
+    except ValueError:
+        raise UsageError(f"{text!r} is not a date or time like 2026-11-23 or 2026-11-23T14:00") from None
+
+
+class Message:
+    def __init__(self, text: str):
+        self.text = text
+
+    def to_dict(self) -> dict[str, str]:
+        return {"message": self.text}
+
+    def __repr__(self) -> str:
+        return self.text
 
 
 STEERING = ("pause", "resume", "stop", "budget", "space", "enqueue", "approve")
@@ -246,6 +332,19 @@ def command_line(options: argparse.Namespace) -> None:
             return
         if options.command in STEERING:
             result = steer(store, options, source="cli")
+        elif options.command in PHASE_COMMANDS:
+            from .phasetrack import PhaseTracker
+
+            tracker = PhaseTracker(lambda: store, lambda: options.__dict__.get("idle_cutoff", 30.0))
+            tracker.tracking = True
+            cutoff = options.idle_cutoff if options.command == "phases" else None
+            result = phase_command(options, store, tracker, idle_cutoff=cutoff)
+            if options.command == "phases":
+                if options.csv:
+                    print("\n".join(f"wrote {p}" for p in result.write_csv(options.csv)), file=sys.stderr)
+                if options.plot:
+                    result.plot(options.plot)
+                    print(f"wrote {options.plot}", file=sys.stderr)
         else:
             result = notebook_command(options, store)
         if not options.json:

@@ -14,7 +14,7 @@ from IPython.core.error import UsageError as IPythonUsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
-from traitlets import Bool, Int, Unicode, observe
+from traitlets import Bool, Float, Int, Unicode, observe
 
 from .errors import UsageError, XPError
 from .phases import normalize_phase
@@ -44,6 +44,9 @@ class XPMagics(Magics):
     ).tag(config=True)
     record_git = Bool(True, help="Record the git state of the notebook's folder").tag(config=True)
     show_summary = Bool(True, help="Show the one-line run summary under each cell").tag(config=True)
+    idle_cutoff_minutes = Float(
+        30.0, help="Phase time counts only active work: gaps longer than this are left out (0: off)"
+    ).tag(config=True)
 
     def __init__(self, shell: Any):
         super().__init__(shell)
@@ -54,7 +57,7 @@ class XPMagics(Magics):
 
     # -- configuration ---------------------------------------------------------
     @observe("max_output_chars", "capture_variables", "capture_output",
-             "fingerprint_sample_bytes", "record_git", "show_summary")
+             "fingerprint_sample_bytes", "record_git", "show_summary", "idle_cutoff_minutes")
     def _settings_changed(self, change: Any) -> None:
         self._settings = None
 
@@ -63,7 +66,8 @@ class XPMagics(Magics):
             self._settings = CaptureSettings(
                 max_output_chars=self.max_output_chars, capture_variables=self.capture_variables,
                 capture_output=self.capture_output, sample_bytes=self.fingerprint_sample_bytes,
-                record_git=self.record_git, show_summary=self.show_summary)
+                record_git=self.record_git, show_summary=self.show_summary,
+                idle_cutoff_minutes=self.idle_cutoff_minutes)
         return self._settings
 
     def store(self) -> Store:
@@ -90,6 +94,8 @@ class XPMagics(Magics):
     @argument("--tag", action="append", default=[], help="A tag for the run (repeatable)")
     @argument("--note", default=None, help="A note kept with the run")
     @argument("--phase", default=None, help="MLOps phase of this work, e.g. model-development")
+    @argument("--reason", default=None,
+              help="Why this run revisits another phase than the focus (a reason code; default other)")
     @argument("-o", "--output", default=None, help="Store the run record in this variable")
     @argument("--optimize", metavar="METRIC", default=None,
               help="Run the cell as an Optuna objective in the background, optimizing METRIC")
@@ -148,6 +154,10 @@ class XPMagics(Magics):
         %xp space STUDY PARAM LOW HIGH [--log]
         %xp enqueue STUDY key=value ...
         %xp approve STUDY [N]  approve planned trials (--approve studies)
+        %xp phase [KEY|--end]  set, show or end the MLOps phase in focus
+        %xp revisit KEY --reason CODE [--note TEXT] | %xp revisit --end
+        %xp reasons [--add CODE [--description TEXT]]
+        %xp phases [--experiment NAME] [--user U] [--since DATE] [--until DATE]
         """
         from . import cli
 
@@ -158,6 +168,8 @@ class XPMagics(Magics):
         options = cli.parse_args(argv, prog="%xp", in_notebook=True)
         if options is None:
             return None  # help was printed
+        if options.command in cli.PHASE_COMMANDS:
+            return cli.phase_command(options, self.store(), self.recorder.phases)
         return cli.notebook_command(options, self.store())
 
 
@@ -181,9 +193,12 @@ def parse_experiment_line(line: str) -> ExperimentArgs:
     if output is not None and not output.isidentifier():
         raise UsageError(f"%%experiment -o: {output!r} is not a valid variable name")
     phase = normalize_phase(parsed.phase) if parsed.phase else None
+    if parsed.reason and not phase:
+        raise UsageError("%%experiment --reason goes with --phase: the reason this run revisits that phase")
     optimize = _study_config(parsed) if parsed.optimize else None
     return ExperimentArgs(name=name, seed=parsed.seed, tags=tuple(parsed.tag),
-                          note=parsed.note, phase=phase, output_var=output, optimize=optimize)
+                          note=parsed.note, phase=phase, output_var=output, optimize=optimize,
+                          reason=parsed.reason)
 
 
 _MINIMIZE_HINTS = ("loss", "error", "rmse", "mse", "mae", "latency", "time", "cost", "regret")

@@ -19,11 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import clock
 from .capture import NameUse, TeeStream, cell_name_use, routed_streams
 from .environment import EnvironmentTracker
 from .errors import UsageError, XPError
 from .fingerprint import Fingerprint, fingerprint, is_recordable, is_weak_for_lineage
 from .gitstate import GitStateWriter
+from .phases import normalize_reason
+from .phasetrack import PhaseTracker
 from .records import ErrorInfo, NewRun, RunOutcome, RunStatus, VariableRecord
 from .run import ActiveRun
 from .store import Store, utc_now
@@ -44,6 +47,7 @@ class ExperimentArgs:
     phase: str | None = None
     output_var: str | None = None
     optimize: Any = None  # an optimize.StudyConfig when the cell is an optimization
+    reason: str | None = None  # why a --phase run revisits that phase
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class CaptureSettings:
     sample_bytes: int = 8 * 1024 * 1024
     record_git: bool = True
     show_summary: bool = True
+    idle_cutoff_minutes: float = 30.0
 
 
 @dataclass
@@ -72,6 +77,7 @@ class _CellRun:
     stdout: TeeStream | None = None
     stderr: TeeStream | None = None
     failed_at: float | None = None
+    started_at: str = ""
 
 
 def code_hash(body: str) -> str:
@@ -96,6 +102,7 @@ class Recorder:
         self._settings = settings
         self._display = display
         self.environment = EnvironmentTracker()
+        self.phases = PhaseTracker(store, lambda: self._settings().idle_cutoff_minutes)
         self.git = GitStateWriter(self._attach_git)
         self.foreground: ActiveRun | None = None
         self._depth = 0
@@ -124,6 +131,7 @@ class Recorder:
 
     def pre_run_cell(self, info: Any) -> None:
         self._depth += 1
+        self.phases.cell_started(clock.now())
         self._raw_cells.append(info.raw_cell or "")
         self._cell_ids.append(getattr(info, "cell_id", None))
 
@@ -137,6 +145,7 @@ class Recorder:
         except XPError as exc:
             print(exc.one_line(), file=sys.stderr)
         finally:
+            self.phases.cell_ended(clock.now())
             self._depth = max(0, self._depth - 1)
             if self._raw_cells:
                 self._raw_cells.pop()
@@ -153,6 +162,8 @@ class Recorder:
             _, body = split_cell(raw)
         store = self._store()
         settings = self._settings()
+        if args.reason:
+            normalize_reason(args.reason, store.team_reasons())  # before the body runs
         env_id = store.environment_id(self.environment.snapshot())
         started_at = utc_now()
         run_id, _ = store.start_run(NewRun(
@@ -164,7 +175,8 @@ class Recorder:
                         sample_bytes=settings.sample_bytes)
         names = (cell_name_use(body, self.shell.transform_cell) if settings.capture_variables
                  else NameUse(frozenset(), frozenset()))
-        cell = _CellRun(run, args, self._depth, time.perf_counter(), settings, store, names)
+        cell = _CellRun(run, args, self._depth, time.perf_counter(), settings, store, names,
+                        started_at=started_at)
         if settings.capture_variables:
             self._fingerprint_inputs(cell)
         if args.seed is not None:
@@ -247,6 +259,8 @@ class Recorder:
             outcome.variables = self._variables(cell)
         cell.store.finish_run(cell.run.id, outcome)
         self.last_run_id = cell.run.id
+        self.phases.run_finished(cell.args.phase, cell.started_at, outcome.ended_at, cell.run.id,
+                                 cell.args.name, cell.args.reason)
         for var in outcome.variables:
             if var.direction == "out" and var.fingerprint is not None:
                 self._produced[var.name] = (var.fingerprint, cell.run.id)

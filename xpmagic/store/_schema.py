@@ -218,6 +218,44 @@ def m002_studies(db: Database) -> None:
     _execute_script(db, M002)
 
 
+
+M003 = """
+CREATE TABLE phase_events (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('focus', 'revisit')),
+    phase TEXT NOT NULL,         -- the focus phase, or the phase revisited
+    from_phase TEXT,             -- revisits: the phase in focus at the time
+    started_at TEXT NOT NULL,
+    ended_at TEXT,               -- NULL while open
+    reason TEXT,
+    note TEXT,
+    run_id INTEGER REFERENCES runs(id) ON DELETE SET NULL,
+    experiment TEXT,
+    user TEXT,
+    host TEXT,
+    session TEXT NOT NULL
+);
+CREATE INDEX phase_events_open ON phase_events (user, kind) WHERE ended_at IS NULL;
+CREATE TABLE phase_reasons (
+    code TEXT PRIMARY KEY,
+    description TEXT,
+    added_at TEXT NOT NULL
+);
+CREATE TABLE activity (
+    session TEXT NOT NULL,
+    started_at TEXT NOT NULL,    -- cells ran from here ...
+    ended_at TEXT NOT NULL,      -- ... to here with no gap above the idle cut-off
+    user TEXT,
+    PRIMARY KEY (session, started_at)
+) WITHOUT ROWID;
+"""
+
+
+@migrations()
+def m003_phases(db: Database) -> None:
+    _execute_script(db, M003)
+
+
 def known_migrations() -> list[str]:
     """Names of every migration this version knows, oldest first."""
     return [m.name for m in migrations.pending(Database(memory=True))]

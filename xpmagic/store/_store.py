@@ -15,17 +15,17 @@ import time
 import uuid as uuidlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
-from .. import procinfo
+from .. import clock, procinfo
 from ..errors import DatabaseCorrupt, DatabaseNotFound, DatabaseTooNew, RunNotFound
 from ..records import ErrorInfo, MetricChunk, NewRun, ParamSpec, Run, RunOutcome, RunStatus
 from . import _schema
 from ._json import dumps as _dumps
+from ._phases import PhasesMixin
 from ._studies import StudiesMixin
 
 BUSY_TIMEOUT_S = 60.0
@@ -33,7 +33,7 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return clock.iso()
 
 
 def _dumps_floats(values: list[float]) -> str:
@@ -60,7 +60,7 @@ def _check_is_sqlite(path: Path) -> None:
         )
 
 
-class Store(StudiesMixin):
+class Store(StudiesMixin, PhasesMixin):
     """Typed access to one xpmagic database."""
 
     def __init__(self, path: str | Path, *, create: bool = True):
