@@ -6,6 +6,7 @@ handle in the namespace. See the README for every option.
 
 from __future__ import annotations
 
+import atexit
 from typing import Any
 
 from .errors import XPError
@@ -25,6 +26,7 @@ def load_ipython_extension(shell: Any) -> None:
     shell.configurables.append(magics)
     shell.input_transformers_cleanup.append(experiment_transformer)
     magics.recorder.register()
+    atexit.register(magics.recorder.git.wait_idle, 5.0)  # a short-lived kernel still gets its git state
     shell.user_ns["xp"] = XPHandle(magics.recorder, magics.store)
 
 

@@ -7,7 +7,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from .errors import NotInRun, UsageError
-from .records import ArtifactRecord, DatasetRecord, Run
+from .records import Run
 
 if TYPE_CHECKING:
     from .recorder import Recorder
@@ -79,14 +79,19 @@ class XPHandle:
         for key, number in metrics.items():
             run.log_value(key, number, step)
 
-    def dataset(self, X: Any, y: Any = None, name: str | None = None) -> DatasetRecord:
+    def dataset(self, X: Any, y: Any = None, name: str | None = None) -> None:
         """Record the data this run used: content fingerprint, shape and dtypes."""
         run = self._run("xp.dataset")
-        return run.dataset(X, y, name or self._name_of(X))
+        run.dataset(X, y, name or self._name_of(X))
 
-    def artifact(self, path: str | os.PathLike, name: str | None = None) -> ArtifactRecord:
+    def artifact(self, path: str | os.PathLike, name: str | None = None) -> None:
         """Record a file this run produced: its sha256, size and path."""
-        return self._run("xp.artifact").artifact(path, name)
+        self._run("xp.artifact").artifact(path, name)
+
+    def next_run(self, params: dict[str, Any] | None = None, replay_of: int | None = None) -> None:
+        """Give the next %%experiment run these parameter values (and link it to the run it
+        replays). Rebuilt and exported notebooks use this; xp.param returns these values."""
+        self._recorder.next_run = {"params": dict(params or {}), "replay_of": replay_of}
 
     def get(self, run_id: int) -> Run:
         """A recorded run, in full."""

@@ -98,6 +98,16 @@ def build_parser(prog: str = "xpmagic", in_notebook: bool = False) -> argparse.A
         phases.add_argument("--plot", default=None, metavar="FILE", help="write a PNG or SVG figure")
         phases.add_argument("--idle-cutoff", type=float, default=30.0, metavar="MINUTES",
                             help="leave out gaps without activity longer than this (0: off)")
+    replay = command("replay", "re-execute runs or a notebook in a fresh kernel and give a verdict")
+    replay.add_argument("target", help="a run id, an experiment (its latest run), or a notebook .ipynb")
+    replay.add_argument("--all", action="store_true", help="every run of the experiment")
+    replay.add_argument("--tolerance", type=float, default=1e-9, help="relative and absolute (default 1e-9)")
+    replay.add_argument("--trust", action="store_true",
+                        help="run code from a database another user or machine created")
+    if not in_notebook:
+        export_nb = command("export-notebook", "a standalone notebook that re-runs a run (papermill-ready)")
+        export_nb.add_argument("run", type=run_ref)
+        export_nb.add_argument("-o", "--output", required=True, help="the .ipynb file to write")
     if not in_notebook:
         export = command("export", "write runs to MLflow, W3C PROV-JSON, CSV or JSON")
         export.add_argument("--to", required=True, choices=["mlflow", "prov", "csv", "json"])
@@ -152,6 +162,11 @@ def notebook_command(options: argparse.Namespace, store: Store) -> Any:
         return display.LineageView(queries.lineage_tree(store, resolve_run(store, options.run)))
     if name == "studies":
         return StudiesInfo(store)
+    if name == "replay":
+        from .replay import replay_target
+
+        return replay_target(store, options.target, tolerance=options.tolerance, trust=options.trust,
+                             all_runs=options.all, progress=_progress_bar())
     if name in STEERING:
         return steer(store, options, source="magic")
     raise UsageError(f"unknown command {name!r}")
@@ -220,6 +235,26 @@ class Message:
 
     def __repr__(self) -> str:
         return self.text
+
+
+def _progress_bar() -> Any:
+    """Cell-by-cell progress on stderr (tqdm when it is installed)."""
+    state: dict[str, Any] = {}
+
+    def update(done: int, total: int) -> None:
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            print(f"replay: cell {done}/{total}", file=sys.stderr)
+            return
+        bar = state.get("bar")
+        if bar is None or bar.total != total or done < bar.n:
+            bar = state["bar"] = tqdm(total=total, desc="replay", unit="cell", file=sys.stderr)
+        bar.update(done - bar.n)
+        if done == total:
+            bar.close()
+
+    return update
 
 
 STEERING = ("pause", "resume", "stop", "budget", "space", "enqueue", "approve")
@@ -311,7 +346,9 @@ class DatabaseInfo:
 def _open_store(options: argparse.Namespace) -> Store:
     from .magics import resolve_db_path
 
-    return Store(resolve_db_path(options.db or ""), create=False)
+    # Replaying a notebook may be the first thing recorded; everything else only reads.
+    creates = options.command == "replay" and options.target.endswith(".ipynb")
+    return Store(resolve_db_path(options.db or ""), create=creates)
 
 
 def _print_json(data: Any) -> None:
@@ -319,17 +356,26 @@ def _print_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
-def command_line(options: argparse.Namespace) -> None:
+def command_line(options: argparse.Namespace) -> int | None:
     from . import queries
 
     store = _open_store(options)
     try:
+        if options.command == "export-notebook":
+            import nbformat
+
+            from .replay import rebuild_notebook
+
+            nb = rebuild_notebook(store, resolve_run(store, options.run), parameters_cell=True)
+            nbformat.write(nb, options.output)
+            print(f"wrote {options.output}", file=sys.stderr)
+            return 0
         if options.command == "export":
             from .export import export
 
             export(store, options.to, experiment=options.experiment,
                    tracking_uri=options.tracking_uri, output=options.output)
-            return
+            return 0
         if options.command in STEERING:
             result = steer(store, options, source="cli")
         elif options.command in PHASE_COMMANDS:
@@ -349,7 +395,7 @@ def command_line(options: argparse.Namespace) -> None:
             result = notebook_command(options, store)
         if not options.json:
             print(result.to_string() if options.command == "runs" else repr(result))
-            return
+            return _exit_status(options, result)
         if options.command == "runs":
             runs = store.list_runs(options.experiment or options.experiment_opt, options.limit)
             _print_json([queries.run_summary_dict(run) for run in runs])
@@ -361,15 +407,23 @@ def command_line(options: argparse.Namespace) -> None:
             _print_json(result.root.to_dict())
         else:
             _print_json(result.to_dict())
+        return _exit_status(options, result)
     finally:
         store.close()
+
+
+def _exit_status(options: argparse.Namespace, result: Any) -> int:
+    """Replay exits 0 only when everything reproduced, so it can gate a pipeline."""
+    if options.command == "replay":
+        return 0 if result.ok else 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         options = parse_args(sys.argv[1:] if argv is None else argv)
         if options is not None:
-            command_line(options)
+            return command_line(options) or 0
     except UsageError as exc:
         print(exc.one_line(), file=sys.stderr)
         return 2

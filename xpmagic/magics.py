@@ -158,6 +158,7 @@ class XPMagics(Magics):
         %xp revisit KEY --reason CODE [--note TEXT] | %xp revisit --end
         %xp reasons [--add CODE [--description TEXT]]
         %xp phases [--experiment NAME] [--user U] [--since DATE] [--until DATE]
+        %xp replay TARGET [--all] [--tolerance T] [--trust]   re-run in a fresh kernel, with a verdict
         """
         from . import cli
 

@@ -114,6 +114,8 @@ class Recorder:
         # updates _produced; another process writing the same content later is not seen.
         self._no_producer: set[str] = set()
         self.last_run_id: int | None = None
+        # Set by xp.next_run (replay): parameter values and the original of the next run.
+        self.next_run: dict[str, Any] = {}
 
     # -- IPython events -------------------------------------------------------
     def register(self) -> None:
@@ -166,13 +168,15 @@ class Recorder:
             normalize_reason(args.reason, store.team_reasons())  # before the body runs
         env_id = store.environment_id(self.environment.snapshot())
         started_at = utc_now()
+        pending, self.next_run = self.next_run, {}
         run_id, _ = store.start_run(NewRun(
             experiment=args.name, code=raw, code_hash=code_hash(body), started_at=started_at,
             seed=args.seed, tags=list(args.tags), note=args.note, phase=args.phase,
             notebook=self.notebook_path(), cell_id=self._cell_ids[-1], environment_id=env_id,
+            replay_of=pending.get("replay_of"),
         ))
         run = ActiveRun(run_id, args.name, write_chunk=store.write_metric_chunks,
-                        sample_bytes=settings.sample_bytes)
+                        overrides=pending.get("params"), sample_bytes=settings.sample_bytes)
         names = (cell_name_use(body, self.shell.transform_cell) if settings.capture_variables
                  else NameUse(frozenset(), frozenset()))
         cell = _CellRun(run, args, self._depth, time.perf_counter(), settings, store, names,

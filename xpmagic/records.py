@@ -74,6 +74,9 @@ class Run:
     param_specs: list[ParamSpec] = field(default_factory=list)
     host: str | None = None
     user: str | None = None
+    replay_of: int | None = None
+    study_id: int | None = None
+    trial_number: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -147,6 +150,7 @@ class NewRun:
     environment_id: int | None = None
     study_id: int | None = None
     trial_number: int | None = None
+    replay_of: int | None = None
 
 
 @dataclass

@@ -256,6 +256,27 @@ def m003_phases(db: Database) -> None:
     _execute_script(db, M003)
 
 
+
+M004 = """
+ALTER TABLE runs ADD COLUMN replay_of INTEGER REFERENCES runs(id);
+CREATE INDEX runs_by_replay ON runs (replay_of) WHERE replay_of IS NOT NULL;
+CREATE TABLE db_info (
+    key TEXT PRIMARY KEY,
+    value TEXT
+);
+"""
+
+
+@migrations()
+def m004_replay(db: Database) -> None:
+    _execute_script(db, M004)
+    # Who created the database: replay runs stored code only for them unless told to trust it.
+    from .. import procinfo
+
+    db.execute("INSERT OR IGNORE INTO db_info (key, value) VALUES ('created_by', ?), ('created_on', ?)",
+               (procinfo.user(), procinfo.host()))
+
+
 def known_migrations() -> list[str]:
     """Names of every migration this version knows, oldest first."""
     return [m.name for m in migrations.pending(Database(memory=True))]

@@ -206,12 +206,13 @@ class Store(StudiesMixin, PhasesMixin):
             cursor = conn.execute(
                 "INSERT INTO runs (uuid, experiment_id, status, started_at, code, code_hash,"
                 " notebook, cell_id, seed, tags, note, phase, environment_id, host, pid,"
-                " pid_started, user, study_id, trial_number, trial_state)"
-                " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " pid_started, user, study_id, trial_number, trial_state, replay_of)"
+                " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_uuid, experiment_id, new.started_at, new.code, new.code_hash, new.notebook,
                  new.cell_id, new.seed, _dumps(new.tags), new.note, new.phase,
                  new.environment_id, procinfo.host(), pid, marker, procinfo.user(),
-                 new.study_id, new.trial_number, None if new.study_id is None else "running"),
+                 new.study_id, new.trial_number, None if new.study_id is None else "running",
+                 new.replay_of),
             )
         return cursor.lastrowid, run_uuid
 
@@ -415,13 +416,28 @@ class Store(StudiesMixin, PhasesMixin):
                 return [row[0]], [math.nan if row[1] is None else row[1]]
         return steps, values
 
+    def set_replay_of(self, run_id: int, original: int) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE runs SET replay_of = ? WHERE id = ?", (original, run_id))
+
+    def replays_of(self, original: int) -> list[int]:
+        return [r[0] for r in self.conn.execute(
+            "SELECT id FROM runs WHERE replay_of = ? ORDER BY id", (original,))]
+
+    def max_run_id(self) -> int:
+        return self.conn.execute("SELECT coalesce(max(id), 0) FROM runs").fetchone()[0]
+
+    def db_info(self) -> dict[str, str]:
+        return dict(self.conn.execute("SELECT key, value FROM db_info"))
+
     def run_count(self) -> int:
         return self.conn.execute("SELECT count(*) FROM runs").fetchone()[0]
 
     # -- row helpers -----------------------------------------------------------
     _LIGHT_COLUMNS = ("r.id, r.uuid, e.name AS experiment, r.status, r.started_at, r.ended_at,"
                       " r.duration_s, r.seed, r.tags, r.note, r.phase, r.notebook, r.cell_id,"
-                      " r.code_hash, r.error_type, r.error_message, r.host, r.user")
+                      " r.code_hash, r.error_type, r.error_message, r.host, r.user, r.replay_of,"
+                      " r.study_id, r.trial_number")
 
     def _runs_rows(self, ids: list[int], light: bool) -> list[sqlite3.Row]:
         columns = self._LIGHT_COLUMNS
@@ -519,7 +535,8 @@ class Store(StudiesMixin, PhasesMixin):
             params=params, metrics=metrics, code_hash=row["code_hash"], seed=row["seed"],
             tags=json.loads(row["tags"]), note=row["note"], phase=row["phase"],
             notebook=row["notebook"], cell_id=row["cell_id"], error=error, host=row["host"],
-            user=row["user"], **{k: v for k, v in optional.items() if v is not None}, **extra,
+            user=row["user"], replay_of=row["replay_of"], study_id=row["study_id"],
+            trial_number=row["trial_number"], **{k: v for k, v in optional.items() if v is not None}, **extra,
         )
 
 

@@ -1,0 +1,151 @@
+"""Replay in a fresh kernel: verdicts, explanations, exported notebooks, exit status."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from conftest import run_ok
+
+LOAD = ("%%experiment load-data\n"
+        "import pandas as pd\n"
+        "frame = pd.read_csv('data.csv')\n"
+        "xp.dataset(frame, name='table')\n")
+TRAIN = ("%%experiment train --seed 0\n"
+         "from sklearn.linear_model import LogisticRegression\n"
+         "C = xp.param('C', 1.0, low=0.01, high=100.0, log=True)\n"
+         "X, y = frame[['a', 'b']].to_numpy(), frame['label'].to_numpy()\n"
+         "model = LogisticRegression(C=C).fit(X, y)\n"
+         "xp.log(accuracy=model.score(X, y), mean_a=float(X[:, 0].mean()))\n")
+
+
+def write_data(folder, shift=0.0):
+    rows = ["a,b,label"] + [f"{i * 0.1 + shift},{(i * 7) % 5},{int(i % 3 == 0)}" for i in range(60)]
+    (folder / "data.csv").write_text("\n".join(rows) + "\n")
+
+
+def xpmagic(*args, cwd):
+    exe = shutil.which("xpmagic", path=os.path.dirname(sys.executable))
+    return subprocess.run([exe, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.fixture
+def recorded(shell, tmp_path, db_path):
+    write_data(tmp_path)
+    run_ok(shell, LOAD)
+    run_ok(shell, TRAIN)
+    return db_path
+
+
+def verdicts(result):
+    assert result.stdout, result.stderr
+    return {v["experiment"]: v for v in json.loads(result.stdout)}
+
+
+def test_a_deterministic_run_reproduces(recorded, tmp_path):
+    result = xpmagic("replay", "train", "--db", str(recorded), "--json", cwd=tmp_path)
+    found = verdicts(result)
+    assert found["train"]["verdict"] == "reproduced" and found["load-data"]["verdict"] == "reproduced"
+    assert result.returncode == 0
+    with sqlite3.connect(recorded) as conn:
+        assert conn.execute("SELECT replay_of FROM runs WHERE id = ?",
+                            (found["train"]["replay_run"],)).fetchone() == (2,)
+
+
+def test_changed_data_differs_and_names_the_fingerprint(recorded, tmp_path):
+    write_data(tmp_path, shift=5.0)
+    result = xpmagic("replay", "2", "--db", str(recorded), "--json", cwd=tmp_path)
+    found = verdicts(result)
+    train = found["train"]
+    assert train["verdict"] == "differs" and result.returncode == 1
+    assert any(d["metric"] == "mean_a" for d in train["differences"])
+    assert any("data set 'table' fingerprint changed" in c for c in found["load-data"]["changes"])
+    assert any("input 'frame' changed" in c for c in train["changes"])
+
+
+def test_unseeded_randomness_is_flagged(shell, tmp_path, db_path):
+    run_ok(shell, "%%experiment noisy\nimport random\nxp.log(score=random.random())\n")
+    found = verdicts(xpmagic("replay", "noisy", "--db", str(db_path), "--json", cwd=tmp_path))
+    assert found["noisy"]["verdict"] == "differs"
+    assert any("set no seed" in c for c in found["noisy"]["changes"])
+
+
+def test_a_cell_that_now_fails_reports_its_index_and_error(recorded, tmp_path):
+    (tmp_path / "data.csv").unlink()
+    result = xpmagic("replay", "train", "--db", str(recorded), "--json", cwd=tmp_path)
+    found = verdicts(result)
+    error = found["load-data"]["error"]
+    assert found["load-data"]["verdict"] == "failed" and error["type"] == "FileNotFoundError"
+    assert error["cell"] == 3  # markdown, %load_ext, next_run, then the load-data cell
+    assert found["train"]["verdict"] == "failed" and result.returncode == 1
+
+
+def test_text_output_shows_progress_and_a_summary(recorded, tmp_path):
+    result = xpmagic("replay", "train", "--db", str(recorded), cwd=tmp_path)
+    assert "REPRODUCED" in result.stdout and "2/2 reproduced" in result.stdout
+    assert "replay" in result.stderr and "cell" in result.stderr  # the progress bar
+
+
+def test_replaying_a_notebook_compares_with_the_latest_recordings(shell, tmp_path, db_path):
+    write_data(tmp_path)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("%load_ext xpmagic"), nbformat.v4.new_code_cell(LOAD),
+                nbformat.v4.new_code_cell(TRAIN)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "analysis.ipynb"
+    nbformat.write(nb, str(path))
+    first = xpmagic("replay", str(path), "--db", str(db_path), "--json", cwd=tmp_path)
+    assert {v["verdict"] for v in verdicts(first).values()} == {"recorded"}  # nothing to compare yet
+    assert first.returncode == 1
+    second = verdicts(xpmagic("replay", str(path), "--db", str(db_path), "--json", cwd=tmp_path))
+    assert second["train"]["verdict"] == "reproduced" and second["train"]["run"] == 2
+
+
+def test_exported_notebook_runs_under_nbclient_and_papermill(recorded, tmp_path):
+    out = tmp_path / "train.ipynb"
+    assert xpmagic("export-notebook", "2", "--db", str(recorded), "-o", str(out), cwd=tmp_path).returncode == 0
+    nb = nbformat.read(str(out), as_version=4)
+    assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells)
+    from nbclient import NotebookClient
+
+    env_db = os.environ.get("XPMAGIC_DB")
+    os.environ["XPMAGIC_DB"] = str(recorded)
+    try:
+        NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+        import papermill
+
+        papermill.execute_notebook(str(out), str(tmp_path / "pm.ipynb"), parameters={"C": 0.5},
+                                   cwd=str(tmp_path), kernel_name="python3", progress_bar=False)
+    finally:
+        if env_db is None:
+            os.environ.pop("XPMAGIC_DB", None)
+        else:
+            os.environ["XPMAGIC_DB"] = env_db
+    with sqlite3.connect(recorded) as conn:
+        values = conn.execute("SELECT p.value FROM params p JOIN runs r ON r.id = p.run_id"
+                              " WHERE p.name = 'C' ORDER BY r.id").fetchall()
+    assert [json.loads(v[0]) for v in values] == [1.0, 1.0, 0.5]
+
+
+def test_a_database_from_someone_else_needs_trust(recorded, tmp_path):
+    with sqlite3.connect(recorded) as conn:
+        conn.execute("UPDATE db_info SET value = 'mallory' WHERE key = 'created_by'")
+    refused = xpmagic("replay", "train", "--db", str(recorded), cwd=tmp_path)
+    assert refused.returncode == 2 and "created by mallory" in refused.stderr and "--trust" in refused.stderr
+    trusted = xpmagic("replay", "train", "--db", str(recorded), "--trust", cwd=tmp_path)
+    assert trusted.returncode == 0, trusted.stderr
+
+
+def test_replay_from_the_notebook_magic(shell, tmp_path, db_path):
+    write_data(tmp_path)
+    run_ok(shell, LOAD)
+    run_ok(shell, TRAIN)
+    report = shell.run_line_magic("xp", "replay train")
+    assert report.ok and "reproduced" in report._repr_html_()

@@ -1,0 +1,354 @@
+"""Replay: rebuild notebooks from the records, run them in a fresh kernel, and explain.
+
+For a run, the notebook holds the cells of the runs it read from (found through
+lineage, in the order they ran) and then its own cell, each preceded by
+``xp.next_run(params=..., replay_of=...)`` so it gets the recorded parameters and
+is linked to its original. Each replayed run gets a verdict: reproduced (metrics
+equal within the tolerance), differs (which metrics) or failed (cell and error),
+and for anything not reproduced, what changed since the original.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import procinfo
+from .errors import MissingDependency, UsageError, XPError
+from .queries import compare_mappings
+from .recorder import split_cell
+from .records import Run
+from .store import Store
+
+CELL_TIMEOUT_S = 3600
+
+
+@dataclass
+class Verdict:
+    run: int | None
+    replay_run: int | None
+    experiment: str
+    verdict: str  # reproduced, differs, failed; "recorded" when there was nothing to compare with
+    differences: list[dict[str, Any]] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)
+    error: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- building notebooks ------------------------------------------------------------------
+
+def upstream_runs(store: Store, run_id: int) -> list[Run]:
+    """The run and every recorded run it (transitively) read from, in the order they ran."""
+    seen: set[int] = set()
+    frontier = [run_id]
+    while frontier:
+        current = frontier.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        frontier += store.lineage_sources(current)
+    return [store.get_run(i) for i in sorted(seen)]
+
+
+def magic_line(run: Run) -> str:
+    """The %%experiment line that records a run like this one (optimization options dropped)."""
+    parts = ["%%experiment", shlex.quote(run.experiment)]
+    if run.seed is not None:
+        parts += ["--seed", str(run.seed)]
+    for tag in run.tags:
+        if not tag.startswith(("study:", "trial:")):
+            parts += ["--tag", shlex.quote(tag)]
+    return " ".join(parts)
+
+
+def rebuild_notebook(store: Store, run_id: int, *, parameters_cell: bool = False) -> Any:
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    runs = upstream_runs(store, run_id)
+    target = runs[-1]
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["xpmagic"] = {"replay_of": run_id, "database": str(store.path)}
+    upstream = ", ".join(f"run {r.id} ({r.experiment})" for r in runs[:-1]) or "no earlier run"
+    nb.cells.append(new_markdown_cell(
+        f"Rebuilt by xpmagic from run {target.id} of **{target.experiment}**, "
+        f"with the recorded cells it read from: {upstream}."))
+    nb.cells.append(new_code_cell("%load_ext xpmagic"))
+    if parameters_cell:
+        lines = [f"{name} = {value!r}" for name, value in sorted(target.params.items())]
+        nb.cells.append(new_code_cell("\n".join(lines) or "# no parameters",
+                                      metadata={"tags": ["parameters"]}))
+    for run in runs:
+        if parameters_cell and run is target:
+            params = "dict(" + ", ".join(f"{n}={n}" for n in sorted(run.params)) + ")"
+        else:
+            params = repr(run.params)
+        nb.cells.append(new_code_cell(f"xp.next_run(params={params}, replay_of={run.id})",
+                                      metadata={"xpmagic": {"setup_for": run.id}}))
+        _, body = split_cell(run.code)
+        nb.cells.append(new_code_cell(f"{magic_line(run)}\n{body}", metadata={"xpmagic": {"run": run.id}}))
+    nbformat.validate(nb)
+    return nb
+
+
+# -- executing ---------------------------------------------------------------------------
+
+@dataclass
+class Execution:
+    failure: dict[str, Any] | None  # cell index, error type and message of the first failing cell
+    cells_run: int
+
+
+def execute(nb: Any, cwd: str, db_path: Path, progress: Callable[[int, int], None] | None = None) -> Execution:
+    """Run a notebook cell by cell in a fresh kernel that records into db_path."""
+    try:
+        from nbclient import NotebookClient
+        from nbclient.exceptions import CellExecutionError
+    except ImportError:
+        raise MissingDependency("nbclient", "replay", extra="notebook") from None
+    env = {**os.environ, "XPMAGIC_DB": str(db_path)}
+    client = NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT_S, allow_errors=False,
+                            resources={"metadata": {"path": cwd}},
+                            extra_arguments=["--IPKernelApp.log_level=ERROR"])
+    code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    done = 0
+    with client.setup_kernel(env=env):
+        for index in code_cells:
+            try:
+                client.execute_cell(nb.cells[index], index)
+            except CellExecutionError as exc:
+                return Execution({"cell": index, "type": exc.ename, "message": exc.evalue}, done)
+            done += 1
+            if progress is not None:
+                progress(done, len(code_cells))
+    return Execution(None, done)
+
+
+# -- comparing ---------------------------------------------------------------------------
+
+def _same(a: float | None, b: float | None, tolerance: float) -> bool:
+    if a is None or b is None:
+        return a is b
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance)
+
+
+def explain(original: Run, replay: Run | None) -> list[str]:
+    """What changed since the original run: the usual suspects, most likely first."""
+    changes: list[str] = []
+    unseeded = ("the original run set no seed: if it uses randomness, results can change "
+                "(use %%experiment --seed N)")
+    if replay is None:
+        return changes + ([unseeded] if original.seed is None else [])
+    if original.code_hash != replay.code_hash:
+        changes.append("code changed")
+    originals = {d["name"]: d["fingerprint"] for d in original.datasets}
+    for change in compare_mappings(originals, {d["name"]: d["fingerprint"] for d in replay.datasets}):
+        changes.append(f"data set {change.name!r} fingerprint changed: {change.a} -> {change.b}")
+    for change in compare_mappings(original.inputs, replay.inputs):
+        if change.name not in originals:
+            changes.append(f"input {change.name!r} changed: {change.a} -> {change.b}")
+    env_a, env_b = original.env or {}, replay.env or {}
+    if env_a.get("python") != env_b.get("python"):
+        changes.append(f"Python {env_a.get('python')} -> {env_b.get('python')}")
+    for change in compare_mappings(env_a.get("packages", {}), env_b.get("packages", {})):
+        a = change.a if isinstance(change.a, str) else "(not imported)"
+        b = change.b if isinstance(change.b, str) else "(not imported)"
+        changes.append(f"package {change.name} {a} -> {b}")
+    commit_a = (original.git or {}).get("commit")
+    commit_b = (replay.git or {}).get("commit")
+    if commit_a and commit_b and commit_a != commit_b:
+        changes.append(f"git commit {commit_a[:10]} -> {commit_b[:10]}")
+    if original.seed is None:
+        changes.append(unseeded)
+    return changes
+
+
+def verdict_for(original: Run, replay: Run | None, tolerance: float,
+                failure: dict[str, Any] | None) -> Verdict:
+    if replay is None or replay.status != "ok":
+        error = failure
+        if replay is not None and replay.error is not None:
+            error = {"cell": (failure or {}).get("cell"), "type": replay.error.type,
+                     "message": replay.error.message}
+        if error is None:
+            error = {"cell": None, "type": "NotRun", "message": "an earlier cell failed"}
+        return Verdict(original.id, None if replay is None else replay.id, original.experiment,
+                       "failed", error=error, changes=explain(original, replay))
+    differences = [
+        {"metric": name, "old": value, "new": replay.metrics.get(name)}
+        for name, value in original.metrics.items()
+        if not _same(value, replay.metrics.get(name), tolerance)]
+    # A run whose results are values, not metrics, differs when those values do.
+    differences += [
+        {"output": c.name, "old": c.a, "new": c.b}
+        for c in compare_mappings(original.outputs, replay.outputs)
+        if isinstance(c.a, str) and isinstance(c.b, str)]
+    if not differences:
+        return Verdict(original.id, replay.id, original.experiment, "reproduced")
+    return Verdict(original.id, replay.id, original.experiment, "differs", differences,
+                   explain(original, replay))
+
+
+# -- the two kinds of target ---------------------------------------------------------------
+
+def check_trust(store: Store, trust: bool) -> None:
+    info = store.db_info()
+    by, on = info.get("created_by"), info.get("created_on")
+    if trust or (by == procinfo.user() and on == procinfo.host()):
+        return
+    raise UsageError(
+        f"{store.path} was created by {by or 'an unknown user'} on {on or 'an unknown machine'}; "
+        "replay runs the code stored in it. Read it first (xpmagic show RUN), then pass --trust")
+
+
+def replay_run(store: Store, run_id: int, *, tolerance: float = 1e-9, trust: bool = False,
+               progress: Callable[[int, int], None] | None = None) -> list[Verdict]:
+    check_trust(store, trust)
+    originals = upstream_runs(store, run_id)
+    nb = rebuild_notebook(store, run_id)
+    before = store.max_run_id()
+    cwd = _working_folder(originals[-1])
+    execution = execute(nb, cwd, store.path, progress)
+    replays: dict[int, Run] = {}
+    for new_id in store.run_ids():
+        if new_id <= before:
+            break
+        run = store.get_run(new_id)
+        if run.replay_of is not None:
+            replays[run.replay_of] = run
+    return [verdict_for(o, replays.get(o.id), tolerance, execution.failure) for o in originals]
+
+
+def replay_notebook(store: Store, path: str, *, tolerance: float = 1e-9, trust: bool = False,
+                    progress: Callable[[int, int], None] | None = None) -> list[Verdict]:
+    """Run a notebook top to bottom; compare each experiment run with its latest recording."""
+    import nbformat
+
+    check_trust(store, trust)
+    notebook_path = Path(path).resolve()
+    if not notebook_path.is_file():
+        raise UsageError(f"no notebook at {notebook_path}")
+    try:
+        nb = nbformat.read(str(notebook_path), as_version=4)
+    except Exception as exc:
+        raise UsageError(f"{notebook_path} is not a readable notebook: {exc}") from None
+    before = store.max_run_id()
+    latest = _latest_by_experiment(store, before)
+    execution = execute(nb, str(notebook_path.parent), store.path, progress)
+    verdicts = []
+    for new_id in sorted(i for i in store.run_ids() if i > before):
+        replay = store.get_run(new_id)
+        if replay.trial_number is not None:
+            continue
+        original_id = latest.get(replay.experiment)
+        if original_id is None:
+            verdicts.append(Verdict(None, new_id, replay.experiment,
+                                    "failed" if replay.status != "ok" else "recorded",
+                                    changes=["no earlier recording of this experiment to compare with"]))
+            continue
+        store.set_replay_of(new_id, original_id)
+        verdicts.append(verdict_for(store.get_run(original_id), replay, tolerance, execution.failure))
+    if execution.failure is not None and not any(v.verdict == "failed" for v in verdicts):
+        verdicts.append(Verdict(None, None, "(notebook)", "failed", error=execution.failure))
+    return verdicts
+
+
+def _latest_by_experiment(store: Store, up_to: int) -> dict[str, int]:
+    latest: dict[str, int] = {}
+    for run in store.list_runs():
+        if run.id <= up_to and run.trial_number is None and run.experiment not in latest:
+            latest[run.experiment] = run.id
+    return latest
+
+
+def _working_folder(run: Run) -> str:
+    if run.notebook and os.path.isabs(run.notebook) and os.path.isdir(os.path.dirname(run.notebook)):
+        return os.path.dirname(run.notebook)
+    return os.getcwd()
+
+
+def resolve_target(store: Store, target: str, all_runs: bool = False) -> tuple[str, list[int]]:
+    """('notebook', []) for a notebook path, else ('runs', run ids) for an id or experiment."""
+    if target.endswith(".ipynb"):
+        return "notebook", []
+    if target.isdigit():
+        store.get_run(int(target))
+        return "runs", [int(target)]
+    ids = [r.id for r in store.list_runs(target) if r.trial_number is None]
+    if not ids:
+        raise UsageError(f"{target!r} is not a run id, an experiment with runs, or a .ipynb file")
+    return "runs", sorted(ids) if all_runs else [ids[0]]
+
+
+class ReplayReport:
+    """The verdicts, as a table."""
+
+    def __init__(self, verdicts: list[Verdict]):
+        self.verdicts = verdicts
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.verdicts) and all(v.verdict == "reproduced" for v in self.verdicts)
+
+    def to_dict(self) -> list[dict[str, Any]]:
+        return [v.to_dict() for v in self.verdicts]
+
+    def __repr__(self) -> str:
+        lines = []
+        for v in self.verdicts:
+            head = f"run {v.run} -> {v.replay_run} ({v.experiment}): {v.verdict.upper()}"
+            lines.append(head)
+            for d in v.differences:
+                lines.append(f"    {d.get('metric') or 'output ' + d['output']}: {d['old']} -> {d['new']}")
+            if v.error:
+                lines.append(f"    cell {v.error.get('cell')}: {v.error['type']}: {v.error['message']}")
+            for change in v.changes:
+                lines.append(f"    changed: {change}")
+        total = len(self.verdicts)
+        good = sum(v.verdict == "reproduced" for v in self.verdicts)
+        lines.append(f"{good}/{total} reproduced")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        colour = {"reproduced": "#1a7f37", "differs": "#9a6700", "failed": "#cf222e", "recorded": "#57606a"}
+        rows = []
+        for v in self.verdicts:
+            detail = "<br>".join(
+                [f"{escape(d.get('metric') or 'output ' + d['output'])}: {d['old']} → {d['new']}"
+                 for d in v.differences]
+                + ([f"cell {v.error.get('cell')}: {escape(v.error['type'])}: {escape(str(v.error['message']))}"]
+                   if v.error else [])
+                + [f"changed: {escape(c)}" for c in v.changes])
+            rows.append(f"<tr><td>{v.run}</td><td>{v.replay_run}</td><td>{escape(v.experiment)}</td>"
+                        f"<td style='color:{colour[v.verdict]}'><b>{v.verdict}</b></td><td>{detail}</td></tr>")
+        return ("<table><tr><th>run</th><th>replay</th><th>experiment</th><th>verdict</th><th>why</th></tr>"
+                + "".join(rows) + "</table>")
+
+
+def replay_target(store: Store, target: str, *, tolerance: float, trust: bool, all_runs: bool = False,
+                  progress: Callable[[int, int], None] | None = None) -> ReplayReport:
+    kind, ids = resolve_target(store, target, all_runs)
+    try:
+        if kind == "notebook":
+            return ReplayReport(replay_notebook(store, target, tolerance=tolerance, trust=trust,
+                                                progress=progress))
+        verdicts: list[Verdict] = []
+        for run_id in ids:
+            verdicts += replay_run(store, run_id, tolerance=tolerance, trust=trust, progress=progress)
+        return ReplayReport(verdicts)
+    except XPError:
+        raise
+    except RuntimeError as exc:  # a kernel that would not start
+        raise XPError(f"replay could not run a kernel: {exc}") from None
