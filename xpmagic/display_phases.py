@@ -59,7 +59,8 @@ class PhaseReport:
         rows = []
         for i, key in enumerate(m.phases):
             cells = "".join(
-                f"<td style='{_heat(v)};text-align:center;min-width:64px'>{v:.3f}</td>"
+                f"<td style='{_heat(v)};text-align:center;min-width:64px'>{v:.3f}</td>" if v else
+                "<td style='text-align:center;min-width:64px;color:#bbb'>·</td>"
                 for v in m.overlap[i])
             rows.append(f"<tr><th style='text-align:right;font-size:11px'>{_SHORT[key]}</th>{cells}"
                         f"<td style='font-size:11px'>{m.iteration_index[key]:.2f}</td></tr>")
