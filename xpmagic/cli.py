@@ -98,6 +98,14 @@ def build_parser(prog: str = "xpmagic", in_notebook: bool = False) -> argparse.A
         phases.add_argument("--plot", default=None, metavar="FILE", help="write a PNG or SVG figure")
         phases.add_argument("--idle-cutoff", type=float, default=30.0, metavar="MINUTES",
                             help="leave out gaps without activity longer than this (0: off)")
+    knowledge = command("knowledge", "the knowledge table: show, export, import or merge it")
+    knowledge.add_argument("action", nargs="?", default="show", choices=["show", "export", "import", "merge"])
+    knowledge.add_argument("path", nargs="?", default=None,
+                           help="export/import: a .json, .csv or .parquet file; merge: another database")
+    knowledge.add_argument("--experiment", default=None, help="show the past tasks most similar to its data")
+    recommend = command("recommend", "recommendations for an experiment's next optimization")
+    recommend.add_argument("experiment_name", nargs="?", default=None, metavar="EXPERIMENT")
+    recommend.add_argument("--experiment", default=None)
     replay = command("replay", "re-execute runs or a notebook in a fresh kernel and give a verdict")
     replay.add_argument("target", help="a run id, an experiment (its latest run), or a notebook .ipynb")
     replay.add_argument("--all", action="store_true", help="every run of the experiment")
@@ -144,7 +152,7 @@ def resolve_run(store: Store, ref: int | str) -> int:
     return int(ref)
 
 
-def notebook_command(options: argparse.Namespace, store: Store) -> Any:
+def notebook_command(options: argparse.Namespace, store: Store, knowledge_store: Store | None = None) -> Any:
     """Run a %xp command and return what the notebook should display."""
     from . import display, queries
 
@@ -162,6 +170,15 @@ def notebook_command(options: argparse.Namespace, store: Store) -> Any:
         return display.LineageView(queries.lineage_tree(store, resolve_run(store, options.run)))
     if name == "studies":
         return StudiesInfo(store)
+    if name == "knowledge":
+        return knowledge_command(options, store, knowledge_store or store)
+    if name == "recommend":
+        from .recommend import for_experiment
+
+        experiment = options.experiment or options.experiment_name
+        if not experiment:
+            raise UsageError("recommend needs an experiment: recommend NAME")
+        return for_experiment(store, knowledge_store or store, experiment)
     if name == "replay":
         from .replay import replay_target
 
@@ -170,6 +187,56 @@ def notebook_command(options: argparse.Namespace, store: Store) -> Any:
     if name in STEERING:
         return steer(store, options, source="magic")
     raise UsageError(f"unknown command {name!r}")
+
+
+def knowledge_command(options: argparse.Namespace, store: Store, knowledge: Store) -> Any:
+    from . import knowledge as kb
+
+    action, path = options.action, options.path
+    if action in ("export", "import", "merge") and not path:
+        raise UsageError(f"knowledge {action} needs a file (or, for merge, a database)")
+    if action == "export":
+        rows = kb.export_rows(knowledge)
+        kb.write_rows(rows, path)
+        return Message(f"exported {len(rows)} knowledge rows to {path}")
+    if action == "import":
+        rows = kb.read_rows(path)
+        added = knowledge.add_knowledge(rows)
+        return Message(f"imported {added} new knowledge rows from {path} ({len(rows) - added} already known)")
+    if action == "merge":
+        other = Store(path, create=False)
+        try:
+            added = kb.merge(knowledge, other)
+        finally:
+            other.close()
+        return Message(f"merged {added} new knowledge rows from {path}")
+    return KnowledgeView(store, knowledge, options.experiment)
+
+
+class KnowledgeView:
+    """The knowledge table, and for an experiment the most similar past tasks and why."""
+
+    def __init__(self, store: Store, knowledge: Store, experiment: str | None):
+        from .knowledge import table_text
+
+        self.rows = knowledge.knowledge_rows()
+        self._text = table_text(self.rows)
+        self.similar: list[dict[str, Any]] = []
+        if experiment:
+            from .recommend import for_experiment
+
+            self.similar = for_experiment(store, knowledge, experiment).similar_tasks
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "similar_tasks": self.similar}
+
+    def __repr__(self) -> str:
+        text = f"{len(self.rows)} knowledge rows\n{self._text}"
+        if self.similar:
+            text += "most similar past tasks (meta-feature distance):\n" + "\n".join(
+                f"  {t['name'] or t['task'][:8]}: distance {t['distance']}, best score {t['best_score']:.4g}"
+                for t in self.similar)
+        return text
 
 
 PHASE_COMMANDS = ("phase", "revisit", "reasons", "phases")
@@ -343,6 +410,13 @@ class DatabaseInfo:
         return f"{self.path} (schema {self.schema}, {self.runs} runs, {self.size / 1024:.0f} KiB)"
 
 
+def _knowledge_store(store: Store) -> Store:
+    from .knowledge import knowledge_path
+
+    path = knowledge_path("", store.path)
+    return store if path == store.path else Store(path)
+
+
 def _open_store(options: argparse.Namespace) -> Store:
     from .magics import resolve_db_path
 
@@ -392,7 +466,7 @@ def command_line(options: argparse.Namespace) -> int | None:
                     result.plot(options.plot)
                     print(f"wrote {options.plot}", file=sys.stderr)
         else:
-            result = notebook_command(options, store)
+            result = notebook_command(options, store, _knowledge_store(store))
         if not options.json:
             print(result.to_string() if options.command == "runs" else repr(result))
             return _exit_status(options, result)

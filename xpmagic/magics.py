@@ -44,6 +44,9 @@ class XPMagics(Magics):
     ).tag(config=True)
     record_git = Bool(True, help="Record the git state of the notebook's folder").tag(config=True)
     show_summary = Bool(True, help="Show the one-line run summary under each cell").tag(config=True)
+    knowledge_path = Unicode(
+        "", help="Knowledge table file (a team share). Default: $XPMAGIC_KNOWLEDGE, else the database"
+    ).tag(config=True)
     idle_cutoff_minutes = Float(
         30.0, help="Phase time counts only active work: gaps longer than this are left out (0: off)"
     ).tag(config=True)
@@ -53,7 +56,8 @@ class XPMagics(Magics):
         self._store: Store | None = None
         self._store_key: tuple[str, str | None] | None = None
         self._settings: CaptureSettings | None = None
-        self.recorder = Recorder(shell, self.store, self.settings, _display_summary)
+        self._knowledge: Store | None = None
+        self.recorder = Recorder(shell, self.store, self.settings, _display_summary, self.knowledge)
 
     # -- configuration ---------------------------------------------------------
     @observe("max_output_chars", "capture_variables", "capture_output",
@@ -82,6 +86,18 @@ class XPMagics(Magics):
             self._store_key = key
         return self._store
 
+    def knowledge(self) -> Store:
+        """Where knowledge rows go: the database itself, or a shared knowledge file."""
+        from .knowledge import knowledge_path
+
+        store = self.store()
+        path = knowledge_path(self.knowledge_path, store.path)
+        if path == store.path:
+            return store
+        if self._knowledge is None or self._knowledge.path != path:
+            self._knowledge = Store(path)
+        return self._knowledge
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
@@ -109,6 +125,8 @@ class XPMagics(Magics):
     @argument("--approve", action="store_true", help="Nothing runs until you approve the planned trials")
     @argument("--constraint", action="append", default=[], help="Hard constraint, e.g. 'latency_ms < 50'")
     @argument("--resume", action="store_true", help="Continue this experiment's latest study")
+    @argument("--no-recommend", action="store_true",
+              help="Do not warm-start from the knowledge table")
     @cell_magic
     def experiment(self, line: str, cell: str) -> None:
         """Run the cell as a recorded run of experiment NAME.
@@ -135,7 +153,7 @@ class XPMagics(Magics):
             code=recorder.current_raw_cell() or body,
             config=args.optimize, namespace=self.shell.user_ns, notebook=recorder.notebook_path(),
             environment_id=store.environment_id(recorder.environment.snapshot()),
-            max_output_chars=self.max_output_chars)
+            max_output_chars=self.max_output_chars, knowledge=self.knowledge)
         return study_display(controller)
 
     # -- %xp ----------------------------------------------------------------------
@@ -159,6 +177,8 @@ class XPMagics(Magics):
         %xp reasons [--add CODE [--description TEXT]]
         %xp phases [--experiment NAME] [--user U] [--since DATE] [--until DATE]
         %xp replay TARGET [--all] [--tolerance T] [--trust]   re-run in a fresh kernel, with a verdict
+        %xp knowledge [--experiment NAME] | export FILE | import FILE | merge DB
+        %xp recommend NAME     recommendations for NAME's next optimization, with reasons
         """
         from . import cli
 
@@ -171,7 +191,7 @@ class XPMagics(Magics):
             return None  # help was printed
         if options.command in cli.PHASE_COMMANDS:
             return cli.phase_command(options, self.store(), self.recorder.phases)
-        return cli.notebook_command(options, self.store())
+        return cli.notebook_command(options, self.store(), self.knowledge())
 
 
 def _display_summary(summary: Any) -> None:
@@ -223,7 +243,8 @@ def _study_config(parsed: Any) -> Any:
     return StudyConfig(metric=metric, direction=direction, trials=parsed.trials,
                        timeout_s=parsed.timeout, sampler=parsed.sampler, seed=parsed.seed,
                        jobs=parsed.jobs, approve=parsed.approve,
-                       constraints=tuple(parsed.constraint), resume=parsed.resume)
+                       constraints=tuple(parsed.constraint), resume=parsed.resume,
+                       recommend=not parsed.no_recommend)
 
 
 def experiment_transformer(lines: list[str]) -> list[str]:

@@ -25,6 +25,7 @@ from .environment import EnvironmentTracker
 from .errors import UsageError, XPError
 from .fingerprint import Fingerprint, fingerprint, is_recordable, is_weak_for_lineage
 from .gitstate import GitStateWriter
+from .knowledge import model_family_of, rows_for_run
 from .phases import normalize_reason
 from .phasetrack import PhaseTracker
 from .records import ErrorInfo, NewRun, RunOutcome, RunStatus, VariableRecord
@@ -96,9 +97,10 @@ class Recorder:
 
     def __init__(self, shell: Any, store: Callable[[], Store],
                  settings: Callable[[], CaptureSettings],
-                 display: Callable[[Any], None]):
+                 display: Callable[[Any], None], knowledge: Callable[[], Store] | None = None):
         self.shell = shell
         self._store = store
+        self._knowledge = knowledge or store
         self._settings = settings
         self._display = display
         self.environment = EnvironmentTracker()
@@ -169,7 +171,7 @@ class Recorder:
         env_id = store.environment_id(self.environment.snapshot())
         started_at = utc_now()
         pending, self.next_run = self.next_run, {}
-        run_id, _ = store.start_run(NewRun(
+        run_id, run_uuid = store.start_run(NewRun(
             experiment=args.name, code=raw, code_hash=code_hash(body), started_at=started_at,
             seed=args.seed, tags=list(args.tags), note=args.note, phase=args.phase,
             notebook=self.notebook_path(), cell_id=self._cell_ids[-1], environment_id=env_id,
@@ -177,6 +179,7 @@ class Recorder:
         ))
         run = ActiveRun(run_id, args.name, write_chunk=store.write_metric_chunks,
                         overrides=pending.get("params"), sample_bytes=settings.sample_bytes)
+        run.uuid = run_uuid
         names = (cell_name_use(body, self.shell.transform_cell) if settings.capture_variables
                  else NameUse(frozenset(), frozenset()))
         cell = _CellRun(run, args, self._depth, time.perf_counter(), settings, store, names,
@@ -265,6 +268,8 @@ class Recorder:
         self.last_run_id = cell.run.id
         self.phases.run_finished(cell.args.phase, cell.started_at, outcome.ended_at, cell.run.id,
                                  cell.args.name, cell.args.reason)
+        if status is RunStatus.OK and any(d.meta for d in outcome.datasets):
+            self._add_knowledge(cell, outcome, duration)
         for var in outcome.variables:
             if var.direction == "out" and var.fingerprint is not None:
                 self._produced[var.name] = (var.fingerprint, cell.run.id)
@@ -274,6 +279,19 @@ class Recorder:
                                      {m.name: m.last for m in metrics}, outcome.error))
         if cell.args.output_var:
             self.shell.user_ns[cell.args.output_var] = cell.store.get_run(cell.run.id)
+
+    def _add_knowledge(self, cell: _CellRun, outcome: RunOutcome, duration: float) -> None:
+        namespace = self.shell.user_ns
+        family = model_family_of([namespace[n] for n in sorted(cell.names.stored) if n in namespace])
+        rows = rows_for_run(
+            run_uuid=cell.run.uuid, experiment=cell.args.name, datasets=outcome.datasets,
+            params=cell.run.values(), metrics={m.name: m.last for m in outcome.metrics},
+            cost_s=duration, model_family=family, origin=str(cell.store.path))
+        knowledge = self._knowledge()
+        for dataset in outcome.datasets:
+            if dataset.meta:
+                knowledge.save_task(dataset.fingerprint, dataset.name, dataset.meta, outcome.ended_at)
+        knowledge.add_knowledge(rows)
 
     @staticmethod
     def _restore_streams(cell: _CellRun) -> tuple[str, str]:

@@ -103,6 +103,7 @@ class DatasetRecord:
     shape: list
     dtypes: Any
     target: dict[str, Any] | None = None
+    meta: dict[str, Any] | None = None  # meta-features, when X has rows and y was given
 
 
 @dataclass

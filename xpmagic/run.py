@@ -96,6 +96,7 @@ class ActiveRun:
                  suggest: Callable[[ParamSpec], Any] | None = None,
                  sample_bytes: int = 8 * 1024 * 1024):
         self.id = run_id
+        self.uuid = ""
         self.experiment = experiment
         self.overrides = overrides or {}
         self._suggest = suggest  # an optimization trial samples parameters it did not plan
@@ -216,7 +217,25 @@ def describe_dataset(X: Any, y: Any, name: str) -> DatasetRecord:
                              digest_size=16).hexdigest()
     return DatasetRecord(name=name, fingerprint=digest, kind=parts[0].kind,
                          shape=_shape(X), dtypes=_dtypes(X),
-                         target=None if y is None else _target_summary(y))
+                         target=None if y is None else _target_summary(y),
+                         meta=_meta(digest, X, y))
+
+
+_META_CACHE: dict[str, dict[str, Any] | None] = {}
+
+
+def _meta(digest: str, X: Any, y: Any) -> dict[str, Any] | None:
+    """Meta-features of a task, once per session and data set (a re-run cell costs nothing)."""
+    if y is None:
+        return None
+    if digest not in _META_CACHE:
+        from .metafeatures import meta_features
+
+        try:
+            _META_CACHE[digest] = meta_features(X, y)
+        except Exception:  # odd data: no knowledge row, never a failed cell
+            _META_CACHE[digest] = None
+    return _META_CACHE[digest]
 
 
 def _shape(value: Any) -> list:

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..api import current_run
-from ..capture import capture_buffer, routed_streams
+from ..capture import capture_buffer, cell_name_use, routed_streams
 from ..errors import UsageError, XPError
+from ..knowledge import model_family_of, rows_for_run
 from ..recorder import code_hash, error_info
 from ..records import NewRun, ParamSpec, RunOutcome, RunStatus
 from ..run import ActiveRun
@@ -45,6 +46,7 @@ class StudyConfig:
     constraints: tuple[str, ...] = ()
     resume: bool = False
     max_failures: int = 5
+    recommend: bool = True
 
 
 @dataclass
@@ -114,7 +116,8 @@ class StudyController:
                  store: Callable[[], Store], namespace: dict[str, Any], study: Any, study_id: int,
                  space: SearchSpace, notebook: str | None, environment_id: int | None,
                  max_output_chars: int, done_before: list[TrialInfo] | None = None,
-                 on_change: Callable[[], None] | None = None):
+                 on_change: Callable[[], None] | None = None,
+                 knowledge: Callable[[], Store] | None = None):
         self.name = name
         self.experiment = experiment
         self.config = config
@@ -129,12 +132,15 @@ class StudyController:
         self.planned: list[tuple[Any, dict[str, Any]]] = []  # (optuna trial, params) awaiting approval
         self.ready: list[tuple[Any, dict[str, Any]]] = []
         self.lessons: list[str] = []
+        self.recommendation: Any = None
         self.started_at = time.time()
         self._body = body
         self._compiled = compile(body, f"<xpmagic study {name}>", "exec")
         self._code = code
         self._code_hash = code_hash(body)
         self._store = store
+        self._knowledge = knowledge or store
+        self._stored_names = sorted(cell_name_use(body, lambda text: text).stored)
         self._namespace = namespace
         self._notebook = notebook
         self._environment_id = environment_id
@@ -150,6 +156,16 @@ class StudyController:
         self._deadline = None if config.timeout_s is None else self.started_at + config.timeout_s
 
     # -- lifecycle ---------------------------------------------------------------
+    def use_recommendation(self, recommendation: Any) -> None:
+        """Warm-start configurations go first in the queue (they count as trials)."""
+        self.recommendation = recommendation
+        if recommendation is None or recommendation.empty:
+            return
+        self.queue = [dict(c) for c in recommendation.warm_start] + self.queue
+        self._record("recommendation-used", "system", None, recommendation.to_dict(), None)
+        self.message = (f"warm-started with {len(recommendation.warm_start)} recommended configurations; "
+                        "Ignore removes them, Apply also narrows the space")
+
     def start(self) -> None:
         for index in range(max(1, self.config.jobs)):
             thread = threading.Thread(target=self._worker, name=f"xpmagic-{self.name}-{index}",
@@ -280,7 +296,7 @@ class StudyController:
                 self.trials.append(info)
         info.started = time.time()
         store = self._store()
-        run_id, _ = store.start_run(NewRun(
+        run_id, run_uuid = store.start_run(NewRun(
             experiment=self.experiment, code=self._code, code_hash=self._code_hash,
             started_at=utc_now(), seed=self.config.seed, tags=[f"study:{self.name}",
                                                                 f"trial:{trial.number}"],
@@ -326,6 +342,8 @@ class StudyController:
             state = "failed"
         elif any(v > 0 for v in violations):
             state = "infeasible"
+        if state == "complete" and any(d.meta for d in run.datasets.values()):
+            self._add_knowledge(run, run_uuid, namespace, last, duration, trial.number)
         store.finish_run(run_id, RunOutcome(
             status=RunStatus.FAILED if error else RunStatus.OK, ended_at=utc_now(),
             duration_s=duration, stdout=out.getvalue(), stderr=err.getvalue(),
@@ -343,6 +361,21 @@ class StudyController:
             info.params = {**params, **{p.name: p.value for p in run.params.values()}}
             info.error = None if error is None else f"{type(error).__name__}: {error}"
             self._after_trial(state)
+
+    def _add_knowledge(self, run: ActiveRun, run_uuid: str, namespace: dict[str, Any],
+                       metrics: dict[str, float | None], duration: float, number: int) -> None:
+        family = model_family_of([namespace[n] for n in self._stored_names if n in namespace])
+        rows = rows_for_run(
+            run_uuid=run_uuid, experiment=self.experiment, datasets=list(run.datasets.values()),
+            params=run.values(), metrics={self.config.metric: metrics.get(self.config.metric)},
+            cost_s=duration, model_family=family, origin=str(self._store().path),
+            directions={self.config.metric: self.config.direction}, study=self.name,
+            trial_number=number, sampler=self.config.sampler)
+        knowledge = self._knowledge()
+        for dataset in run.datasets.values():
+            if dataset.meta:
+                knowledge.save_task(dataset.fingerprint, dataset.name, dataset.meta, utc_now())
+        knowledge.add_knowledge(rows)
 
     def _after_trial(self, state: str) -> None:
         self._consecutive_failures = self._consecutive_failures + 1 if state == "failed" else 0
@@ -464,6 +497,28 @@ class StudyController:
         self._cancel_trial(trial)
         return params, None, trial.number, "rejected"
 
+    def _do_apply_recommendation(self) -> tuple:
+        rec = self.recommendation
+        if rec is None or rec.empty:
+            raise UsageError("there is no recommendation for this study")
+        before = self.space.to_dict()
+        for name, bounds in rec.space.items():
+            if name in self.space.specs:
+                self.space.edit(name, low=bounds["low"], high=bounds["high"], log=bounds.get("log"))
+        self._replan()
+        return before, self.space.to_dict(), None, (
+            f"applied: narrowed {', '.join(rec.space) or 'nothing'}; sampler {rec.sampler}")
+
+    def _do_ignore_recommendation(self) -> tuple:
+        rec = self.recommendation
+        if rec is None or rec.empty:
+            raise UsageError("there is no recommendation for this study")
+        before = list(self.queue)
+        self.queue = [q for q in self.queue if q not in rec.warm_start]
+        self.message = None
+        return before, list(self.queue), None, (
+            f"ignored: {len(before) - len(self.queue)} warm-start configurations removed from the queue")
+
     def _do_rate(self, trial: int, rating: int) -> tuple:
         if not 1 <= int(rating) <= 5:
             raise UsageError("a rating is 1 to 5 stars")
@@ -472,6 +527,7 @@ class StudyController:
             raise UsageError(f"no trial {trial} in study {self.name!r}")
         before, info.rating = info.rating, int(rating)
         self.study._storage.set_trial_user_attr(self._trial_id(info.number), "rating", int(rating))
+        self._knowledge().rate_knowledge(self.name, info.number, int(rating))
         return before, int(rating), info.number, f"trial {trial} rated {rating}/5"
 
     def _do_lesson(self, text: str) -> tuple:
@@ -480,6 +536,7 @@ class StudyController:
             raise UsageError("a lesson needs some text")
         self.lessons.append(text)
         self.study.set_user_attr("lessons", self.lessons)
+        self._knowledge().note_knowledge(self.name, "\n".join(self.lessons))
         return None, text, None, "lesson saved"
 
     def _trial_id(self, number: int) -> int:

@@ -31,7 +31,8 @@ def _import_optuna() -> Any:
 
 def launch(*, store: Store, store_factory: Any, experiment: str, body: str, code: str,
            config: StudyConfig, namespace: dict, notebook: str | None,
-           environment_id: int | None, max_output_chars: int) -> StudyController:
+           environment_id: int | None, max_output_chars: int,
+           knowledge: Any = None) -> StudyController:
     optuna = _import_optuna()
     if config.direction not in ("maximize", "minimize"):
         raise UsageError("direction must be maximize or minimize")
@@ -74,8 +75,15 @@ def launch(*, store: Store, store_factory: Any, experiment: str, body: str, code
     controller = StudyController(
         name=name, experiment=experiment, body=body, code=code, config=config, store=store_factory,
         namespace=namespace, study=study, study_id=study_id, space=space, notebook=notebook,
-        environment_id=environment_id, max_output_chars=max_output_chars, done_before=done)
+        environment_id=environment_id, max_output_chars=max_output_chars, done_before=done,
+        knowledge=knowledge)
     controllers[name] = controller
+    if config.recommend and not config.resume and knowledge is not None:
+        from ..recommend import for_cell
+
+        controller.use_recommendation(for_cell(
+            knowledge(), source=body, namespace=namespace, specs=space.specs, metric=config.metric,
+            direction=config.direction))
     controller.start()
     return controller
 

@@ -277,6 +277,58 @@ def m004_replay(db: Database) -> None:
                (procinfo.user(), procinfo.host()))
 
 
+
+M005 = """
+CREATE TABLE tasks (
+    fingerprint TEXT PRIMARY KEY,  -- the data set's content fingerprint (X and y)
+    name TEXT,
+    meta TEXT NOT NULL,            -- JSON meta-features
+    created_at TEXT NOT NULL
+);
+CREATE TABLE knowledge (
+    id INTEGER PRIMARY KEY,
+    uid TEXT NOT NULL UNIQUE,      -- run uuid + metric: the same fact is never stored twice
+    task TEXT NOT NULL,            -- task fingerprint
+    task_name TEXT,
+    meta TEXT NOT NULL,            -- JSON meta-features, so a row travels on its own
+    model_family TEXT,             -- estimator class, e.g. SVC
+    config TEXT NOT NULL,          -- JSON: parameter name -> value
+    metric TEXT NOT NULL,
+    direction TEXT NOT NULL CHECK (direction IN ('minimize', 'maximize')),
+    score REAL NOT NULL,
+    cost_s REAL,
+    rating INTEGER,
+    notes TEXT,
+    user TEXT,
+    created_at TEXT NOT NULL,
+    origin TEXT NOT NULL,          -- the database the row was first recorded in
+    experiment TEXT,
+    study TEXT,
+    trial_number INTEGER,
+    sampler TEXT
+);
+CREATE INDEX knowledge_by_family ON knowledge (model_family, metric, direction, task, score);
+CREATE TABLE knowledge_tasks (   -- kept up to date on insert, so recommending reads one row per task
+    model_family TEXT,
+    metric TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    task TEXT NOT NULL,
+    task_name TEXT,
+    meta TEXT NOT NULL,
+    top TEXT NOT NULL,             -- JSON: the best rows, best first
+    score_min REAL,
+    score_max REAL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (model_family, metric, direction, task)
+);
+"""
+
+
+@migrations()
+def m005_knowledge(db: Database) -> None:
+    _execute_script(db, M005)
+
+
 def known_migrations() -> list[str]:
     """Names of every migration this version knows, oldest first."""
     return [m.name for m in migrations.pending(Database(memory=True))]

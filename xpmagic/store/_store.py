@@ -25,6 +25,7 @@ from ..errors import DatabaseCorrupt, DatabaseNotFound, DatabaseTooNew, RunNotFo
 from ..records import ErrorInfo, MetricChunk, NewRun, ParamSpec, Run, RunOutcome, RunStatus
 from . import _schema
 from ._json import dumps as _dumps
+from ._knowledge import KnowledgeMixin
 from ._phases import PhasesMixin
 from ._studies import StudiesMixin
 
@@ -60,7 +61,7 @@ def _check_is_sqlite(path: Path) -> None:
         )
 
 
-class Store(StudiesMixin, PhasesMixin):
+class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
     """Typed access to one xpmagic database."""
 
     def __init__(self, path: str | Path, *, create: bool = True):

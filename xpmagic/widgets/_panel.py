@@ -62,6 +62,9 @@ class StudyPanel(w.VBox):
         self.approve_button = w.Button(description="Approve batch", icon="check", button_style="success")
         self.reject_select = w.Dropdown(description="reject", options=[])
         self.reject_button = w.Button(description="Reject")
+        self.recommendation_html = w.HTML()
+        self.apply_recommendation = w.Button(description="Apply", icon="check")
+        self.ignore_recommendation = w.Button(description="Ignore", icon="times")
         self.rate_trial = w.BoundedIntText(description="trial", min=0, max=10**9,
                                            layout=w.Layout(width="160px"))
         self.rate_stars = w.Dropdown(description="stars", options=[1, 2, 3, 4, 5], value=3,
@@ -81,6 +84,7 @@ class StudyPanel(w.VBox):
             w.HTML("<b>Queue</b>"), w.HBox([self.config_text, self.enqueue_button]),
             w.HBox([self.queue_select, w.VBox([self.up_button, self.down_button, self.cancel_button])]),
             self.planned_html, w.HBox([self.approve_button, self.reject_select, self.reject_button]),
+            self.recommendation_html, w.HBox([self.apply_recommendation, self.ignore_recommendation]),
             w.HTML("<b>Notes</b>"), w.HBox([self.rate_trial, self.rate_stars, self.rate_button]),
             w.HBox([self.lesson_text, self.lesson_button]), self.feedback,
         ])
@@ -105,6 +109,8 @@ class StudyPanel(w.VBox):
         self.down_button.on_click(lambda _: self._move(+1))
         self.cancel_button.on_click(lambda _: self._do("cancel", index=self._queue_index()))
         self.approve_button.on_click(lambda _: self._do("approve"))
+        self.apply_recommendation.on_click(lambda _: self._do("apply-recommendation"))
+        self.ignore_recommendation.on_click(lambda _: self._do("ignore-recommendation"))
         self.reject_button.on_click(lambda _: self._do("reject", index=self.reject_select.index or 0))
         self.rate_button.on_click(lambda _: self._do(
             "rate", trial=self.rate_trial.value, rating=self.rate_stars.value))
@@ -166,6 +172,13 @@ class StudyPanel(w.VBox):
                                    "<br>".join(f"{i + 1}. <code>{escape(str(p))}</code>"
                                                for i, p in enumerate(view.planned)))
         self.reject_select.options = [str(i + 1) for i in range(len(view.planned))]
+        rec = self.controller.recommendation
+        has_rec = rec is not None and not rec.empty
+        self.recommendation_html.value = ("" if not has_rec else
+                                          "<b>Recommended from the knowledge table</b><pre>"
+                                          f"{escape(repr(rec))}</pre>")
+        self.apply_recommendation.layout.display = None if has_rec else "none"
+        self.ignore_recommendation.layout.display = None if has_rec else "none"
         self.approve_button.disabled = not view.planned
         self.pause_button.disabled = view.state != "running"
         self.resume_button.disabled = view.state != "paused"

@@ -1,0 +1,185 @@
+"""The knowledge table, meta-features and recommendations."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_optimize import _stop_studies  # noqa: F401  (autouse fixture)
+
+from conftest import run_ok
+from xpmagic.metafeatures import meta_features
+from xpmagic.recommend import recommend
+from xpmagic.records import ParamSpec
+from xpmagic.store import Store
+
+
+def test_meta_features_on_known_data():
+    from sklearn.datasets import load_iris
+
+    meta = meta_features(*load_iris(return_X_y=True))
+    assert (meta["rows"], meta["features"], meta["classes"]) == (150, 4, 3)
+    assert meta["class_entropy"] == pytest.approx(1.0) and meta["minority_share"] == pytest.approx(1 / 3)
+    assert meta["share_missing"] == 0 and meta["share_categorical"] == 0
+    assert 0.5 < meta["stump_accuracy"] < 0.8 and meta["nb_accuracy"] > 0.9
+    frame = pd.DataFrame({"colour": ["red", "blue", None, "red"], "size": [1.0, np.nan, 3.0, 4.0]})
+    meta = meta_features(frame, np.array([0, 1, 0, 0]))
+    assert meta["share_categorical"] == 0.5 and meta["share_missing"] == pytest.approx(2 / 8)
+    assert meta["minority_share"] == 0.25
+    assert meta_features(np.arange(20.0).reshape(10, 2), np.linspace(0, 1, 10))["task"] == "regression"
+
+
+WINE = ("from sklearn.datasets import load_wine\nfrom sklearn.svm import SVC\n"
+        "from sklearn.model_selection import cross_val_score\n"
+        "from sklearn.pipeline import make_pipeline\nfrom sklearn.preprocessing import StandardScaler\n"
+        "X, y = load_wine(return_X_y=True)\n")
+SVC_CELL = ("C = xp.param('C', 1.0, low=1e-3, high=1e3, log=True)\n"
+            "xp.dataset(X, y, name='wine')\n"
+            "model = make_pipeline(StandardScaler(), SVC(C=C))\n"
+            "xp.log(accuracy=cross_val_score(model, X, y, cv=3).mean())\n")
+
+
+def test_runs_and_trials_add_knowledge_rows(shell, db_path):
+    run_ok(shell, WINE)
+    run_ok(shell, f"%%experiment wine-svc\n{SVC_CELL}")
+    run_ok(shell, f"%%experiment wine-svc --optimize accuracy --trials 4 --seed 0 --no-recommend\n{SVC_CELL}")
+    shell.user_ns["xp"].study("wine-svc").wait(60)
+    rows = Store(db_path).knowledge_rows()
+    assert len(rows) == 5
+    first = rows[0]
+    assert first["model_family"] == "SVC" and first["config"] == {"C": 1.0}
+    assert first["metric"] == "accuracy" and first["direction"] == "maximize" and first["score"] > 0.9
+    assert first["meta"]["rows"] == 178 and first["task_name"] == "wine" and first["cost_s"] > 0
+    trials = [r for r in rows if r["study"] == "wine-svc"]
+    assert sorted(r["trial_number"] for r in trials) == [0, 1, 2, 3]
+    assert all(r["sampler"] == "tpe" for r in trials)
+
+
+def _row(uid, task, meta, C, score, rating=None):
+    return {"uid": uid, "task": task, "task_name": task, "meta": meta, "model_family": "SVC",
+            "config": {"C": C}, "metric": "accuracy", "direction": "maximize", "score": score,
+            "rating": rating, "created_at": "t", "origin": "test"}
+
+
+NEAR = {"rows": 200, "features": 10, "classes": 3, "class_entropy": 0.95, "stump_accuracy": 0.6}
+FAR = {"rows": 100_000, "features": 500, "classes": 20, "class_entropy": 0.2, "stump_accuracy": 0.1}
+SPECS = {"C": ParamSpec("C", 1.0, 1e-3, 1e3, True)}
+
+
+@pytest.fixture
+def constructed(tmp_path):
+    store = Store(tmp_path / "k.db")
+    store.add_knowledge(
+        [_row(f"near-{i}", "near", NEAR, c, s) for i, (c, s) in enumerate([(10.0, 0.95), (0.1, 0.7), (500.0, 0.8)])]
+        + [_row(f"far-{i}", "far", FAR, c, s) for i, (c, s) in enumerate([(0.01, 0.9), (100.0, 0.5)])]
+        + [_row("bad", "near2", {**NEAR, "rows": 210}, 999.0, 0.99, rating=1),
+           _row("ok2", "near2", {**NEAR, "rows": 210}, 20.0, 0.9)])
+    return store
+
+
+def test_recommendations_come_from_the_most_similar_task_first(constructed):
+    rec = recommend(constructed, meta=NEAR, specs=SPECS, metric="accuracy",
+                    direction="maximize", model_family="SVC")
+    assert rec.warm_start[0] == {"C": 10.0} and "near" in rec.warm_start_reasons[0]
+    assert {"C": 999.0} not in rec.warm_start  # rated 1 star: never recommended
+    assert rec.similar_tasks[-1]["name"] == "far"
+    low, high = rec.space["C"]["low"], rec.space["C"]["high"]
+    assert low <= 1.0 <= high  # the default stays inside the narrowed space
+    assert rec.expected_range[0] <= 0.95 <= rec.expected_range[1]
+    assert "portfolio" in rec.warm_start_reasons[-1]
+    again = recommend(constructed, meta=NEAR, specs=SPECS, metric="accuracy",
+                      direction="maximize", model_family="SVC")
+    assert again.to_dict() == rec.to_dict()  # deterministic
+
+
+def test_leave_one_task_out(constructed):
+    rec = recommend(constructed, meta=NEAR, specs=SPECS, metric="accuracy", direction="maximize",
+                    model_family="SVC", exclude_task="near")
+    assert {"C": 10.0} not in rec.warm_start and rec.similar_tasks[0]["name"] == "near2"
+
+
+def test_nothing_known_gives_an_empty_recommendation(tmp_path):
+    rec = recommend(Store(tmp_path / "empty.db"), meta=NEAR, specs=SPECS, metric="accuracy",
+                    direction="maximize", model_family="SVC")
+    assert rec.empty and "nothing" in repr(rec)
+
+
+def xpmagic(*args, cwd=None):
+    exe = shutil.which("xpmagic", path=os.path.dirname(sys.executable))
+    return subprocess.run([exe, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".csv"])
+def test_export_import_merge_round_trip_without_duplicates(constructed, tmp_path, suffix):
+    out = tmp_path / f"knowledge{suffix}"
+    assert xpmagic("knowledge", "export", str(out), "--db", str(constructed.path)).returncode == 0
+    other = tmp_path / "other.db"
+    Store(other).close()
+    first = xpmagic("knowledge", "import", str(out), "--db", str(other))
+    assert "imported 7 new" in first.stdout, first.stderr
+    again = xpmagic("knowledge", "import", str(out), "--db", str(other))
+    assert "imported 0 new" in again.stdout
+    merged = xpmagic("knowledge", "merge", str(constructed.path), "--db", str(other))
+    assert "merged 0 new" in merged.stdout
+    rows = Store(other).knowledge_rows()
+    assert len(rows) == 7 and {r["origin"] for r in rows} == {"test"}
+    assert {r["uid"]: r["config"] for r in rows} == {r["uid"]: r["config"] for r in constructed.knowledge_rows()}
+
+
+def test_optimize_warm_starts_from_knowledge_and_says_so(shell, db_path):
+    run_ok(shell, WINE)
+    run_ok(shell, f"%%experiment first --optimize accuracy --trials 6 --seed 0 --no-recommend\n{SVC_CELL}")
+    shell.user_ns["xp"].study("first").wait(60)
+    best = shell.user_ns["xp"].study("first").best_params
+    result = run_ok(shell, f"%%experiment second --optimize accuracy --trials 5 --seed 1\n{SVC_CELL}")
+    panel = result.result
+    study = shell.user_ns["xp"].study("second")
+    study.wait(60)
+    controller = study.controller
+    assert controller.recommendation is not None and not controller.recommendation.empty
+    assert controller.trials[0].params["C"] == pytest.approx(best["C"])  # the warm start ran first
+    assert "Recommended from the knowledge table" in panel.recommendation_html.value
+    used = [i for i in study.interactions if i["action"] == "recommendation-used"]
+    assert used and used[0]["after"]["warm_start"][0]["C"] == pytest.approx(best["C"])
+    run_ok(shell, f"%%experiment third --optimize accuracy --trials 3 --seed 1 --no-recommend\n{SVC_CELL}")
+    assert shell.user_ns["xp"].study("third").controller.recommendation is None
+
+
+def test_panel_apply_and_ignore(shell):
+    run_ok(shell, WINE)
+    run_ok(shell, f"%%experiment base --optimize accuracy --trials 6 --seed 0 --no-recommend\n{SVC_CELL}")
+    shell.user_ns["xp"].study("base").wait(60)
+    run_ok(shell, "import time")
+    slow = SVC_CELL + "time.sleep(0.2)\n"
+    panel = run_ok(shell, f"%%experiment next --optimize accuracy --trials 50 --seed 1\n{slow}").result
+    panel.pause_button.click()
+    controller = panel.controller
+    panel.apply_recommendation.click()
+    rec = controller.recommendation
+    if rec.space:
+        assert controller.space.specs["C"].low == pytest.approx(rec.space["C"]["low"])
+    panel.ignore_recommendation.click()
+    assert not any(q in rec.warm_start for q in controller.queue)
+    actions = [i["action"] for i in controller._store().interactions(controller.study_id)]
+    assert {"apply-recommendation", "ignore-recommendation"} <= set(actions)
+
+
+def test_recommend_and_knowledge_commands(shell, db_path):
+    run_ok(shell, WINE)
+    run_ok(shell, f"%%experiment wine-a --optimize accuracy --trials 4 --seed 0 --no-recommend\n{SVC_CELL}")
+    shell.user_ns["xp"].study("wine-a").wait(60)
+    text = repr(shell.run_line_magic("xp", "recommend wine-a"))
+    assert "warm-start configurations" in text and "wine" in text
+    result = xpmagic("recommend", "--experiment", "wine-a", "--db", str(db_path), "--json")
+    data = json.loads(result.stdout)
+    assert data["warm_start"] and data["similar_tasks"][0]["name"] == "wine"
+    shown = xpmagic("knowledge", "--db", str(db_path), "--experiment", "wine-a")
+    assert "4 knowledge rows" in shown.stdout and "most similar past tasks" in shown.stdout
+    assert math.isfinite(json.loads(xpmagic("knowledge", "--db", str(db_path), "--json").stdout)["rows"][0]["score"])

@@ -1,0 +1,150 @@
+"""The knowledge table: one row per finished run (or trial) and metric, on a known task.
+
+A row says: on this task (data fingerprint and meta-features), this model family with
+this configuration scored this much on this metric, at this cost, as rated by the
+person. Rows live in the experiment database unless ``XPMAGIC_KNOWLEDGE`` /
+``%config XPMagics.knowledge_path`` names a shared file. Rows are keyed by run uuid and
+metric, so export/import/merge never duplicate them and each keeps its origin.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from . import procinfo
+from .errors import UsageError
+from .records import DatasetRecord
+from .store import Store, utc_now
+
+KNOWLEDGE_ENV = "XPMAGIC_KNOWLEDGE"
+MINIMIZE_HINTS = ("loss", "error", "rmse", "mse", "mae", "latency", "time", "cost", "regret")
+
+
+def guess_direction(metric: str) -> str:
+    return "minimize" if any(h in metric.lower() for h in MINIMIZE_HINTS) else "maximize"
+
+
+def knowledge_path(configured: str, experiment_db: Path) -> Path:
+    chosen = configured or os.environ.get(KNOWLEDGE_ENV)
+    return Path(chosen).expanduser().resolve() if chosen else experiment_db
+
+
+def model_family_of(values: list[Any]) -> str | None:
+    """The estimator class among values (a pipeline's last step); fitted ones first."""
+    estimators = [v for v in values if hasattr(v, "get_params") and hasattr(v, "fit")
+                  and not isinstance(v, type)]
+    if not estimators:
+        return None
+    fitted = [e for e in estimators if any(k.endswith("_") and not k.startswith("_") for k in vars(e))]
+    chosen = (fitted or estimators)[-1]
+    steps = getattr(chosen, "steps", None)
+    if steps:
+        chosen = steps[-1][1]
+    return type(chosen).__name__
+
+
+def rows_for_run(*, run_uuid: str, experiment: str, datasets: list[DatasetRecord],
+                 params: dict[str, Any], metrics: dict[str, float | None], cost_s: float,
+                 model_family: str | None, origin: str, directions: dict[str, str] | None = None,
+                 study: str | None = None, trial_number: int | None = None,
+                 sampler: str | None = None) -> list[dict[str, Any]]:
+    """Knowledge rows a finished run contributes: none unless it recorded its data."""
+    task = next((d for d in datasets if d.meta), None)
+    if task is None:
+        return []
+    now = utc_now()
+    rows = []
+    for metric, value in metrics.items():
+        if value is None:
+            continue
+        rows.append({
+            "uid": f"{run_uuid}:{metric}", "task": task.fingerprint, "task_name": task.name,
+            "meta": task.meta, "model_family": model_family, "config": params, "metric": metric,
+            "direction": (directions or {}).get(metric) or guess_direction(metric), "score": value,
+            "cost_s": cost_s, "user": procinfo.user(), "created_at": now, "origin": origin,
+            "experiment": experiment, "study": study, "trial_number": trial_number, "sampler": sampler,
+        })
+    return rows
+
+
+# -- moving knowledge between databases -------------------------------------------------
+
+def export_rows(store: Store) -> list[dict[str, Any]]:
+    return store.knowledge_rows()
+
+
+def write_rows(rows: list[dict[str, Any]], path: str) -> None:
+    if path.endswith(".json"):
+        with open(path, "w") as handle:
+            json.dump(rows, handle, indent=1)
+        return
+    if path.endswith(".csv"):
+        with open(path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["uid"])
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else v
+                                 for k, v in row.items()})
+        return
+    if path.endswith(".parquet"):
+        import pandas as pd
+
+        frame = pd.DataFrame([{k: json.dumps(v) if isinstance(v, (dict, list)) else v
+                               for k, v in row.items()} for row in rows])
+        try:
+            frame.to_parquet(path)
+        except ImportError:
+            raise UsageError("Parquet needs pyarrow: pip install pyarrow (or export to .json/.csv)") from None
+        return
+    raise UsageError(f"{path}: choose a .json, .csv or .parquet file")
+
+
+def read_rows(path: str) -> list[dict[str, Any]]:
+    if not os.path.isfile(path):
+        raise UsageError(f"no file at {path}")
+    if path.endswith(".json"):
+        with open(path) as handle:
+            return json.load(handle)
+    if path.endswith(".csv") or path.endswith(".parquet"):
+        if path.endswith(".csv"):
+            with open(path, newline="") as handle:
+                raw = list(csv.DictReader(handle))
+        else:
+            import pandas as pd
+
+            raw = pd.read_parquet(path).to_dict("records")
+        return [_decode(row) for row in raw]
+    raise UsageError(f"{path}: choose a .json, .csv or .parquet file")
+
+
+def _decode(row: dict[str, Any]) -> dict[str, Any]:
+    decoded = dict(row)
+    for key in ("meta", "config"):
+        if isinstance(decoded.get(key), str):
+            decoded[key] = json.loads(decoded[key])
+    for key in ("score", "cost_s"):
+        if decoded.get(key) not in (None, ""):
+            decoded[key] = float(decoded[key])
+    for key in ("rating", "trial_number"):
+        value = decoded.get(key)
+        decoded[key] = None if value in (None, "") or value != value else int(float(value))
+    return {k: (None if v == "" else v) for k, v in decoded.items()}
+
+
+def merge(target: Store, source: Store) -> int:
+    """Copy the source's knowledge into the target; returns how many rows were new."""
+    return target.add_knowledge(source.knowledge_rows())
+
+
+def table_text(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    for row in rows[-50:]:
+        buffer.write(f"{row['task_name'] or row['task'][:8]:<14} {row['model_family'] or '?':<22} "
+                     f"{row['metric']}={row['score']:.4g} cost={row['cost_s'] or 0:.2f}s "
+                     f"{json.dumps(row['config'])[:60]}\n")
+    return buffer.getvalue() or "the knowledge table is empty: record runs that call xp.dataset(X, y)\n"

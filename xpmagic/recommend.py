@@ -1,0 +1,287 @@
+"""Recommendations for a new optimization, with the reasons behind them.
+
+From the knowledge table: the best configurations on the most similar past tasks
+(by meta-features), blended with a portfolio configuration that was good across
+tasks; a narrowed search space around those good regions (never excluding the
+default); a sampler; the expected score range; a budget. Deterministic: ties are
+broken by the order rows were recorded.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import statistics
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .metafeatures import distance
+from .records import ParamSpec
+from .store import Store
+
+
+@dataclass
+class Recommendation:
+    warm_start: list[dict[str, Any]] = field(default_factory=list)
+    warm_start_reasons: list[str] = field(default_factory=list)
+    space: dict[str, dict[str, Any]] = field(default_factory=dict)  # param -> {low, high, log}
+    space_reasons: list[str] = field(default_factory=list)
+    sampler: str = "tpe"
+    sampler_reason: str = ""
+    expected_range: tuple[float, float] | None = None
+    budget: int | None = None
+    budget_reason: str = ""
+    similar_tasks: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.warm_start and not self.space
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["expected_range"] = list(self.expected_range) if self.expected_range else None
+        return data
+
+    def __repr__(self) -> str:
+        if self.empty:
+            return "no recommendation: the knowledge table has nothing on this model family and metric yet"
+        lines = ["warm-start configurations:"]
+        lines += [f"  {c}  ({r})" for c, r in zip(self.warm_start, self.warm_start_reasons)]
+        if self.space:
+            lines.append("narrowed space:")
+            lines += [f"  {name}: [{s['low']:.4g}, {s['high']:.4g}]" + (" log" if s.get("log") else "")
+                      for name, s in self.space.items()]
+            lines += [f"  ({r})" for r in self.space_reasons]
+        lines.append(f"sampler: {self.sampler} ({self.sampler_reason})")
+        if self.expected_range:
+            lines.append(f"expected score: {self.expected_range[0]:.4g} to {self.expected_range[1]:.4g}")
+        if self.budget:
+            lines.append(f"budget: {self.budget} trials ({self.budget_reason})")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        return f"<pre>{escape(repr(self))}</pre>"
+
+
+def families_in_code(source: str, known: set[str]) -> list[str]:
+    """Model families the cell constructs (calls like SVC(...)), among those the knowledge knows."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    called = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+            if name in known and name not in called:
+                called.append(name)
+    return called
+
+
+def _clip(value: Any, spec: ParamSpec) -> Any:
+    if spec.choices is not None:
+        return value if value in spec.choices else None
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or spec.low is None:
+        return None
+    clipped = min(max(value, spec.low), spec.high)
+    return int(round(clipped)) if isinstance(spec.value, int) and not isinstance(spec.value, bool) else clipped
+
+
+def _portfolio(configs: list[tuple[dict[str, Any], float]], specs: dict[str, ParamSpec]) -> dict[str, Any]:
+    """A weighted 'typical good configuration': log-median, median or mode per parameter."""
+    result = {}
+    for name, spec in specs.items():
+        values = [(c[name], w) for c, w in configs if name in c]
+        if not values:
+            continue
+        if spec.choices is not None or not isinstance(values[0][0], (int, float)):
+            tally: dict[Any, float] = {}
+            for value, weight in values:
+                tally[value] = tally.get(value, 0.0) + weight
+            result[name] = max(tally.items(), key=lambda kv: kv[1])[0]
+            continue
+        points = sorted((math.log(v) if spec.log and v > 0 else v, w) for v, w in values)
+        half, acc, median = sum(w for _, w in points) / 2, 0.0, points[-1][0]
+        for point, weight in points:
+            acc += weight
+            if acc >= half:
+                median = point
+                break
+        result[name] = math.exp(median) if spec.log else median
+    return {k: v for k, v in ((k, _clip(v, specs[k])) for k, v in result.items()) if v is not None}
+
+
+def recommend(store: Store, *, meta: dict[str, Any], specs: dict[str, ParamSpec], metric: str,
+              direction: str, model_family: str | None, n_similar: int = 3, n_warm: int = 3,
+              exclude_task: str | None = None) -> Recommendation:
+    rows = store.best_per_task(model_family, metric, direction, per_task=5)
+    tasks: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row["task"] == exclude_task or (row["rating"] is not None and row["rating"] <= 2):
+            continue
+        task = tasks.setdefault(row["task"], {"name": row["task_name"], "meta": row["meta"], "rows": []})
+        task["rows"].append(row)
+    rec = Recommendation()
+    if not tasks:
+        return rec
+    ranked = sorted(tasks.items(), key=lambda kv: (distance(meta, kv[1]["meta"]), kv[0]))
+    nearest = ranked[:n_similar]
+    rec.similar_tasks = [{"task": t, "name": info["name"], "distance": round(distance(meta, info["meta"]), 4),
+                          "best_score": info["rows"][0]["score"]} for t, info in nearest]
+    searchable = {n: s for n, s in specs.items() if s.choices is not None or s.low is not None}
+
+    def usable(config: dict[str, Any]) -> dict[str, Any] | None:
+        clipped = {n: _clip(config.get(n), s) for n, s in searchable.items() if n in config}
+        return {k: v for k, v in clipped.items() if v is not None} or None
+
+    seen: list[dict[str, Any]] = []
+    for task, info in nearest:
+        preferred = sorted(info["rows"], key=lambda r: (-(r["rating"] or 3), 0))  # rated rows first
+        best = max(preferred[:3], key=lambda r: (r["rating"] or 3, _oriented(r["score"], direction)))
+        config = usable(best["config"])
+        if config and config not in seen and len(seen) < n_warm - 1:
+            seen.append(config)
+            rec.warm_start_reasons.append(
+                f"best on similar task {info['name'] or task[:8]} (distance {distance(meta, info['meta']):.2f},"
+                f" {metric} {best['score']:.4g})")
+    weighted = [(r["config"], 1.0 / (1.0 + distance(meta, info["meta"])))
+                for _, info in ranked for r in info["rows"][:1]]
+    portfolio = usable(_portfolio(weighted, searchable))
+    if portfolio and portfolio not in seen:
+        seen.append(portfolio)
+        rec.warm_start_reasons.append(f"portfolio: the typical best configuration over {len(ranked)} past tasks")
+    rec.warm_start = seen
+    # narrow around tasks about as close as the nearest one, not every one of the k
+    closest = distance(meta, nearest[0][1]["meta"])
+    close = [(t, info) for t, info in nearest if distance(meta, info["meta"]) <= closest + 1.0]
+    rec.space, rec.space_reasons = _narrowed(close, searchable)
+    best_scores = [info["rows"][0]["score"] for _, info in nearest]
+    rec.expected_range = (min(best_scores), max(best_scores))
+    rec.sampler = "tpe"
+    rec.sampler_reason = ("warm-started TPE: the recommended configurations seed its model"
+                          if rec.warm_start else "TPE is a robust default for mixed spaces")
+    rec.budget, rec.budget_reason = _budget(nearest)
+    return rec
+
+
+def _oriented(score: float, direction: str) -> float:
+    return score if direction == "maximize" else -score
+
+
+def _narrowed(nearest: list, specs: dict[str, ParamSpec]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    space, reasons = {}, []
+    for name, spec in specs.items():
+        if spec.choices is not None or spec.low is None:
+            continue
+        values = [r["config"][name] for _, info in nearest for i, r in enumerate(info["rows"][:3])
+                  if isinstance(r["config"].get(name), (int, float)) and (i == 0 or _good(r))]
+        if not values:
+            continue
+        default = spec.value if isinstance(spec.value, (int, float)) else None
+        points = values + ([default] if default is not None else [])
+        if spec.log and min(points) > 0:
+            low, high = min(points) / 3, max(points) * 3
+        else:
+            margin = 0.1 * (spec.high - spec.low)
+            low, high = min(points) - margin, max(points) + margin
+        low, high = max(low, spec.low), min(high, spec.high)
+        width = (lambda a, b: math.log(b / a)) if spec.log and spec.low > 0 else (lambda a, b: b - a)
+        if low < high and width(low, high) < 0.9 * width(spec.low, spec.high):
+            space[name] = {"low": low, "high": high, "log": spec.log}
+    if space:
+        reasons.append(f"around the top configurations of the {len(nearest)} closest tasks, "
+                       "widened 3x (log) or by 10% of the range, always including the default")
+    return space, reasons
+
+
+def _good(row: dict[str, Any]) -> bool:
+    """In the top quarter of its task's score range (direction already applied by rank)."""
+    lo, hi = row.get("task_min"), row.get("task_max")
+    if lo is None or hi is None or hi == lo:
+        return True
+    share = (row["score"] - lo) / (hi - lo)
+    return share >= 0.75 or share <= 0.25 and row["score"] == lo  # minimizing: low is good
+
+
+def _budget(nearest: list) -> tuple[int | None, str]:
+    found = [r["trial_number"] + 1 for _, info in nearest for r in info["rows"][:1]
+             if r["trial_number"] is not None]
+    if not found:
+        return None, ""
+    budget = max(10, int(math.ceil(2 * statistics.median(found))))
+    return budget, (f"the best trial came at a median of {statistics.median(found):g} trials on similar"
+                    " tasks; twice that leaves room")
+
+
+# -- what a new optimization or experiment is about -------------------------------------------
+
+def dataset_args(source: str) -> list[str]:
+    """Names passed to xp.dataset(...) in a cell, e.g. ['X', 'y']."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "dataset"
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "xp"):
+            names = [a.id for a in node.args[:2] if isinstance(a, ast.Name)]
+            names += [k.value.id for k in node.keywords if k.arg in ("X", "y") and isinstance(k.value, ast.Name)]
+            return names
+    return []
+
+
+def task_meta_from_namespace(source: str, namespace: dict[str, Any]) -> dict[str, Any] | None:
+    """Meta-features of the data the cell will pass to xp.dataset, read from the namespace."""
+    from .metafeatures import meta_features
+
+    names = dataset_args(source)
+    if len(names) < 2 or any(n not in namespace for n in names[:2]):
+        return None
+    try:
+        return meta_features(namespace[names[0]], namespace[names[1]])
+    except Exception:
+        return None
+
+
+def for_cell(store: Store, *, source: str, namespace: dict[str, Any], specs: dict[str, ParamSpec],
+             metric: str, direction: str) -> Recommendation:
+    """Recommendations for an optimization cell about to start (empty when nothing fits)."""
+    families = families_in_code(source, set(store.knowledge_families()))
+    meta = task_meta_from_namespace(source, namespace)
+    if meta is None:
+        return Recommendation()
+    return recommend(store, meta=meta, specs=specs, metric=metric, direction=direction,
+                     model_family=families[-1] if families else None)
+
+
+def for_experiment(store: Store, knowledge: Store, experiment: str) -> Recommendation:
+    """Recommendations for the next optimization of a recorded experiment."""
+    from .errors import UsageError
+
+    runs = [r for r in store.list_runs(experiment)]
+    if not runs:
+        raise UsageError(f"no runs of experiment {experiment!r}; record one first")
+    latest = store.get_run(runs[0].id)
+    task = next((d for d in latest.datasets if knowledge.task_meta(d["fingerprint"])), None)
+    if task is None:
+        raise UsageError(f"the latest run of {experiment!r} recorded no data set with a target: "
+                         "call xp.dataset(X, y) in the cell")
+    metric = next(iter(latest.metrics), None)
+    try:
+        study = store.study(experiment)
+        metric, direction = study["metric"], study["direction"]
+    except UsageError:
+        from .knowledge import guess_direction
+
+        direction = guess_direction(metric or "")
+    if metric is None:
+        raise UsageError(f"the latest run of {experiment!r} logged no metric")
+    from .recorder import split_cell
+
+    body = split_cell(latest.code)[1] if latest.code.lstrip().startswith("%%") else latest.code
+    families = families_in_code(body, set(knowledge.knowledge_families()))
+    specs = {s.name: s for s in latest.param_specs}
+    return recommend(knowledge, meta=knowledge.task_meta(task["fingerprint"]), specs=specs, metric=metric,
+                     direction=direction, model_family=families[-1] if families else None)

@@ -1,0 +1,124 @@
+"""Store methods for the knowledge table: what every finished run taught."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ._json import dumps
+
+KNOWLEDGE_COLUMNS = ("uid", "task", "task_name", "meta", "model_family", "config", "metric",
+                     "direction", "score", "cost_s", "rating", "notes", "user", "created_at",
+                     "origin", "experiment", "study", "trial_number", "sampler")
+_JSON = ("meta", "config")
+
+
+class KnowledgeMixin:
+    """Mixed into Store: needs ``conn`` and ``_write``."""
+
+    def save_task(self, fingerprint: str, name: str | None, meta: dict[str, Any], at: str) -> None:
+        with self._write() as conn:
+            conn.execute("INSERT OR IGNORE INTO tasks (fingerprint, name, meta, created_at)"
+                         " VALUES (?, ?, ?, ?)", (fingerprint, name, dumps(meta), at))
+
+    def task_meta(self, fingerprint: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT meta FROM tasks WHERE fingerprint = ?", (fingerprint,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def add_knowledge(self, rows: list[dict[str, Any]]) -> int:
+        """Insert rows; a row whose uid is already known is skipped. Returns how many were new."""
+        if not rows:
+            return 0
+        with self._write() as conn:
+            before = conn.total_changes
+            conn.executemany(
+                f"INSERT OR IGNORE INTO knowledge ({', '.join(KNOWLEDGE_COLUMNS)})"
+                f" VALUES ({', '.join('?' * len(KNOWLEDGE_COLUMNS))})",
+                [tuple(dumps(r.get(c)) if c in _JSON else r.get(c) for c in KNOWLEDGE_COLUMNS)
+                 for r in rows])
+            added = conn.total_changes - before
+            groups = {(r.get("model_family"), r["metric"], r["direction"], r["task"]) for r in rows}
+            for group in sorted(groups, key=str):
+                self._refresh_task_summary(conn, *group)
+            return added
+
+    def _refresh_task_summary(self, conn: Any, family: str | None, metric: str, direction: str,
+                              task: str, keep: int = 5) -> None:
+        order = "DESC" if direction == "maximize" else "ASC"
+        where = "model_family IS ? AND metric = ? AND direction = ? AND task = ?"
+        args = (family, metric, direction, task)
+        top = conn.execute(
+            f"SELECT config, score, rating, trial_number, study, task_name, meta FROM knowledge"
+            f" WHERE {where} AND (rating IS NULL OR rating > 2) ORDER BY score {order}, id LIMIT ?",
+            (*args, keep)).fetchall()
+        lo, hi, n = conn.execute(f"SELECT min(score), max(score), count(*) FROM knowledge WHERE {where}",
+                                 args).fetchone()
+        if not top:
+            conn.execute(f"DELETE FROM knowledge_tasks WHERE {where}", args)
+            return
+        entries = [{"config": json.loads(c), "score": sc, "rating": ra, "trial_number": tn, "study": st}
+                   for c, sc, ra, tn, st, _, _ in top]
+        conn.execute(
+            "INSERT OR REPLACE INTO knowledge_tasks (model_family, metric, direction, task, task_name,"
+            " meta, top, score_min, score_max, n) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (family, metric, direction, task, top[0][5], top[0][6], dumps(entries), lo, hi, n))
+
+    def rate_knowledge(self, study: str, trial_number: int, rating: int) -> None:
+        """A person's rating: poorly rated configurations stop being recommended."""
+        with self._write() as conn:
+            conn.execute("UPDATE knowledge SET rating = ? WHERE study = ? AND trial_number = ?",
+                         (rating, study, trial_number))
+            for group in conn.execute(
+                    "SELECT DISTINCT model_family, metric, direction, task FROM knowledge"
+                    " WHERE study = ? AND trial_number = ?", (study, trial_number)).fetchall():
+                self._refresh_task_summary(conn, *group)
+
+    def note_knowledge(self, study: str, notes: str) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE knowledge SET notes = ? WHERE study = ?", (notes, study))
+
+    def knowledge_rows(self, *, model_family: str | None = None, metric: str | None = None,
+                       limit: int | None = None) -> list[dict[str, Any]]:
+        sql = f"SELECT {', '.join(KNOWLEDGE_COLUMNS)} FROM knowledge"
+        where, args = [], []
+        if model_family is not None:
+            where.append("model_family = ?")
+            args.append(model_family)
+        if metric is not None:
+            where.append("metric = ?")
+            args.append(metric)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [self._knowledge_dict(row) for row in self.conn.execute(sql, args)]
+
+    def best_per_task(self, model_family: str | None, metric: str, direction: str,
+                      per_task: int = 5) -> list[dict[str, Any]]:
+        """The top rows of every task, best first, with each task's score range (one row per task
+        is read: the summaries are kept up to date on insert)."""
+        rows = []
+        for task, name, meta, top, lo, hi, n in self.conn.execute(
+                "SELECT task, task_name, meta, top, score_min, score_max, n FROM knowledge_tasks"
+                " WHERE model_family IS ? AND metric = ? AND direction = ? ORDER BY task",
+                (model_family, metric, direction)):
+            parsed_meta = json.loads(meta)
+            for entry in json.loads(top)[:per_task]:
+                rows.append({"task": task, "task_name": name, "meta": parsed_meta, **entry,
+                             "task_min": lo, "task_max": hi, "task_rows": n})
+        return rows
+
+    def knowledge_families(self) -> list[str]:
+        return [r[0] for r in self.conn.execute(
+            "SELECT DISTINCT model_family FROM knowledge_tasks WHERE model_family IS NOT NULL")]
+
+    def knowledge_count(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM knowledge").fetchone()[0]
+
+    @staticmethod
+    def _knowledge_dict(row: tuple) -> dict[str, Any]:
+        data = dict(zip(KNOWLEDGE_COLUMNS, row))
+        for key in _JSON:
+            data[key] = json.loads(data[key])
+        return data
