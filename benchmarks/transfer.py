@@ -1,0 +1,394 @@
+"""Knowledge transfer: does accumulated knowledge make experiments cheaper? (benchmarks.md s.4)
+
+Tasks: scikit-learn's bundled classification sets plus families of make_classification
+tasks whose generator settings define clusters of similar tasks. Model: RBF SVC over
+log C in [1e-3, 1e3] and log gamma in [1e-4, 10]. Each task's 128 fixed configurations
+(a Sobol sample) are pre-evaluated with 3-fold CV once and cached; trials are then table
+look-ups (a proposed configuration scores as its nearest table configuration).
+
+Methods (warm-start configurations count as trials): random search; cold TPE (default,
+and with as many startup trials as the warm methods seed); the default configuration
+first; a portfolio of configurations good across past tasks; configurations from random
+past tasks; xpmagic's recommendations (warm start; warm start + narrowed space).
+Splits: leave-one-task-out, and chronological growth (task i knows tasks 1..i-1).
+Reports normalized regret at 1/5/10/25/50 trials, median trials to reach within 0.5
+points of the task's best, average rank, the share of tasks where warm starting made
+things worse than cold TPE, and paired Wilcoxon tests; writes a plot.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE] + [_HERE]
+
+import json  # noqa: E402
+import logging  # noqa: E402
+import math  # noqa: E402
+import random  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+from _common import parser, table, write_json  # noqa: E402
+
+LOG_C = (-3.0, 3.0)
+LOG_GAMMA = (-4.0, 1.0)
+N_CONFIGS = 128
+CHECKPOINTS = (1, 5, 10, 25, 50)
+N_WARM = 3
+CACHE = os.path.join(_HERE, ".cache", "transfer_table.json")
+
+
+# -- tasks -------------------------------------------------------------------------------
+
+def make_tasks() -> dict[str, tuple]:
+    from sklearn import datasets
+
+    tasks = {}
+    for name, loader in (("iris", datasets.load_iris), ("wine", datasets.load_wine),
+                         ("breast_cancer", datasets.load_breast_cancer), ("digits", datasets.load_digits)):
+        X, y = loader(return_X_y=True)
+        if len(X) > 1000:
+            index = np.random.RandomState(0).choice(len(X), 1000, replace=False)
+            X, y = X[index], y[index]
+        tasks[name] = (X, y)
+    families = {  # generator settings define clusters of similar tasks
+        "easy": dict(n_features=10, n_informative=5, class_sep=2.0, flip_y=0.01),
+        "hard": dict(n_features=20, n_informative=4, class_sep=0.6, flip_y=0.1),
+        "wide": dict(n_features=60, n_informative=10, class_sep=1.0, flip_y=0.03),
+        "multi": dict(n_features=15, n_informative=8, class_sep=1.2, flip_y=0.02, n_classes=4),
+        "noisy": dict(n_features=8, n_informative=3, class_sep=0.9, flip_y=0.25),
+    }
+    for family, settings in families.items():
+        for variant in range(4):
+            n = (300, 500, 800, 1000)[variant]
+            X, y = datasets.make_classification(n_samples=n, random_state=100 + variant, **settings)
+            tasks[f"{family}-{variant}"] = (X, y)
+    return tasks
+
+
+def configurations() -> np.ndarray:
+    from scipy.stats import qmc
+
+    unit = qmc.Sobol(d=2, scramble=True, seed=0).random(N_CONFIGS)
+    return np.column_stack([LOG_C[0] + unit[:, 0] * (LOG_C[1] - LOG_C[0]),
+                            LOG_GAMMA[0] + unit[:, 1] * (LOG_GAMMA[1] - LOG_GAMMA[0])])
+
+
+def evaluate_table(tasks: dict[str, tuple], configs: np.ndarray) -> dict[str, dict]:
+    """Accuracy and fit time of every configuration on every task (cached on disk)."""
+    if os.path.exists(CACHE):
+        with open(CACHE) as handle:
+            cached = json.load(handle)
+        if set(cached) == set(tasks) and all(len(v["scores"]) == len(configs) for v in cached.values()):
+            return cached
+    from joblib import Parallel, delayed
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    def one(X, y, log_c, log_gamma):
+        start = time.perf_counter()
+        model = make_pipeline(StandardScaler(), SVC(C=10 ** log_c, gamma=10 ** log_gamma))
+        score = float(cross_val_score(model, X, y, cv=3).mean())
+        return score, time.perf_counter() - start
+
+    result = {}
+    for name, (X, y) in tasks.items():
+        started = time.perf_counter()
+        pairs = Parallel(n_jobs=2)(delayed(one)(X, y, c, g) for c, g in configs)
+        result[name] = {"scores": [p[0] for p in pairs], "costs": [p[1] for p in pairs]}
+        print(f"  evaluated {name}: best {max(result[name]['scores']):.3f} "
+              f"({time.perf_counter() - started:.1f} s)", file=sys.stderr)
+    os.makedirs(os.path.dirname(CACHE), exist_ok=True)
+    with open(CACHE, "w") as handle:
+        json.dump(result, handle)
+    return result
+
+
+# -- one optimization run as table look-ups ---------------------------------------------------
+
+def nearest(configs: np.ndarray, log_c: float, log_gamma: float) -> int:
+    scale = np.array([LOG_C[1] - LOG_C[0], LOG_GAMMA[1] - LOG_GAMMA[0]])
+    return int(np.argmin((((configs - [log_c, log_gamma]) / scale) ** 2).sum(axis=1)))
+
+
+def run_method(scores: list[float], configs: np.ndarray, warm: list[tuple[float, float]], seed: int,
+               trials: int, sampler: str, startup: int | None = None,
+               space: tuple[tuple[float, float], tuple[float, float]] | None = None) -> list[float]:
+    """Best score so far after each trial."""
+    import optuna
+
+    c_range, g_range = space or (LOG_C, LOG_GAMMA)
+    if sampler == "random":
+        chosen = optuna.samplers.RandomSampler(seed=seed)
+    else:
+        kwargs = {} if startup is None else {"n_startup_trials": startup}
+        chosen = optuna.samplers.TPESampler(seed=seed, **kwargs)
+    study = optuna.create_study(direction="maximize", sampler=chosen)
+    for log_c, log_gamma in warm[:trials]:
+        study.enqueue_trial({"log_c": min(max(log_c, c_range[0]), c_range[1]),
+                             "log_gamma": min(max(log_gamma, g_range[0]), g_range[1])})
+    best, curve = -math.inf, []
+    for _ in range(trials):
+        trial = study.ask()
+        c = trial.suggest_float("log_c", *c_range)
+        g = trial.suggest_float("log_gamma", *g_range)
+        value = scores[nearest(configs, c, g)]
+        study.tell(trial, value)
+        best = max(best, value)
+        curve.append(best)
+    return curve
+
+
+# -- baselines and xpmagic ----------------------------------------------------------------------
+
+def normalized(table_: dict[str, dict], name: str) -> np.ndarray:
+    s = np.array(table_[name]["scores"])
+    return (s - s.min()) / (s.max() - s.min() or 1.0)
+
+
+def portfolio(table_: dict[str, dict], past: list[str], k: int) -> list[int]:
+    """Greedy: configurations with the best mean normalized score over past tasks, diverse."""
+    matrix = np.array([normalized(table_, t) for t in past])
+    chosen: list[int] = []
+    covered = np.zeros(len(past))
+    for _ in range(k):
+        gains = [np.maximum(covered, matrix[:, i]).mean() if i not in chosen else -1 for i in range(matrix.shape[1])]
+        best = int(np.argmax(gains))
+        chosen.append(best)
+        covered = np.maximum(covered, matrix[:, best])
+    return chosen
+
+
+def xpmagic_recommendation(store_path: str, metas: dict, table_: dict, configs: np.ndarray,
+                           target: str, past: list[str]):
+    """Build a knowledge store of the past tasks' table rows and ask xpmagic's recommender."""
+    from xpmagic.recommend import recommend
+    from xpmagic.records import ParamSpec
+    from xpmagic.store import Store
+
+    if os.path.exists(store_path):
+        os.remove(store_path)
+    store = Store(store_path)
+    rows = [{"uid": f"{t}:{i}", "task": t, "task_name": t, "meta": metas[t], "model_family": "SVC",
+             "config": {"C": 10 ** c, "gamma": 10 ** g}, "metric": "accuracy", "direction": "maximize",
+             "score": table_[t]["scores"][i], "cost_s": table_[t]["costs"][i], "created_at": "bench",
+             "origin": "benchmark"}
+            for t in past for i, (c, g) in enumerate(configs)]
+    store.add_knowledge(rows)
+    specs = {"C": ParamSpec("C", 1.0, 1e-3, 1e3, True), "gamma": ParamSpec("gamma", 0.01, 1e-4, 10.0, True)}
+    started = time.perf_counter()
+    rec = recommend(store, meta=metas[target], specs=specs, metric="accuracy", direction="maximize",
+                    model_family="SVC", n_warm=N_WARM)
+    elapsed = time.perf_counter() - started
+    store.close()
+    warm = [(math.log10(c["C"]), math.log10(c["gamma"])) for c in rec.warm_start]
+    space = None
+    if rec.space:
+        c = rec.space.get("C", {"low": 1e-3, "high": 1e3})
+        g = rec.space.get("gamma", {"low": 1e-4, "high": 10.0})
+        space = ((math.log10(c["low"]), math.log10(c["high"])), (math.log10(g["low"]), math.log10(g["high"])))
+    return warm, space, elapsed
+
+
+def regret(curve: list[float], scores: list[float]) -> list[float]:
+    lo, hi = min(scores), max(scores)
+    return [(hi - b) / (hi - lo or 1.0) for b in curve]
+
+
+def trials_to_target(curve: list[float], scores: list[float]) -> int:
+    target = max(scores) - 0.005
+    for i, best in enumerate(curve):
+        if best >= target:
+            return i + 1
+    return len(curve) + 1  # not reached within the budget
+
+
+def evaluate(table_: dict, configs: np.ndarray, metas: dict, targets: list[str],
+             past_of: dict[str, list[str]], seeds: int, trials: int, folder: str) -> dict:
+    """Curves of every method on every target task and seed."""
+    methods = ["random", "tpe (cold)", f"tpe (cold, {N_WARM} startup)", "default first",
+               "portfolio", "random past tasks", "xpmagic", "xpmagic + space"]
+    curves: dict[str, dict[str, list[list[float]]]] = {m: {} for m in methods}
+    timings = []
+    default = (0.0, math.log10(1.0 / 10))  # C=1, gamma ~ 'scale' for standardized data
+    for target in targets:
+        scores = table_[target]["scores"]
+        past = past_of[target]
+        rec_warm, rec_space, elapsed = xpmagic_recommendation(
+            os.path.join(folder, "knowledge.db"), metas, table_, configs, target, past)
+        timings.append(elapsed)
+        folio = [tuple(configs[i]) for i in portfolio(table_, past, N_WARM)] if past else []
+        for seed in range(seeds):
+            rng = random.Random(seed)
+            picks = rng.sample(past, min(N_WARM, len(past)))
+            random_past = [tuple(configs[int(np.argmax(table_[t]["scores"]))]) for t in picks]
+            runs = {
+                "random": run_method(scores, configs, [], seed, trials, "random"),
+                "tpe (cold)": run_method(scores, configs, [], seed, trials, "tpe"),
+                f"tpe (cold, {N_WARM} startup)": run_method(scores, configs, [], seed, trials, "tpe", N_WARM),
+                "default first": run_method(scores, configs, [default], seed, trials, "tpe", N_WARM),
+                "portfolio": run_method(scores, configs, folio, seed, trials, "tpe", N_WARM),
+                "random past tasks": run_method(scores, configs, random_past, seed, trials, "tpe", N_WARM),
+                "xpmagic": run_method(scores, configs, rec_warm, seed, trials, "tpe", N_WARM),
+                "xpmagic + space": run_method(scores, configs, rec_warm, seed, trials, "tpe", N_WARM, rec_space),
+            }
+            for method, curve in runs.items():
+                curves[method].setdefault(target, []).append(curve)
+    return {"curves": curves, "recommend_ms": [t * 1000 for t in timings]}
+
+
+def summarize(table_: dict, results: dict, trials: int) -> tuple[list[tuple], dict]:
+    curves = results["curves"]
+    targets = list(next(iter(curves.values())))
+    summary: dict[str, dict] = {}
+    per_task_regret: dict[str, dict[int, list[float]]] = {}
+    for method, by_task in curves.items():
+        regrets = {k: [] for k in CHECKPOINTS if k <= trials}
+        to_target = []
+        per_task_regret[method] = {k: [] for k in regrets}
+        for target, runs in by_task.items():
+            scores = table_[target]["scores"]
+            task_regrets = {k: [] for k in regrets}
+            for curve in runs:
+                r = regret(curve, scores)
+                for k in regrets:
+                    task_regrets[k].append(r[k - 1])
+                to_target.append(trials_to_target(curve, scores))
+            for k in regrets:
+                mean = statistics.mean(task_regrets[k])
+                regrets[k].append(mean)
+                per_task_regret[method][k].append(mean)
+        summary[method] = {"regret": {k: statistics.mean(v) for k, v in regrets.items()},
+                           "median_trials_to_target": statistics.median(to_target)}
+    # average rank at 10 trials, per task
+    ranks = {m: [] for m in curves}
+    for i in range(len(targets)):
+        order = sorted(curves, key=lambda m: per_task_regret[m][10][i])
+        for position, method in enumerate(order):
+            ranks[method].append(position + 1)
+    cold = per_task_regret["tpe (cold)"][10]
+    rows = []
+    for method, data in summary.items():
+        worse = sum(1 for a, b in zip(per_task_regret[method][10], cold) if a > b + 1e-9) / len(cold)
+        data["average_rank_at_10"] = statistics.mean(ranks[method])
+        data["share_worse_than_cold_tpe_at_10"] = worse
+        rows.append((method, *[f"{data['regret'][k]:.3f}" for k in data["regret"]],
+                     f"{data['median_trials_to_target']:g}", f"{data['average_rank_at_10']:.2f}", f"{worse:.0%}"))
+    return rows, {"summary": summary, "per_task_regret": per_task_regret, "targets": targets}
+
+
+def wilcoxon_rows(per_task: dict) -> list[tuple]:
+    from scipy.stats import wilcoxon
+
+    rows = []
+    for k in (5, 10):
+        ours = per_task["xpmagic"][k]
+        for other in ("tpe (cold)", "portfolio", "random past tasks", "default first"):
+            theirs = per_task[other][k]
+            diffs = [a - b for a, b in zip(ours, theirs)]
+            if all(abs(d) < 1e-12 for d in diffs):
+                p = 1.0
+            else:
+                p = float(wilcoxon(ours, theirs, zero_method="zsplit").pvalue)
+            better = sum(d < 0 for d in diffs)
+            rows.append((f"xpmagic vs {other} @{k}", f"{statistics.mean(ours):.3f}", f"{statistics.mean(theirs):.3f}",
+                         f"{better}/{len(diffs)}", f"{p:.3g}"))
+    return rows
+
+
+def growth(table_: dict, configs: np.ndarray, metas: dict, seeds: int, trials: int, folder: str) -> list[tuple]:
+    """Chronological growth: tasks arrive in random orders; task i knows tasks 1..i-1."""
+    buckets: dict[str, list[float]] = {}
+    names = sorted(table_)
+    for order_seed in range(3):
+        order = names[:]
+        random.Random(order_seed).shuffle(order)
+        for i, target in enumerate(order[1:], start=1):
+            past = order[:i]
+            warm, _, _ = xpmagic_recommendation(os.path.join(folder, "growth.db"), metas, table_, configs,
+                                                target, past)
+            scores = table_[target]["scores"]
+            for seed in range(seeds):
+                curve = run_method(scores, configs, warm, seed, min(trials, 10), "tpe", N_WARM)
+                bucket = "1-5" if i <= 5 else "6-10" if i <= 10 else "11-15" if i <= 15 else "16+"
+                buckets.setdefault(bucket, []).append(regret(curve, scores)[4])
+    return [(b, f"{statistics.mean(v):.3f}", len(v)) for b, v in sorted(
+        buckets.items(), key=lambda kv: ["1-5", "6-10", "11-15", "16+"].index(kv[0]))]
+
+
+def plot(summary: dict, growth_rows: list[tuple], path: str, trials: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    for method, data in summary["summary"].items():
+        ks = sorted(data["regret"])
+        left.plot(ks, [data["regret"][k] for k in ks], marker="o", label=method,
+                  linewidth=2.5 if method.startswith("xpmagic") else 1.2)
+    left.set_xscale("log")
+    left.set_xlabel("trials")
+    left.set_ylabel("mean normalized regret (leave-one-task-out)")
+    left.legend(fontsize=8)
+    right.plot([r[0] for r in growth_rows], [float(r[1]) for r in growth_rows], marker="o")
+    right.set_xlabel("past tasks in the knowledge table")
+    right.set_ylabel("regret at 5 trials (xpmagic warm start)")
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def main() -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--plot", default=os.path.join(_HERE, "transfer.png"), help="where to write the figure")
+    args = p.parse_args()
+    seeds, trials = (5, 25) if args.quick else (20, 50)
+    import optuna
+
+    optuna.logging.set_verbosity(logging.WARNING)
+    from xpmagic.metafeatures import meta_features
+
+    tasks = make_tasks()
+    configs = configurations()
+    print(f"{len(tasks)} tasks x {N_CONFIGS} configurations (3-fold CV, cached in {CACHE})", file=sys.stderr)
+    table_ = evaluate_table(tasks, configs)
+    metas = {name: meta_features(X, y) for name, (X, y) in tasks.items()}
+    folder = tempfile.mkdtemp(prefix="xpmagic-transfer-")
+    names = sorted(tasks)
+    past_of = {t: [o for o in names if o != t] for t in names}  # leave-one-task-out
+    started = time.perf_counter()
+    results = evaluate(table_, configs, metas, names, past_of, seeds, trials, folder)
+    rows, summary = summarize(table_, results, trials)
+    ks = [k for k in CHECKPOINTS if k <= trials]
+    print(f"\nLeave-one-task-out, {len(names)} tasks x {seeds} seeds, {trials} trials "
+          f"({time.perf_counter() - started:.0f} s); regret is normalized per task (0 = the task's best)")
+    print(table(rows, ("method", *[f"regret@{k}" for k in ks], "median trials to target",
+                       "avg rank@10", "worse than cold TPE@10")))
+    tests = wilcoxon_rows(summary["per_task_regret"])
+    print("\nPaired Wilcoxon tests over tasks (mean regret; tasks where xpmagic is better; p-value)")
+    print(table(tests, ("comparison", "xpmagic", "other", "xpmagic better", "p")))
+    growth_rows = growth(table_, configs, metas, max(2, seeds // 4), trials, folder)
+    print("\nChronological growth: regret at 5 trials by the number of past tasks known")
+    print(table(growth_rows, ("past tasks", "regret@5", "runs")))
+    rec_ms = results["recommend_ms"]
+    print(f"\nrecommendation time: median {statistics.median(rec_ms):.1f} ms "
+          f"(knowledge of {len(names) - 1} tasks x {N_CONFIGS} rows)")
+    cold = summary["summary"]["tpe (cold)"]["median_trials_to_target"]
+    ours = summary["summary"]["xpmagic"]["median_trials_to_target"]
+    print(f"median trials to target: xpmagic {ours:g} vs cold TPE {cold:g} "
+          f"({'at most half' if ours <= cold / 2 else 'NOT at most half'})")
+    plot(summary, growth_rows, args.plot, trials)
+    print(f"plot: {args.plot}")
+    write_json(args.json, {"summary": summary["summary"], "wilcoxon": tests, "growth": growth_rows,
+                           "recommend_ms": rec_ms, "seeds": seeds, "trials": trials, "tasks": names})
+
+
+if __name__ == "__main__":
+    main()
