@@ -113,9 +113,62 @@ def _portfolio(configs: list[tuple[dict[str, Any], float]], specs: dict[str, Par
     return {k: v for k, v in ((k, _clip(v, specs[k])) for k, v in result.items()) if v is not None}
 
 
+def _config_distance(a: dict[str, Any], b: dict[str, Any], specs: dict[str, ParamSpec]) -> float:
+    """Distance in the unit cube of the search space (log scale where the parameter is log)."""
+    total = 0.0
+    for name, spec in specs.items():
+        x, y = a.get(name), b.get(name)
+        if spec.choices is not None or not isinstance(x, (int, float)) or not isinstance(y, (int, float)):
+            total += 0.0 if x == y else 1.0
+            continue
+        if spec.log and x > 0 and y > 0 and spec.low > 0:
+            span = math.log(spec.high / spec.low) or 1.0
+            total += ((math.log(x) - math.log(y)) / span) ** 2
+        else:
+            total += ((x - y) / ((spec.high - spec.low) or 1.0)) ** 2
+    return math.sqrt(total)
+
+
+def _greedy_portfolio(tasks: list, specs: dict[str, ParamSpec], size: int,
+                      radius: float = 0.08) -> list[tuple[dict[str, Any], float]]:
+    """Configurations that together do well on as many past tasks as possible.
+
+    A candidate (a task's best configuration) earns, on each past task, the normalized score
+    of that task's nearest top configuration within ``radius``; picks are greedy on the gain.
+    """
+    if size <= 0 or not tasks:
+        return []
+    candidates = [info["rows"][0]["config"] for _, info in tasks]
+    credit = []
+    for candidate in candidates:
+        row = []
+        for _, info in tasks:
+            lo, hi = info["rows"][0].get("task_min"), info["rows"][0].get("task_max")
+            best = 0.0
+            for r in info["rows"]:
+                if _config_distance(candidate, r["config"], specs) <= radius:
+                    share = 1.0 if lo is None or hi is None or hi == lo else (r["score"] - lo) / (hi - lo)
+                    best = max(best, share if r["score"] != lo or hi == lo else share)
+            row.append(best)
+        credit.append(row)
+    chosen: list[int] = []
+    covered = [0.0] * len(tasks)
+    for _ in range(size):
+        gains = [(sum(max(c, v) for c, v in zip(covered, credit[i])) if i not in chosen else -1.0, -i)
+                 for i in range(len(candidates))]
+        best_gain, neg_index = max(gains)
+        if best_gain <= sum(covered):
+            break
+        chosen.append(-neg_index)
+        covered = [max(c, v) for c, v in zip(covered, credit[-neg_index])]
+    return [(candidates[i], sum(1 for v in credit[i] if v >= 0.75) / len(tasks)) for i in chosen]
+
+
 def recommend(store: Store, *, meta: dict[str, Any], specs: dict[str, ParamSpec], metric: str,
               direction: str, model_family: str | None, n_similar: int = 3, n_warm: int = 3,
-              exclude_task: str | None = None) -> Recommendation:
+              n_similar_warm: int = 2, exclude_task: str | None = None) -> Recommendation:
+    """``n_warm`` warm starts: the best of the ``n_similar_warm`` nearest tasks first, then a
+    greedy portfolio over all past tasks (transfer.py measured this blend best)."""
     rows = store.best_per_task(model_family, metric, direction, per_task=5)
     tasks: dict[str, dict[str, Any]] = {}
     for row in rows:
@@ -141,17 +194,17 @@ def recommend(store: Store, *, meta: dict[str, Any], specs: dict[str, ParamSpec]
         preferred = sorted(info["rows"], key=lambda r: (-(r["rating"] or 3), 0))  # rated rows first
         best = max(preferred[:3], key=lambda r: (r["rating"] or 3, _oriented(r["score"], direction)))
         config = usable(best["config"])
-        if config and config not in seen and len(seen) < n_warm - 1:
+        if config and config not in seen and len(seen) < n_similar_warm:
             seen.append(config)
             rec.warm_start_reasons.append(
                 f"best on similar task {info['name'] or task[:8]} (distance {distance(meta, info['meta']):.2f},"
                 f" {metric} {best['score']:.4g})")
-    weighted = [(r["config"], 1.0 / (1.0 + distance(meta, info["meta"])))
-                for _, info in ranked for r in info["rows"][:1]]
-    portfolio = usable(_portfolio(weighted, searchable))
-    if portfolio and portfolio not in seen:
-        seen.append(portfolio)
-        rec.warm_start_reasons.append(f"portfolio: the typical best configuration over {len(ranked)} past tasks")
+    for config, covered in _greedy_portfolio(ranked, searchable, n_warm):
+        config = usable(config)
+        if config and config not in seen and len(seen) < n_warm:
+            seen.append(config)
+            rec.warm_start_reasons.append(
+                f"portfolio: good on {covered:.0%} of {len(ranked)} past tasks (greedy coverage)")
     rec.warm_start = seen
     # narrow around tasks about as close as the nearest one, not every one of the k
     closest = distance(meta, nearest[0][1]["meta"])
