@@ -204,3 +204,26 @@ def test_cli_json_csv_and_plots(shell, fake_clock, db_path, tmp_path):
     subprocess.run([exe, "phases", "--db", str(db_path), "--plot", str(svg)], check=True, timeout=120,
                    capture_output=True)
     assert "<svg" in svg.read_text()[:500]
+
+
+def test_people_sharing_a_database_are_tracked_and_filtered_apart(tmp_path, fake_clock):
+    from xpmagic.phasetrack import PhaseFilter, PhaseTracker, build_report
+    from xpmagic.store import Store
+
+    store = Store(tmp_path / "team.db")
+    alice = PhaseTracker(lambda: store, lambda: 0)
+    bob = PhaseTracker(lambda: store, lambda: 0)
+    alice.user, bob.user = "alice", "bob"
+    alice.set_focus("model-development")
+    bob.set_focus("monitoring")
+    fake_clock.advance(60)
+    alice.revisit("data-preparation", "data-quality", None)
+    fake_clock.advance(30)
+    alice.end_focus()
+    bob.end_focus()
+    assert alice.focus() is None and bob.focus() is None
+    both = build_report(store, PhaseFilter(), 0).matrices
+    only_bob = build_report(store, PhaseFilter(user="bob"), 0).matrices
+    md, mon = both.phases.index("model-development"), both.phases.index("monitoring")
+    assert sum(both.time_minutes[md]) == pytest.approx(90) and sum(both.time_minutes[mon]) == pytest.approx(90)
+    assert sum(only_bob.time_minutes[md]) == 0 and sum(only_bob.time_minutes[mon]) == pytest.approx(90)
