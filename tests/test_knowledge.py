@@ -161,14 +161,15 @@ def test_panel_apply_and_ignore(shell):
     panel = run_ok(shell, f"%%experiment next --optimize accuracy --trials 50 --seed 1\n{slow}").result
     panel.pause_button.click()
     controller = panel.controller
-    panel.apply_recommendation.click()
     rec = controller.recommendation
-    if rec.space:
-        assert controller.space.specs["C"].low == pytest.approx(rec.space["C"]["low"])
-    panel.ignore_recommendation.click()
+    assert rec.space and controller.space.specs["C"].low == pytest.approx(rec.space["C"]["low"])
+    panel.ignore_recommendation.click()  # undoes the warm starts and the narrowed space
     assert not any(q in rec.warm_start for q in controller.queue)
+    assert controller.space.specs["C"].low == pytest.approx(1e-3)
+    panel.apply_recommendation.click()  # and back
+    assert controller.space.specs["C"].low == pytest.approx(rec.space["C"]["low"])
     actions = [i["action"] for i in controller._store().interactions(controller.study_id)]
-    assert {"apply-recommendation", "ignore-recommendation"} <= set(actions)
+    assert {"recommendation-used", "apply-recommendation", "ignore-recommendation"} <= set(actions)
 
 
 def test_recommend_and_knowledge_commands(shell, db_path):

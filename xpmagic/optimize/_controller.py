@@ -157,14 +157,23 @@ class StudyController:
 
     # -- lifecycle ---------------------------------------------------------------
     def use_recommendation(self, recommendation: Any) -> None:
-        """Warm-start configurations go first in the queue (they count as trials)."""
+        """Warm-start configurations go first in the queue (they count as trials) and the space
+        is narrowed: benchmarks/transfer.py measured this blend best. Ignore undoes both."""
         self.recommendation = recommendation
         if recommendation is None or recommendation.empty:
             return
+        self._space_before_recommendation = self.space.to_dict()
         self.queue = [dict(c) for c in recommendation.warm_start] + self.queue
-        self._record("recommendation-used", "system", None, recommendation.to_dict(), None)
-        self.message = (f"warm-started with {len(recommendation.warm_start)} recommended configurations; "
-                        "Ignore removes them, Apply also narrows the space")
+        self._narrow_to(recommendation)
+        self._record("recommendation-used", "system", self._space_before_recommendation,
+                     recommendation.to_dict(), None)
+        self.message = (f"warm-started with {len(recommendation.warm_start)} recommended configurations"
+                        f"{' and a narrowed space' if recommendation.space else ''}; Ignore undoes it")
+
+    def _narrow_to(self, recommendation: Any) -> None:
+        for name, bounds in recommendation.space.items():
+            if name in self.space.specs:
+                self.space.edit(name, low=bounds["low"], high=bounds["high"], log=bounds.get("log"))
 
     def start(self) -> None:
         for index in range(max(1, self.config.jobs)):
@@ -498,26 +507,33 @@ class StudyController:
         return params, None, trial.number, "rejected"
 
     def _do_apply_recommendation(self) -> tuple:
+        """Accept the recommendation (again, after an Ignore): warm starts and narrowed space."""
         rec = self.recommendation
         if rec is None or rec.empty:
             raise UsageError("there is no recommendation for this study")
         before = self.space.to_dict()
-        for name, bounds in rec.space.items():
-            if name in self.space.specs:
-                self.space.edit(name, low=bounds["low"], high=bounds["high"], log=bounds.get("log"))
+        missing = [dict(c) for c in rec.warm_start if c not in self.queue
+                   and not any(t.params == c for t in self.trials)]
+        self.queue = missing + self.queue
+        self._narrow_to(rec)
         self._replan()
         return before, self.space.to_dict(), None, (
-            f"applied: narrowed {', '.join(rec.space) or 'nothing'}; sampler {rec.sampler}")
+            f"applied: {len(missing)} warm starts queued, narrowed {', '.join(rec.space) or 'nothing'}")
 
     def _do_ignore_recommendation(self) -> tuple:
+        """Undo the recommendation: drop queued warm starts, restore the cell's search space."""
         rec = self.recommendation
         if rec is None or rec.empty:
             raise UsageError("there is no recommendation for this study")
-        before = list(self.queue)
+        before = {"queue": list(self.queue), "space": self.space.to_dict()}
         self.queue = [q for q in self.queue if q not in rec.warm_start]
+        original = getattr(self, "_space_before_recommendation", None)
+        if original is not None:
+            self.space = SearchSpace.from_dict(original)
         self.message = None
-        return before, list(self.queue), None, (
-            f"ignored: {len(before) - len(self.queue)} warm-start configurations removed from the queue")
+        self._replan()
+        return before, {"queue": list(self.queue), "space": self.space.to_dict()}, None, (
+            f"ignored: {len(before['queue']) - len(self.queue)} warm starts removed, search space restored")
 
     def _do_rate(self, trial: int, rating: int) -> tuple:
         if not 1 <= int(rating) <= 5:
