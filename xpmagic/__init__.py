@@ -15,6 +15,10 @@ __version__ = "0.1.0"
 __all__ = ["XPError", "__version__", "load_ipython_extension", "unload_ipython_extension"]
 
 
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    return [{"module": "xpmagic.server"}]
+
+
 def load_ipython_extension(shell: Any) -> None:
     from .api import XPHandle
     from .magics import XPMagics, experiment_transformer

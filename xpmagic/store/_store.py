@@ -417,6 +417,68 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
                 return [row[0]], [math.nan if row[1] is None else row[1]]
         return steps, values
 
+    def experiment_overview(self) -> list[dict[str, Any]]:
+        """Per experiment: run count, last activity, its main metric and best value, studies."""
+        from ..knowledge import guess_direction
+
+        overview = []
+        for exp_id, name, runs, last in self.conn.execute(
+                "SELECT e.id, e.name, count(r.id), max(r.started_at) FROM experiments e"
+                " LEFT JOIN runs r ON r.experiment_id = e.id GROUP BY e.id ORDER BY max(r.started_at) DESC"):
+            metric_row = self.conn.execute(
+                "SELECT m.name, count(*) FROM metrics m JOIN runs r ON r.id = m.run_id"
+                " WHERE r.experiment_id = ? GROUP BY m.name ORDER BY count(*) DESC, m.name LIMIT 1",
+                (exp_id,)).fetchone()
+            best = None
+            if metric_row:
+                pick = "max" if guess_direction(metric_row[0]) == "maximize" else "min"
+                best = self.conn.execute(
+                    f"SELECT {pick}(m.last) FROM metrics m JOIN runs r ON r.id = m.run_id"
+                    " WHERE r.experiment_id = ? AND m.name = ? AND r.status = 'ok'",
+                    (exp_id, metric_row[0])).fetchone()[0]
+            studies = [{"name": n, "state": st, "n_done": d, "budget": b, "best_value": bv}
+                       for n, st, d, b, bv in self.conn.execute(
+                           "SELECT name, state, n_done, budget, best_value FROM studies"
+                           " WHERE experiment_id = ? ORDER BY id", (exp_id,))]
+            overview.append({"name": name, "runs": runs, "last_activity": last,
+                             "metric": metric_row[0] if metric_row else None, "best": best,
+                             "studies": studies})
+        return overview
+
+    def page_runs(self, *, experiment: str | None, limit: int, offset: int, sort: str, order: str,
+                  status: str | None) -> dict[str, Any]:
+        """One page of runs, sorted on the server. ``sort`` is validated by the caller:
+        a fixed column, or metrics.NAME / params.NAME whose NAME is bound as a value."""
+        from ..queries import run_summary_dict
+
+        joins, where, args = "", [], []
+        if experiment is not None:
+            where.append("e.name = ?")
+            args.append(experiment)
+        if status is not None:
+            where.append("r.status = ?")
+            args.append(status)
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        direction = "ASC" if order == "asc" else "DESC"
+        if sort.startswith("metrics."):
+            joins = " LEFT JOIN metrics s ON s.run_id = r.id AND s.name = ?"
+            key = "s.last"
+            args = [sort.split(".", 1)[1], *args]
+        elif sort.startswith("params."):
+            joins = " LEFT JOIN params s ON s.run_id = r.id AND s.name = ?"
+            key = "CAST(s.value AS REAL)"
+            args = [sort.split(".", 1)[1], *args]
+        else:
+            key = f"r.{sort}"
+        base = f"FROM runs r JOIN experiments e ON e.id = r.experiment_id{joins}{clause}"
+        total = self.conn.execute(f"SELECT count(*) {base}", args).fetchone()[0]
+        ids = [row[0] for row in self.conn.execute(
+            f"SELECT r.id {base} ORDER BY {key} IS NULL, {key} {direction}, r.id {direction}"
+            " LIMIT ? OFFSET ?", [*args, limit, offset])]
+        runs = self.list_runs_by_ids(ids) if ids else []
+        return {"total": total, "offset": offset, "limit": limit,
+                "runs": [run_summary_dict(r) for r in runs]}
+
     def set_replay_of(self, run_id: int, original: int) -> None:
         with self._write() as conn:
             conn.execute("UPDATE runs SET replay_of = ? WHERE id = ?", (original, run_id))

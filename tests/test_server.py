@@ -1,0 +1,124 @@
+"""The server extension, against a real jupyter_server (pytest-jupyter)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+from conftest import run_ok
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+
+@pytest.fixture
+def jp_server_config(db_path):
+    return {"ServerApp": {"jpserver_extensions": {"xpmagic": True}},
+            "XPMagicServer": {"db_path": str(db_path)}}
+
+
+@pytest.fixture
+def recorded(shell):
+    for i, C in enumerate([0.1, 1.0, 10.0]):
+        run_ok(shell, f"%%experiment fit\nxp.param('C', {C})\nxp.log(acc={0.5 + i / 10})\n")
+    run_ok(shell, "%%experiment other\nxp.log(loss=0.3)\n")
+    shell.run_cell("%%experiment fit\nraise ValueError('no')\n")
+
+
+async def get(jp_fetch, *path, **params):
+    response = await jp_fetch("xpmagic", "api", *path, params=params)
+    return json.loads(response.body)
+
+
+async def test_experiments_and_pages_of_runs(jp_fetch, recorded):
+    experiments = {e["name"]: e for e in (await get(jp_fetch, "experiments"))["experiments"]}
+    assert experiments["fit"]["runs"] == 4 and experiments["fit"]["metric"] == "acc"
+    assert experiments["fit"]["best"] == pytest.approx(0.7)
+    page = await get(jp_fetch, "runs", experiment="fit", limit="2", sort="metrics.acc", order="desc")
+    assert page["total"] == 4 and [r["metrics"]["acc"] for r in page["runs"]] == [0.7, 0.6]
+    second = await get(jp_fetch, "runs", experiment="fit", limit="2", offset="2", sort="metrics.acc",
+                       order="desc")
+    assert second["runs"][0]["metrics"]["acc"] == 0.5 and second["runs"][1]["status"] == "failed"
+    failed = await get(jp_fetch, "runs", status="failed")
+    assert failed["total"] == 1
+
+
+async def test_run_detail_and_diff(jp_fetch, recorded):
+    run = await get(jp_fetch, "runs", "2")
+    assert run["params"] == {"C": 1.0} and "xp.param" in run["code"] and run["series"]["acc"] == [[0], [0.6]]
+    diff = await get(jp_fetch, "diff", a="1", b="2")
+    assert {"name": "C", "a": 0.1, "b": 1.0} in diff["params"]
+
+
+@pytest.mark.parametrize("path, params, message", [
+    (("runs",), {"limit": "0"}, "limit must be between"),
+    (("runs",), {"sort": "id; DROP TABLE runs"}, "sort must be one of"),
+    (("runs",), {"experiment": "../../etc"}, "may contain letters"),
+    (("runs",), {"order": "sideways"}, "order must be"),
+    (("diff",), {"a": "x", "b": "1"}, "whole number"),
+])
+async def test_bad_parameters_are_json_errors(jp_fetch, recorded, path, params, message):
+    with pytest.raises(HTTPClientError) as error:
+        await jp_fetch("xpmagic", "api", *path, params=params)
+    assert error.value.code == 400
+    assert message in json.loads(error.value.response.body)["error"]
+
+
+async def test_unknown_run_is_404(jp_fetch, recorded):
+    with pytest.raises(HTTPClientError) as error:
+        await jp_fetch("xpmagic", "api", "runs", "999")
+    assert error.value.code == 404 and "no run 999" in json.loads(error.value.response.body)["error"]
+
+
+async def test_requests_without_a_token_are_refused(jp_fetch, recorded):
+    with pytest.raises(HTTPClientError) as error:
+        await jp_fetch("xpmagic", "api", "experiments", headers={"Authorization": ""})
+    assert error.value.code == 403
+
+
+async def test_post_without_xsrf_is_refused(jp_fetch, jp_base_url, jp_http_port, recorded):
+    from tornado.httpclient import AsyncHTTPClient
+
+    client = AsyncHTTPClient()
+    with pytest.raises(HTTPClientError) as error:
+        await client.fetch(f"http://localhost:{jp_http_port}{jp_base_url}xpmagic/api/studies/fit/pause",
+                           method="POST", body="{}", headers={"Cookie": "_xsrf=abc"})
+    assert error.value.code == 403
+
+
+async def test_steering_a_running_study_from_the_server(jp_fetch, shell, db_path):
+    from xpmagic.optimize import controllers
+
+    run_ok(shell, "%%experiment slow --optimize score --trials 500\nimport time\n"
+                  "x = xp.param('x', 0.0, low=0.0, high=1.0)\ntime.sleep(0.05)\nxp.log(score=x)\n")
+    try:
+        response = await jp_fetch("xpmagic", "api", "studies", "slow", "pause", method="POST", body="{}")
+        assert response.code == 202
+        control = json.loads(response.body)["control"]
+        import asyncio
+
+        for _ in range(100):
+            status = await get(jp_fetch, "controls", str(control))
+            if status["applied_at"]:
+                break
+            await asyncio.sleep(0.05)
+        assert status["result"].startswith("paused")
+        studies = (await get(jp_fetch, "studies"))["studies"]
+        assert studies[0]["state"] == "paused"
+        bad = jp_fetch("xpmagic", "api", "studies", "slow", "budget", method="POST", body='{"add": "x"}')
+        with pytest.raises(HTTPClientError) as error:
+            await bad
+        assert error.value.code == 400
+    finally:
+        for controller in controllers.values():
+            if controller.state in ("running", "paused"):
+                controller.apply("stop", source="system")
+            controller.wait(30)
+        controllers.clear()
+
+
+async def test_missing_database_is_a_clear_error(jp_fetch):
+    with pytest.raises(HTTPClientError) as error:
+        await jp_fetch("xpmagic", "api", "experiments")
+    assert error.value.code == 404 and "no xpmagic database" in json.loads(error.value.response.body)["error"]

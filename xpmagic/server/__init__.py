@@ -1,0 +1,40 @@
+"""The jupyter_server extension behind the JupyterLab sidebar."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from traitlets import Float, Unicode
+from traitlets.config import Configurable
+
+
+class XPMagicServer(Configurable):
+    """Server settings: ``jupyter lab --XPMagicServer.db_path=...``."""
+
+    db_path = Unicode("", help="Database file. Default: $XPMAGIC_DB, else ./xpmagic.db "
+                               "in the server's root directory").tag(config=True)
+    idle_cutoff_minutes = Float(30.0, help="Idle cut-off for phase time").tag(config=True)
+
+
+def _load_jupyter_server_extension(serverapp: Any) -> None:
+    import os
+
+    from ..magics import DB_ENV, DEFAULT_DB
+    from ..store import Store
+    from ._handlers import routes
+
+    settings = XPMagicServer(parent=serverapp)
+    path = settings.db_path or os.environ.get(DB_ENV) or os.path.join(serverapp.root_dir, DEFAULT_DB)
+    cache: dict[str, Store] = {}
+
+    def store() -> Store:
+        # Opened on first use: the database may not exist until a kernel records a run.
+        if "store" not in cache:
+            cache["store"] = Store(path, create=False)
+        return cache["store"]
+
+    web_app = serverapp.web_app
+    web_app.settings["xpmagic_store"] = store
+    web_app.settings["xpmagic_idle_cutoff"] = settings.idle_cutoff_minutes
+    web_app.add_handlers(".*$", routes(web_app.settings["base_url"]))
+    serverapp.log.info("xpmagic server extension: database %s", path)

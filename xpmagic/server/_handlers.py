@@ -1,0 +1,188 @@
+"""jupyter_server handlers: JSON in and out, authenticated, read-mostly.
+
+The database path is a server setting (``--XPMagicServer.db_path``), never taken from a
+request; every query parameter is validated, and SQL identifiers come only from fixed
+lists or a strict name pattern, bound as values otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import tornado.web
+from jupyter_server.base.handlers import APIHandler
+
+from ..errors import DatabaseNotFound, RunNotFound, UsageError, XPError
+from ..store import Store, utc_now
+
+NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,200}$")
+SORTS = {"id", "started_at", "duration_s", "status"}
+STEERING = {"pause", "resume", "stop", "budget"}
+
+
+class XPHandler(APIHandler):
+    """Shared plumbing: the store, parameter validation, JSON errors."""
+
+    @property
+    def store(self) -> Store:
+        return self.settings["xpmagic_store"]()
+
+    def int_argument(self, name: str, default: int, low: int, high: int) -> int:
+        text = self.get_query_argument(name, str(default))
+        try:
+            value = int(text)
+        except ValueError:
+            raise UsageError(f"{name} must be a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise UsageError(f"{name} must be between {low} and {high}, got {value}")
+        return value
+
+    def name_argument(self, name: str, value: str | None = None) -> str | None:
+        text = self.get_query_argument(name, None) if value is None else value
+        if text is None or text == "":
+            return None
+        if not NAME.match(text):
+            raise UsageError(f"{name} may contain letters, digits, '_', '.' and '-' only")
+        return text
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None))[1]
+        message = str(exc) if isinstance(exc, XPError) else self._reason
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"error": message, "status": status_code}))
+
+    def _handle_request_exception(self, e: BaseException) -> None:
+        status = (404 if isinstance(e, (RunNotFound, DatabaseNotFound)) else
+                  400 if isinstance(e, UsageError) else 500 if not isinstance(e, XPError) else 503)
+        if isinstance(e, tornado.web.HTTPError):
+            return super()._handle_request_exception(e)
+        if isinstance(e, XPError):
+            self.send_error(status, exc_info=(type(e), e, e.__traceback__))
+            return
+        super()._handle_request_exception(e)
+
+    def reply(self, data: Any) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data, default=str))
+
+
+class ExperimentsHandler(XPHandler):
+    @tornado.web.authenticated
+    def get(self) -> None:
+        self.reply({"experiments": self.store.experiment_overview()})
+
+
+class RunsHandler(XPHandler):
+    @tornado.web.authenticated
+    def get(self) -> None:
+        sort = self.get_query_argument("sort", "id")
+        if sort not in SORTS and not re.match(r"^(metrics|params)\.[A-Za-z_][A-Za-z0-9_]{0,99}$", sort):
+            raise UsageError(f"sort must be one of {sorted(SORTS)} or metrics.NAME / params.NAME")
+        order = self.get_query_argument("order", "desc")
+        if order not in ("asc", "desc"):
+            raise UsageError("order must be asc or desc")
+        status = self.get_query_argument("status", None)
+        if status not in (None, "running", "ok", "failed", "interrupted"):
+            raise UsageError("status must be running, ok, failed or interrupted")
+        page = self.store.page_runs(
+            experiment=self.name_argument("experiment"), limit=self.int_argument("limit", 50, 1, 500),
+            offset=self.int_argument("offset", 0, 0, 10**9), sort=sort, order=order, status=status)
+        self.reply(page)
+
+
+class RunHandler(XPHandler):
+    @tornado.web.authenticated
+    def get(self, run_id: str) -> None:
+        from ..queries import run_detail_dict
+
+        run = self.store.get_run(int(run_id))
+        data = run_detail_dict(run)
+        data["series"] = {name: self.store.metric_series(run.id, name) for name in run.metrics}
+        self.reply(data)
+
+
+class DiffHandler(XPHandler):
+    @tornado.web.authenticated
+    def get(self) -> None:
+        from ..queries import diff_runs
+
+        a = self.int_argument("a", 0, 1, 2**62)
+        b = self.int_argument("b", 0, 1, 2**62)
+        self.reply(diff_runs(self.store, a, b).to_dict())
+
+
+class StudiesHandler(XPHandler):
+    @tornado.web.authenticated
+    def get(self) -> None:
+        from ..cli import StudiesInfo
+
+        self.reply({"studies": StudiesInfo(self.store).to_dict()})
+
+
+class StudyActionHandler(XPHandler):
+    """Steering from the sidebar: a control request the study's own kernel applies."""
+
+    @tornado.web.authenticated
+    def post(self, name: str, action: str) -> None:
+        if action not in STEERING:
+            raise UsageError(f"action must be one of {sorted(STEERING)}")
+        self.name_argument("study", name)
+        payload: dict[str, Any] = {}
+        if action == "budget":
+            try:
+                body = json.loads(self.request.body or b"{}")
+                add = int(body["add"])
+            except (ValueError, KeyError, TypeError):
+                raise UsageError('budget takes a JSON body like {"add": 10}') from None
+            if not 1 <= add <= 100_000:
+                raise UsageError("add must be between 1 and 100000")
+            payload = {"add": add}
+        study = self.store.study(name)
+        control = self.store.request_control(study["id"], action, payload, "sidebar", utc_now())
+        self.set_status(202)
+        self.reply({"control": control, "study": study["name"], "action": action, "state": "requested"})
+
+
+class ControlHandler(XPHandler):
+    @tornado.web.authenticated
+    def get(self, control_id: str) -> None:
+        applied, result = self.store.control_result(int(control_id))
+        self.reply({"control": int(control_id), "applied_at": applied, "result": result})
+
+
+class PhasesHandler(XPHandler):
+    @tornado.web.authenticated
+    def get(self) -> None:
+        from ..phasetrack import PhaseFilter, build_report
+
+        report = build_report(self.store, PhaseFilter(experiment=self.name_argument("experiment")),
+                              self.settings["xpmagic_idle_cutoff"])
+        self.reply(report.to_dict())
+
+
+class RecommendHandler(XPHandler):
+    @tornado.web.authenticated
+    def get(self) -> None:
+        from ..recommend import for_experiment
+
+        experiment = self.name_argument("experiment")
+        if experiment is None:
+            raise UsageError("experiment is required")
+        self.reply(for_experiment(self.store, self.store, experiment).to_dict())
+
+
+def routes(base: str) -> list[tuple[str, type]]:
+    prefix = base.rstrip("/") + "/xpmagic/api"
+    return [
+        (prefix + "/experiments", ExperimentsHandler),
+        (prefix + "/runs", RunsHandler),
+        (prefix + r"/runs/(\d{1,18})", RunHandler),
+        (prefix + "/diff", DiffHandler),
+        (prefix + "/studies", StudiesHandler),
+        (prefix + r"/studies/([^/]{1,200})/([a-z]{1,20})", StudyActionHandler),
+        (prefix + r"/controls/(\d{1,18})", ControlHandler),
+        (prefix + "/phases", PhasesHandler),
+        (prefix + "/recommend", RecommendHandler),
+    ]
