@@ -1,0 +1,53 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  escapeHtml, formatDuration, formatValue, highlightPython, nextDelay, progressText,
+  relativeTime, sparkline, toggleCompare
+} from '../format';
+
+test('durations read naturally', () => {
+  assert.equal(formatDuration(0.0123), '12.3 ms');
+  assert.equal(formatDuration(3.456), '3.46 s');
+  assert.equal(formatDuration(600), '10.0 min');
+  assert.equal(formatDuration(null), '—');
+});
+
+test('values keep four significant digits', () => {
+  assert.equal(formatValue(0.98305084), '0.9831');
+  assert.equal(formatValue(12), '12');
+  assert.equal(formatValue('rbf'), 'rbf');
+  assert.equal(formatValue(null), '—');
+});
+
+test('relative times', () => {
+  const now = new Date('2026-11-23T12:00:00Z');
+  assert.equal(relativeTime('2026-11-23T11:59:30Z', now), 'just now');
+  assert.equal(relativeTime('2026-11-23T11:45:00Z', now), '15 min ago');
+  assert.equal(relativeTime('2026-11-21T12:00:00Z', now), '2 d ago');
+});
+
+test('polling backs off on failure and recovers', () => {
+  assert.equal(nextDelay(3, false, 3, 60), 6);
+  assert.equal(nextDelay(48, false, 3, 60), 60);
+  assert.equal(nextDelay(60, true, 3, 60), 3);
+});
+
+test('compare keeps the last two runs chosen', () => {
+  assert.deepEqual(toggleCompare([1, 2], 3), [2, 3]);
+  assert.deepEqual(toggleCompare([2, 3], 3), [2]);
+  assert.equal(progressText(4, 20), '4/20 trials');
+});
+
+test('code is escaped and highlighted', () => {
+  const html = highlightPython("x = 1  # <b>\nif x: print('a')");
+  assert.ok(html.includes('<span class="xp-keyword">if</span>'));
+  assert.ok(html.includes('&lt;b&gt;'));
+  assert.equal(escapeHtml('<a href="x">'), '&lt;a href=&quot;x&quot;&gt;');
+});
+
+test('sparkline draws one point per finite value', () => {
+  const svg = sparkline([0, 1, 2], [1, NaN, 3]);
+  const points = /points="([^"]*)"/.exec(svg)![1].split(' ');
+  assert.equal(points.length, 2);
+  assert.equal(sparkline([0], [1]), '');
+});

@@ -1,0 +1,217 @@
+/** The sidebar: experiments, runs, a run, a comparison, studies, phases. Plain DOM over JSON. */
+import { JupyterFrontEnd } from '@jupyterlab/application';
+import { Widget } from '@lumino/widgets';
+
+import { IExperiment, IRunPage, IStudy, requestAPI } from './api';
+import {
+  escapeHtml, formatDuration, formatValue, highlightPython, progressText, relativeTime,
+  sparkline, toggleCompare
+} from './format';
+import { Poller } from './model';
+
+type View = 'experiments' | 'run' | 'compare';
+
+export class XPSidebar extends Widget {
+  constructor(private app: JupyterFrontEnd) {
+    super();
+    this.id = 'xpmagic-sidebar';
+    this.addClass('xp-sidebar');
+    this.title.caption = 'Experiments (xpmagic)';
+    this.poller = new Poller(() => this.refresh());
+  }
+
+  readonly poller: Poller;
+  private view: View = 'experiments';
+  private experiment: string | null = null;
+  private sort = 'id';
+  private order: 'asc' | 'desc' = 'desc';
+  private offset = 0;
+  private readonly limit = 20;
+  private compare: number[] = [];
+  private runId: number | null = null;
+  private message = '';
+
+  protected onAfterShow(): void {
+    this.poller.setVisible(true);
+  }
+
+  protected onAfterHide(): void {
+    this.poller.setVisible(false);
+  }
+
+  async refresh(): Promise<void> {
+    try {
+      if (this.view === 'run' && this.runId !== null) {
+        await this.renderRun(this.runId);
+      } else if (this.view === 'compare' && this.compare.length === 2) {
+        await this.renderCompare(this.compare[0], this.compare[1]);
+      } else {
+        await this.renderExperiments();
+      }
+    } catch (error) {
+      this.node.innerHTML = `<div class="xp-error">xpmagic: ${escapeHtml(String((error as Error).message))}</div>`;
+      throw error;
+    }
+  }
+
+  private async renderExperiments(): Promise<void> {
+    const { experiments } = await requestAPI<{ experiments: IExperiment[] }>('experiments');
+    const rows = experiments.map(e => {
+      const studies = e.studies.map(s => this.studyHtml(s)).join('');
+      return `<li class="xp-experiment${e.name === this.experiment ? ' xp-selected' : ''}" data-experiment="${escapeHtml(e.name)}">
+        <div class="xp-row"><b>${escapeHtml(e.name)}</b><span>${e.runs} runs</span></div>
+        <div class="xp-muted">${e.metric ? `best ${escapeHtml(e.metric)} ${formatValue(e.best)} · ` : ''}${relativeTime(e.last_activity)}</div>
+        ${studies}</li>`;
+    }).join('');
+    let runs = '';
+    if (this.experiment) {
+      runs = await this.runsHtml(this.experiment);
+    }
+    this.node.innerHTML = `<div class="xp-header">Experiments</div>
+      ${this.message ? `<div class="xp-message">${escapeHtml(this.message)}</div>` : ''}
+      <ul class="xp-experiments">${rows || '<li class="xp-muted">No experiments yet: run an %%experiment cell.</li>'}</ul>${runs}`;
+    this.wireExperiments();
+  }
+
+  private studyHtml(s: IStudy): string {
+    const active = s.state === 'running' || s.state === 'paused';
+    const buttons = active
+      ? ['pause', 'resume', 'stop'].map(a => `<button class="xp-action" data-study="${escapeHtml(s.name)}" data-action="${a}">${a}</button>`).join('') +
+        `<button class="xp-action" data-study="${escapeHtml(s.name)}" data-action="budget">+10</button>`
+      : '';
+    return `<div class="xp-study" data-study-row="${escapeHtml(s.name)}"><span class="xp-state xp-${s.state}">${s.state}</span>
+      ${escapeHtml(s.name)} · ${progressText(s.n_done, s.budget)} · best ${formatValue(s.best_value)} ${buttons}</div>`;
+  }
+
+  private async runsHtml(experiment: string): Promise<string> {
+    const query = new URLSearchParams({
+      experiment, sort: this.sort, order: this.order, limit: String(this.limit), offset: String(this.offset)
+    });
+    const page = await requestAPI<IRunPage>(`runs?${query}`);
+    const metricNames = Array.from(new Set(page.runs.flatMap(r => Object.keys(r.metrics)))).slice(0, 3);
+    const head = ['id', 'status', 'duration_s', ...metricNames.map(m => `metrics.${m}`)]
+      .map(k => `<th class="xp-sort" data-sort="${escapeHtml(k)}">${escapeHtml(k.replace('metrics.', ''))}${this.sort === k ? (this.order === 'asc' ? ' ▲' : ' ▼') : ''}</th>`).join('');
+    const rows = page.runs.map(r => `<tr class="xp-run" data-run="${r.id}">
+      <td><input type="checkbox" class="xp-compare" data-run="${r.id}" ${this.compare.includes(r.id) ? 'checked' : ''}> ${r.id}</td>
+      <td class="xp-${r.status}">${r.status}</td><td>${formatDuration(r.duration_s)}</td>
+      ${metricNames.map(m => `<td>${formatValue(r.metrics[m])}</td>`).join('')}</tr>`).join('');
+    const pages = `<div class="xp-pager"><button class="xp-prev" ${this.offset === 0 ? 'disabled' : ''}>‹</button>
+      ${page.total ? this.offset + 1 : 0}–${Math.min(this.offset + this.limit, page.total)} of ${page.total}
+      <button class="xp-next" ${this.offset + this.limit >= page.total ? 'disabled' : ''}>›</button>
+      <button class="xp-do-compare" ${this.compare.length === 2 ? '' : 'disabled'}>Compare</button></div>`;
+    return `<div class="xp-header">Runs of ${escapeHtml(experiment)}</div>
+      <table class="xp-runs"><thead><tr>${head}</tr></thead><tbody>${rows}</tbody></table>${pages}`;
+  }
+
+  private wireExperiments(): void {
+    this.node.querySelectorAll<HTMLElement>('.xp-experiment').forEach(el =>
+      el.addEventListener('click', event => {
+        if ((event.target as HTMLElement).closest('button')) {
+          return;
+        }
+        this.experiment = el.dataset.experiment ?? null;
+        this.offset = 0;
+        void this.refresh();
+      }));
+    this.node.querySelectorAll<HTMLButtonElement>('.xp-action').forEach(button =>
+      button.addEventListener('click', () => void this.steer(button.dataset.study!, button.dataset.action!)));
+    this.node.querySelectorAll<HTMLElement>('.xp-sort').forEach(th =>
+      th.addEventListener('click', () => {
+        const key = th.dataset.sort!;
+        this.order = this.sort === key && this.order === 'desc' ? 'asc' : 'desc';
+        this.sort = key;
+        void this.refresh();
+      }));
+    this.node.querySelectorAll<HTMLInputElement>('.xp-compare').forEach(box =>
+      box.addEventListener('click', event => {
+        event.stopPropagation();
+        this.compare = toggleCompare(this.compare, Number(box.dataset.run));
+        void this.refresh();
+      }));
+    this.node.querySelectorAll<HTMLElement>('.xp-run').forEach(row =>
+      row.addEventListener('click', () => this.goTo('run', Number(row.dataset.run))));
+    this.node.querySelector('.xp-prev')?.addEventListener('click', () => { this.offset = Math.max(0, this.offset - this.limit); void this.refresh(); });
+    this.node.querySelector('.xp-next')?.addEventListener('click', () => { this.offset += this.limit; void this.refresh(); });
+    this.node.querySelector('.xp-do-compare')?.addEventListener('click', () => this.goTo('compare', null));
+  }
+
+  private goTo(view: View, runId: number | null): void {
+    this.view = view;
+    this.runId = runId;
+    void this.refresh();
+  }
+
+  async steer(study: string, action: string): Promise<void> {
+    const body = action === 'budget' ? JSON.stringify({ add: 10 }) : '{}';
+    try {
+      await requestAPI(`studies/${encodeURIComponent(study)}/${action}`, { method: 'POST', body });
+      this.message = `${action} requested for ${study}`;
+    } catch (error) {
+      this.message = String((error as Error).message);
+    }
+    await this.refresh();
+  }
+
+  private backButton(): string {
+    return '<button class="xp-back">‹ Experiments</button>';
+  }
+
+  private wireBack(): void {
+    this.node.querySelector('.xp-back')?.addEventListener('click', () => this.goTo('experiments', null));
+  }
+
+  private table(data: Record<string, unknown>): string {
+    const rows = Object.entries(data).map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td>${escapeHtml(formatValue(v))}</td></tr>`).join('');
+    return rows ? `<table class="xp-kv">${rows}</table>` : '<div class="xp-muted">none</div>';
+  }
+
+  private async renderRun(id: number): Promise<void> {
+    const run = await requestAPI<any>(`runs/${id}`);
+    const series = Object.entries(run.series as Record<string, [number[], number[]]>)
+      .map(([name, [steps, values]]) => steps.length > 1 ? `<div>${escapeHtml(name)} ${sparkline(steps, values)}</div>` : '').join('');
+    const lineage = (run.lineage as number[]).map(r => `<a class="xp-lineage" data-run="${r}">run ${r}</a>`).join(', ');
+    const error = run.error ? `<pre class="xp-error">${escapeHtml(run.error.traceback || run.error.message)}</pre>` : '';
+    const env = run.env ? `Python ${escapeHtml(run.env.python)} · ${Object.keys(run.env.packages).length} packages` : '—';
+    const git = run.git ? `${escapeHtml((run.git.commit || '').slice(0, 10))} ${escapeHtml(run.git.branch || '')}${run.git.dirty ? ' (dirty)' : ''}` : '—';
+    const datasets = (run.datasets as any[]).map(d => `${escapeHtml(d.name)}: ${escapeHtml(d.fingerprint.slice(0, 12))} ${escapeHtml(JSON.stringify(d.shape))}`).join('<br>');
+    this.node.innerHTML = `${this.backButton()}
+      <div class="xp-header">run ${run.id} · ${escapeHtml(run.experiment)} · <span class="xp-${run.status}">${run.status}</span></div>
+      <div class="xp-muted">${escapeHtml(run.started_at)} · ${formatDuration(run.duration_s)} · seed ${run.seed ?? 'none'}</div>
+      ${run.notebook ? `<button class="xp-open" data-path="${escapeHtml(run.notebook)}" data-cell="${escapeHtml(run.cell_id || '')}">Open in notebook</button>` : ''}
+      <h4>Params</h4>${this.table(run.params)}<h4>Metrics</h4>${this.table(run.metrics)}${series}
+      <h4>Data</h4>${datasets || '<div class="xp-muted">none</div>'}
+      <h4>Environment</h4><div>${env}</div><h4>Git</h4><div>${git}</div>
+      <h4>Lineage</h4><div>${lineage || '<span class="xp-muted">read nothing from earlier runs</span>'}</div>
+      <h4>Code</h4><pre class="xp-code">${highlightPython(run.code)}</pre>${error}`;
+    this.wireBack();
+    this.node.querySelectorAll<HTMLElement>('.xp-lineage').forEach(a => a.addEventListener('click', () => this.goTo('run', Number(a.dataset.run))));
+    this.node.querySelector<HTMLButtonElement>('.xp-open')?.addEventListener('click', event => {
+      const button = event.currentTarget as HTMLButtonElement;
+      void this.openInNotebook(button.dataset.path!, button.dataset.cell || '');
+    });
+  }
+
+  private async openInNotebook(path: string, cellId: string): Promise<void> {
+    const widget: any = await this.app.commands.execute('docmanager:open', { path });
+    await widget?.context?.ready;
+    const notebook = widget?.content;
+    if (!notebook || !cellId) {
+      return;
+    }
+    const index = notebook.widgets.findIndex((cell: any) => cell.model.id === cellId);
+    if (index >= 0) {
+      notebook.activeCellIndex = index;
+      notebook.scrollToItem?.(index);
+    }
+  }
+
+  private async renderCompare(a: number, b: number): Promise<void> {
+    const diff = await requestAPI<any>(`diff?a=${a}&b=${b}`);
+    const section = (title: string, changes: any[]) => changes.length
+      ? `<h4>${title}</h4><table class="xp-kv"><tr><th></th><th>run ${a}</th><th>run ${b}</th></tr>${changes.map(c => `<tr><td>${escapeHtml(c.name)}</td><td>${escapeHtml(formatValue(c.a))}</td><td>${escapeHtml(formatValue(c.b))}</td></tr>`).join('')}</table>` : '';
+    this.node.innerHTML = `${this.backButton()}<div class="xp-header">run ${a} ↔ run ${b}</div>
+      ${['params', 'metrics', 'datasets', 'inputs', 'environment', 'git', 'other'].map(k => section(k, diff[k])).join('')}
+      ${diff.code_diff ? `<h4>Code</h4><pre class="xp-code">${escapeHtml(diff.code_diff)}</pre>` : '<div class="xp-muted">same code</div>'}`;
+    this.wireBack();
+  }
+}
