@@ -23,6 +23,18 @@ LAUNCH_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev
                "--no-first-run", "--disable-quic"]
 
 
+@pytest.fixture(autouse=True)
+def jp_asyncio_loop():
+    """pytest-jupyter (loaded by test_server.py) gives every test an asyncio loop and closes it
+    afterwards; Playwright's sync API may still be running that loop, so close it only when idle."""
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    yield loop
+    if not loop.is_running():
+        loop.close()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
