@@ -65,3 +65,14 @@ def rows(path: Path, sql: str, args=()) -> list[tuple]:
 
 def env_without(*names: str) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in names}
+
+
+def stop_all_studies() -> None:
+    """Stop every study this process drives and wait for its threads (tests that start one)."""
+    from xpmagic.optimize import controllers
+
+    for controller in list(controllers.values()):
+        if controller.state in ("running", "paused"):
+            controller.apply("stop", source="system")
+        controller.wait(30)
+    controllers.clear()

@@ -11,8 +11,7 @@ import time
 
 import pytest
 
-from conftest import rows, run_ok
-from xpmagic.optimize import controllers
+from conftest import rows, run_ok, stop_all_studies
 
 QUADRATIC = ("x = xp.param('x', 0.0, low=-5.0, high=5.0)\n"
              "print('evaluating', x)\n"
@@ -26,11 +25,7 @@ SLOW = ("import time\n"
 @pytest.fixture(autouse=True)
 def _stop_studies():
     yield
-    for controller in list(controllers.values()):
-        if controller.active and controller.state in ("running", "paused"):
-            controller.apply("stop", source="system")
-        controller.wait(30)
-    controllers.clear()
+    stop_all_studies()
 
 
 def optimize(shell, name: str, options: str, body: str):

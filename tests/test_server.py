@@ -7,7 +7,7 @@ import json
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from conftest import run_ok
+from conftest import run_ok, stop_all_studies
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -88,8 +88,6 @@ async def test_post_without_xsrf_is_refused(jp_fetch, jp_base_url, jp_http_port,
 
 
 async def test_steering_a_running_study_from_the_server(jp_fetch, shell, db_path):
-    from xpmagic.optimize import controllers
-
     run_ok(shell, "%%experiment slow --optimize score --trials 500\nimport time\n"
                   "x = xp.param('x', 0.0, low=0.0, high=1.0)\ntime.sleep(0.05)\nxp.log(score=x)\n")
     try:
@@ -111,11 +109,7 @@ async def test_steering_a_running_study_from_the_server(jp_fetch, shell, db_path
             await bad
         assert error.value.code == 400
     finally:
-        for controller in controllers.values():
-            if controller.state in ("running", "paused"):
-                controller.apply("stop", source="system")
-            controller.wait(30)
-        controllers.clear()
+        stop_all_studies()
 
 
 async def test_missing_database_is_a_clear_error(jp_fetch):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_ok
+from conftest import run_ok, stop_all_studies
 
 CHROMIUM = "/usr/bin/chromium"
 TOKEN = "xpmagic-test-token"
@@ -147,8 +147,6 @@ def test_compare_two_runs(page, lab_shell):
 
 
 def test_pause_a_running_study_from_the_sidebar(page, lab_shell):
-    from xpmagic.optimize import controllers
-
     run_ok(lab_shell, "%%experiment steer-demo --optimize score --trials 500\nimport time\n"
                       "x = xp.param('x', 0.0, low=0.0, high=1.0)\ntime.sleep(0.05)\nxp.log(score=x)\n")
     try:
@@ -163,8 +161,4 @@ def test_pause_a_running_study_from_the_sidebar(page, lab_shell):
         screenshot(page, "sidebar-study-paused")
         assert any(i["source"] == "sidebar" for i in study.interactions)
     finally:
-        for controller in controllers.values():
-            if controller.state in ("running", "paused"):
-                controller.apply("stop", source="system")
-            controller.wait(30)
-        controllers.clear()
+        stop_all_studies()
