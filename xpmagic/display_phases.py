@@ -166,14 +166,19 @@ class PhaseReport:
             key = f"{_SHORT[r['from']]}: {r['reason']}"
             pairs[key] = pairs.get(key, 0) + r["count"]
         ax.barh(list(pairs), list(pairs.values()), color="#1f77b4")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_xlabel("revisits")
         ax.set_title("Reasons for revisits, per focus phase")
         ax = axes[2]
         keys = list(PHASES)
-        for span in self.focus + self.revisits:
+        spans = self.focus + self.revisits
+        origin = min((s.start for s in spans), default=None)
+        for span in spans:  # revisits drawn after focus periods, so they show on top
             ax.barh(keys.index(span.phase), (span.end - span.start).total_seconds() / 60,
-                    left=span.start.timestamp() / 60, color="#1f77b4" if span.from_phase is None else "#ff7f0e")
+                    left=(span.start - origin).total_seconds() / 60,
+                    color="#1f77b4" if span.from_phase is None else "#ff7f0e")
         ax.set_yticks(range(len(keys)), labels)
-        ax.set_xlabel("minutes")
+        ax.set_xlabel(f"minutes since {origin:%Y-%m-%d %H:%M} UTC" if origin else "minutes")
         ax.set_title("Timeline (blue: focus, orange: revisits)")
         fig.tight_layout()
         fig.savefig(path)
