@@ -137,6 +137,21 @@ def test_nothing_runs_until_approved(shell):
     assert study.wait(30) and len(study.controller.finished_trials()) == 6
 
 
+def test_the_approval_batch_size_is_the_persons_choice(shell):
+    study, _ = optimize(shell, "gate5", "--trials 7 --approve 5", QUADRATIC)
+    wait_for(lambda: len(study.controller.planned) == 5)
+    study.approve()
+    wait_for(lambda: len(study.controller.planned) == 2)  # the budget leaves 2 for the next batch
+    assert len(study.controller.finished_trials()) <= 5
+    study.approve()
+    assert study.wait(30) and len(study.controller.finished_trials()) == 7
+
+
+def test_an_approval_batch_below_one_is_refused_in_one_line(shell):
+    result = shell.run_cell(f"%%experiment gate0 --optimize score --approve 0\n{QUADRATIC}")
+    assert "--approve BATCH must be at least 1" in str(result.error_in_exec)
+
+
 def test_failing_trials_are_recorded_and_repeated_failures_pause(shell, db_path):
     study, _ = optimize(shell, "flaky", "--trials 30",
                         "x = xp.param('x', 0.0, low=0.0, high=1.0)\nraise ValueError('broken')\n")

@@ -122,6 +122,22 @@ def test_lineage_links_a_run_to_the_run_that_produced_its_input(shell, db_path):
     assert "clean" in repr(shell.run_line_magic("xp", f"lineage {train_id}"))
 
 
+@pytest.mark.parametrize("cell", [
+    "%%time\n%%experiment timed\nscore = float(clean.mean())\nxp.log(score=score)\n",
+    "%%experiment timed\n%%time\nscore = float(clean.mean())\nxp.log(score=score)\n",
+])
+def test_time_stacks_with_experiment_either_way(shell, db_path, capsys, cell):
+    run_ok(shell, "%%experiment prep\nimport numpy as np\nclean = np.arange(100.0)\n")
+    run_ok(shell, "%%experiment plain\nscore = float(clean.mean())\nxp.log(score=score)\n")
+    run_ok(shell, cell)
+    plain, timed = rows(db_path, "SELECT code_hash, status, stdout FROM runs WHERE id > 1 ORDER BY id")
+    assert timed[1] == "ok" and "Wall time" in timed[2] and "Wall time" in capsys.readouterr().out
+    if cell.startswith("%%time"):
+        assert timed[0] == plain[0]  # %%time above the run is not part of its code
+    store = Store(db_path, create=False)
+    assert store.get_run(3).metrics["score"] == 49.5 and store.lineage_sources(3) == [1]
+
+
 def test_lineage_across_sessions_by_fingerprint(shell, db_path):
     run_ok(shell, "%%experiment prep\nimport numpy as np\nfeatures = np.linspace(0, 1, 500)\n")
     shell.run_line_magic("unload_ext", "xpmagic")

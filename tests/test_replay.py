@@ -149,3 +149,25 @@ def test_replay_from_the_notebook_magic(shell, tmp_path, db_path):
     run_ok(shell, TRAIN)
     report = shell.run_line_magic("xp", "replay train")
     assert report.ok and "reproduced" in report._repr_html_()
+
+
+def test_the_best_trial_reruns_as_a_single_recorded_run(shell, tmp_path, db_path):
+    write_data(tmp_path)
+    run_ok(shell, LOAD)
+    run_ok(shell, TRAIN.replace("--seed 0", "--optimize accuracy --trials 4 --sampler random --seed 1"))
+    study = shell.user_ns["xp"].study("train")
+    assert study.wait(60) and study.state == "finished"
+    best = shell.user_ns["xp"].get(study.best_run)
+    assert best.trial_number is not None and best.params == study.best_params
+    result = xpmagic("replay", "train", "--best", "--db", str(db_path), "--json", cwd=tmp_path)
+    found = verdicts(result)
+    assert found["train"]["verdict"] == "reproduced" and result.returncode == 0, json.dumps(found, indent=1)
+    rerun = shell.user_ns["xp"].get(found["train"]["replay_run"])
+    assert rerun.trial_number is None and rerun.replay_of == best.id  # one plain run, not a trial
+    assert rerun.params == best.params and rerun.metrics["accuracy"] == best.metrics["accuracy"]
+
+
+def test_best_of_a_study_without_complete_trials_is_one_line(recorded, tmp_path):
+    result = xpmagic("replay", "no-such-study", "--best", "--db", str(recorded), cwd=tmp_path)
+    assert result.returncode != 0 and "no study named 'no-such-study'" in result.stderr
+    assert "Traceback" not in result.stderr

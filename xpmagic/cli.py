@@ -109,6 +109,8 @@ def build_parser(prog: str = "xpmagic", in_notebook: bool = False) -> argparse.A
     replay = command("replay", "re-execute runs or a notebook in a fresh kernel and give a verdict")
     replay.add_argument("target", help="a run id, an experiment (its latest run), or a notebook .ipynb")
     replay.add_argument("--all", action="store_true", help="every run of the experiment")
+    replay.add_argument("--best", action="store_true",
+                        help="TARGET is a study or experiment: re-run its best trial as a single recorded run")
     replay.add_argument("--tolerance", type=float, default=1e-9, help="relative and absolute (default 1e-9)")
     replay.add_argument("--trust", action="store_true",
                         help="run code from a database another user or machine created")
@@ -183,7 +185,7 @@ def notebook_command(options: argparse.Namespace, store: Store, knowledge_store:
         from .replay import replay_target
 
         return replay_target(store, options.target, tolerance=options.tolerance, trust=options.trust,
-                             all_runs=options.all, progress=_progress_bar())
+                             all_runs=options.all, best=options.best, progress=_progress_bar())
     if name in STEERING:
         return steer(store, options, source="magic")
     raise UsageError(f"unknown command {name!r}")

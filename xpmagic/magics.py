@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError as IPythonUsageError
+from IPython.core.inputtransformer2 import cell_magic as rewrite_cell_magic
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
@@ -122,7 +123,8 @@ class XPMagics(Magics):
     @argument("--timeout", type=float, default=None, help="Start no trial after S seconds")
     @argument("--sampler", default="tpe", choices=["tpe", "random", "grid", "cmaes", "qmc"])
     @argument("--jobs", type=int, default=1, help="Trials run at a time")
-    @argument("--approve", action="store_true", help="Nothing runs until you approve the planned trials")
+    @argument("--approve", nargs="?", type=int, const=3, default=None, metavar="BATCH",
+              help="Nothing runs until you approve the planned trials, BATCH at a time (default 3)")
     @argument("--constraint", action="append", default=[], help="Hard constraint, e.g. 'latency_ms < 50'")
     @argument("--resume", action="store_true", help="Continue this experiment's latest study")
     @argument("--no-recommend", action="store_true",
@@ -153,7 +155,8 @@ class XPMagics(Magics):
             code=recorder.current_raw_cell() or body,
             config=args.optimize, namespace=self.shell.user_ns, notebook=recorder.notebook_path(),
             environment_id=store.environment_id(recorder.environment.snapshot()),
-            max_output_chars=self.max_output_chars, knowledge=self.knowledge)
+            max_output_chars=self.max_output_chars, knowledge=self.knowledge,
+            lineage=recorder.inputs_of(body))
         return study_display(controller)
 
     # -- %xp ----------------------------------------------------------------------
@@ -176,7 +179,7 @@ class XPMagics(Magics):
         %xp revisit KEY --reason CODE [--note TEXT] | %xp revisit --end
         %xp reasons [--add CODE [--description TEXT]]
         %xp phases [--experiment NAME] [--user U] [--since DATE] [--until DATE]
-        %xp replay TARGET [--all] [--tolerance T] [--trust]   re-run in a fresh kernel, with a verdict
+        %xp replay TARGET [--all|--best] [--tolerance T] [--trust]   re-run in a fresh kernel, with a verdict
         %xp knowledge [--experiment NAME] | export FILE | import FILE | merge DB
         %xp recommend NAME     recommendations for NAME's next optimization, with reasons
         """
@@ -236,13 +239,16 @@ def _study_config(parsed: Any) -> Any:
         raise UsageError("--trials must be at least 1")
     if parsed.jobs < 1:
         raise UsageError("--jobs must be at least 1")
+    if parsed.approve is not None and parsed.approve < 1:
+        raise UsageError("--approve BATCH must be at least 1 (the number of trials planned at a time)")
     if parsed.timeout is not None and parsed.timeout <= 0:
         raise UsageError("--timeout must be a positive number of seconds")
     for text in parsed.constraint:
         Constraint(text)  # validates now, with a clear message
     return StudyConfig(metric=metric, direction=direction, trials=parsed.trials,
                        timeout_s=parsed.timeout, sampler=parsed.sampler, seed=parsed.seed,
-                       jobs=parsed.jobs, approve=parsed.approve,
+                       jobs=parsed.jobs, approve=parsed.approve is not None,
+                       approve_batch=parsed.approve or 3,
                        constraints=tuple(parsed.constraint), resume=parsed.resume,
                        recommend=not parsed.no_recommend)
 
@@ -268,7 +274,10 @@ def experiment_transformer(lines: list[str]) -> list[str]:
         return [f"__import__('xpmagic.magics').magics.begin_optimization("
                 f"get_ipython(), {arguments!r}, {body!r})\n"]
     call = f"__import__('xpmagic.magics').magics.begin_cell(get_ipython(), {arguments!r})\n"
-    return [call, *lines[1:]]
+    body = lines[1:]
+    if body and body[0].startswith("%%"):
+        body = rewrite_cell_magic(body)  # %%time below %%experiment: IPython's own rewrite of a cell magic
+    return [call, *body]
 
 
 def _is_optimization(arguments: str) -> bool:

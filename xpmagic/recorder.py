@@ -86,10 +86,21 @@ def code_hash(body: str) -> str:
 
 
 def split_cell(raw_cell: str) -> tuple[str, str]:
-    """(magic line arguments, body) of a ``%%experiment`` cell."""
-    stripped = raw_cell.lstrip()
-    first, _, body = stripped.partition("\n")
-    return first[len(MAGIC_PREFIX):].strip(), body
+    """(magic line arguments, body) of a ``%%experiment`` cell; cell magics stacked above
+    it (``%%time``) are not part of the body."""
+    rest = raw_cell.lstrip()
+    while True:
+        first, _, body = rest.partition("\n")
+        if first.startswith(MAGIC_PREFIX) or not first.startswith("%%") or not body:
+            return first[len(MAGIC_PREFIX):].strip(), body
+        rest = body
+
+
+def python_of(body: str) -> str:
+    """The Python a body runs: a cell magic stacked below ``%%experiment`` runs the rest."""
+    if body.startswith("%%"):
+        return body.partition("\n")[2]
+    return body
 
 
 class Recorder:
@@ -180,7 +191,7 @@ class Recorder:
         run = ActiveRun(run_id, args.name, write_chunk=store.write_metric_chunks,
                         overrides=pending.get("params"), sample_bytes=settings.sample_bytes)
         run.uuid = run_uuid
-        names = (cell_name_use(body, self.shell.transform_cell) if settings.capture_variables
+        names = (cell_name_use(python_of(body), self.shell.transform_cell) if settings.capture_variables
                  else NameUse(frozenset(), frozenset()))
         cell = _CellRun(run, args, self._depth, time.perf_counter(), settings, store, names,
                         started_at=started_at)
@@ -215,20 +226,38 @@ class Recorder:
         self.shell.showtraceback = showtraceback
 
     def _fingerprint_inputs(self, cell: _CellRun) -> None:
+        cell.inputs, cell.lineage = self._inputs(cell.names.loaded, cell.settings.sample_bytes,
+                                                 cell.store, cell.run.id)
+
+    def inputs_of(self, body: str) -> list[tuple[int, str]]:
+        """Lineage of a cell body that reads the namespace now (an optimization's trials)."""
+        settings = self._settings()
+        if not settings.capture_variables:
+            return []
+        store = self._store()
+        loaded = cell_name_use(python_of(body), self.shell.transform_cell).loaded
+        return self._inputs(loaded, settings.sample_bytes, store, store.max_run_id() + 1)[1]
+
+    def _inputs(self, loaded: frozenset[str], sample_bytes: int, store: Store,
+                before_run: int) -> tuple[dict[str, Fingerprint], list[tuple[int, str]]]:
+        """Fingerprints of the recordable names a cell reads, and the runs that wrote them."""
         namespace = self.shell.user_ns
-        for name in cell.names.loaded:
+        inputs: dict[str, Fingerprint] = {}
+        lineage: list[tuple[int, str]] = []
+        for name in loaded:
             if name in _INTERNAL_NAMES or name.startswith("_") or name not in namespace:
                 continue
             value = namespace[name]
             if not is_recordable(value):
                 continue
-            print_ = fingerprint(value, cell.settings.sample_bytes)
-            cell.inputs[name] = print_
-            source = self._producer_of(cell, name, print_)
+            print_ = fingerprint(value, sample_bytes)
+            inputs[name] = print_
+            source = self._producer_of(store, name, print_, before_run)
             if source is not None:
-                cell.lineage.append((source, name))
+                lineage.append((source, name))
+        return inputs, lineage
 
-    def _producer_of(self, cell: _CellRun, name: str, print_: Fingerprint) -> int | None:
+    def _producer_of(self, store: Store, name: str, print_: Fingerprint, before_run: int) -> int | None:
         if print_.digest is None:
             return None
         produced = self._produced.get(name)
@@ -237,7 +266,7 @@ class Recorder:
         if print_.digest in self._no_producer:
             return None  # looked up in this session already: no run wrote this value
         by_name = name if is_weak_for_lineage(print_) else None
-        source = cell.store.find_producer(print_.digest, by_name, cell.run.id)
+        source = store.find_producer(print_.digest, by_name, before_run)
         if source is None:
             self._no_producer.add(print_.digest)
         return source

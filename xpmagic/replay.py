@@ -277,8 +277,20 @@ def _working_folder(run: Run) -> str:
     return os.getcwd()
 
 
-def resolve_target(store: Store, target: str, all_runs: bool = False) -> tuple[str, list[int]]:
-    """('notebook', []) for a notebook path, else ('runs', run ids) for an id or experiment."""
+def best_trial_of(store: Store, study: str) -> int:
+    """The run of the best trial of a study (or of an experiment's latest study)."""
+    record = store.study(study)
+    run_id = store.best_trial_run(record["id"])
+    if run_id is None:
+        raise UsageError(f"study {record['name']!r} has no complete trial yet")
+    return run_id
+
+
+def resolve_target(store: Store, target: str, all_runs: bool = False,
+                   best: bool = False) -> tuple[str, list[int]]:
+    """('notebook', []) for a notebook path, else ('runs', run ids) for an id, experiment or study."""
+    if best:
+        return "runs", [best_trial_of(store, target)]
     if target.endswith(".ipynb"):
         return "notebook", []
     if target.isdigit():
@@ -338,8 +350,10 @@ class ReplayReport:
 
 
 def replay_target(store: Store, target: str, *, tolerance: float, trust: bool, all_runs: bool = False,
-                  progress: Callable[[int, int], None] | None = None) -> ReplayReport:
-    kind, ids = resolve_target(store, target, all_runs)
+                  best: bool = False, progress: Callable[[int, int], None] | None = None) -> ReplayReport:
+    """Replay a notebook, a run, an experiment's latest run(s), or (best=True) a study's best trial
+    as a single recorded run: the optimization options are dropped and the trial's params fixed."""
+    kind, ids = resolve_target(store, target, all_runs, best)
     try:
         if kind == "notebook":
             return ReplayReport(replay_notebook(store, target, tolerance=tolerance, trust=trust,

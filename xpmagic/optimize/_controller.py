@@ -117,8 +117,10 @@ class StudyController:
                  space: SearchSpace, notebook: str | None, environment_id: int | None,
                  max_output_chars: int, done_before: list[TrialInfo] | None = None,
                  on_change: Callable[[], None] | None = None,
-                 knowledge: Callable[[], Store] | None = None):
+                 knowledge: Callable[[], Store] | None = None,
+                 lineage: list[tuple[int, str]] | None = None):
         self.name = name
+        self.lineage = list(lineage or [])  # the runs whose outputs every trial reads
         self.experiment = experiment
         self.config = config
         self.study = study
@@ -358,7 +360,7 @@ class StudyController:
             duration_s=duration, stdout=out.getvalue(), stderr=err.getvalue(),
             error=error_info(error), params=list(run.params.values()), metrics=metrics,
             metric_chunks=chunks, datasets=list(run.datasets.values()),
-            artifacts=list(run.artifacts.values()), trial_state=state))
+            artifacts=list(run.artifacts.values()), trial_state=state, lineage=self.lineage))
         with self._lock:
             if violations:
                 self.study._storage.set_trial_system_attr(trial._trial_id, "constraints", violations)

@@ -115,6 +115,18 @@ class StudyHandle:
         return self.record["best_value"]
 
     @property
+    def best_run(self) -> int | None:
+        """The id of the run recorded for the best complete trial."""
+        return self._store.best_trial_run(self.record["id"])
+
+    def rerun_best(self, *, tolerance: float = 1e-9, trust: bool = False) -> Any:
+        """Re-run the best trial as a single recorded run in a fresh kernel, with a verdict
+        (the same as ``xpmagic replay NAME --best``)."""
+        from ..replay import replay_target
+
+        return replay_target(self._store, self.name, tolerance=tolerance, trust=trust, best=True)
+
+    @property
     def interactions(self) -> list[dict[str, Any]]:
         return self._store.interactions(self.record["id"])
 

@@ -32,7 +32,7 @@ def _import_optuna() -> Any:
 def launch(*, store: Store, store_factory: Any, experiment: str, body: str, code: str,
            config: StudyConfig, namespace: dict, notebook: str | None,
            environment_id: int | None, max_output_chars: int,
-           knowledge: Any = None) -> StudyController:
+           knowledge: Any = None, lineage: list[tuple[int, str]] | None = None) -> StudyController:
     optuna = _import_optuna()
     if config.direction not in ("maximize", "minimize"):
         raise UsageError("direction must be maximize or minimize")
@@ -70,13 +70,14 @@ def launch(*, store: Store, store_factory: Any, experiment: str, body: str, code
             name=name, experiment=experiment, optuna_name=name, storage=f"sqlite:///{storage_file}",
             metric=config.metric, direction=config.direction, sampler=config.sampler,
             seed=config.seed, budget=config.trials, timeout_s=config.timeout_s, jobs=config.jobs,
-            approve=config.approve, constraints=list(config.constraints), space=space.to_dict(),
+            approve=config.approve_batch if config.approve else 0,
+            constraints=list(config.constraints), space=space.to_dict(),
             code=code, now=utc_now())
     controller = StudyController(
         name=name, experiment=experiment, body=body, code=code, config=config, store=store_factory,
         namespace=namespace, study=study, study_id=study_id, space=space, notebook=notebook,
         environment_id=environment_id, max_output_chars=max_output_chars, done_before=done,
-        knowledge=knowledge)
+        knowledge=knowledge, lineage=lineage)
     controllers[name] = controller
     if config.recommend and not config.resume and knowledge is not None:
         from ..recommend import for_cell

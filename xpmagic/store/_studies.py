@@ -21,7 +21,7 @@ class StudiesMixin:
 
     def create_study(self, *, name: str, experiment: str, optuna_name: str, storage: str,
                      metric: str, direction: str, sampler: str, seed: int | None,
-                     budget: int | None, timeout_s: float | None, jobs: int, approve: bool,
+                     budget: int | None, timeout_s: float | None, jobs: int, approve: int,
                      constraints: list[str], space: dict, code: str, now: str) -> int:
         experiment_id = self.experiment_id(experiment)
         pid, marker = procinfo.current_process()
@@ -125,6 +125,18 @@ class StudiesMixin:
             for at, action, source, b, a, trial in self.conn.execute(
                 "SELECT at, action, source, before, after, trial_number FROM interactions"
                 " WHERE study_id = ? ORDER BY id", (study_id,))]
+
+    def best_trial_run(self, study_id: int) -> int | None:
+        """The run of the study's best complete trial (infeasible and failed trials never count)."""
+        study = self.conn.execute("SELECT metric, direction FROM studies WHERE id = ?", (study_id,)).fetchone()
+        if study is None:
+            return None
+        order = "DESC" if study[1] == "maximize" else "ASC"
+        row = self.conn.execute(
+            "SELECT r.id FROM runs r JOIN metrics m ON m.run_id = r.id AND m.name = ?"
+            " WHERE r.study_id = ? AND r.trial_state = 'complete' AND m.last IS NOT NULL"
+            f" ORDER BY m.last {order}, r.trial_number LIMIT 1", (study[0], study_id)).fetchone()
+        return None if row is None else row[0]
 
     def study_runs(self, study_id: int) -> list[tuple[int, int, str, str]]:
         return self.conn.execute(
