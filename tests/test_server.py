@@ -116,3 +116,54 @@ async def test_missing_database_is_a_clear_error(jp_fetch):
     with pytest.raises(HTTPClientError) as error:
         await jp_fetch("xpmagic", "api", "experiments")
     assert error.value.code == 404 and "no xpmagic database" in json.loads(error.value.response.body)["error"]
+
+
+async def test_knowledge_of_an_experiment_newest_first(jp_fetch, shell):
+    from test_knowledge import SVC_CELL, WINE
+
+    run_ok(shell, WINE)
+    for C in (0.5, 2.0):
+        run_ok(shell, f"%%experiment wine-svc\n{SVC_CELL.replace('1.0, low', f'{C}, low')}")
+    knowledge = await get(jp_fetch, "knowledge", experiment="wine-svc", limit="10")
+    assert [r["config"]["C"] for r in knowledge["rows"]] == [2.0, 0.5] and knowledge["total"] == 2
+    assert knowledge["rows"][0]["model_family"] == "SVC" and "meta" not in knowledge["rows"][0]
+    assert (await get(jp_fetch, "knowledge", experiment="nothing-here"))["rows"] == []
+    recommendation = await get(jp_fetch, "recommend", experiment="wine-svc")
+    assert recommendation["warm_start"] and recommendation["warm_start_reasons"]
+
+
+async def poll_replay(jp_fetch, job):
+    import asyncio
+
+    for _ in range(1200):
+        status = await get(jp_fetch, "replays", str(job))
+        if status["state"] != "running":
+            return status
+        await asyncio.sleep(0.1)
+    raise AssertionError("the replay job never finished")
+
+
+async def test_replaying_a_run_from_the_sidebar_gives_its_verdict(jp_fetch, shell, db_path):
+    run_ok(shell, "%%experiment steady --seed 1\nimport random\nxp.log(draw=random.random())\n")
+    response = await jp_fetch("xpmagic", "api", "runs", "1", "replay", method="POST", body="{}")
+    assert response.code == 202
+    status = await poll_replay(jp_fetch, json.loads(response.body)["id"])
+    assert status["state"] == "done" and status["ok"] is True
+    assert [v["verdict"] for v in status["verdicts"]] == ["reproduced"] and status["verdicts"][0]["replay_run"] == 2
+    with pytest.raises(HTTPClientError) as error:
+        await jp_fetch("xpmagic", "api", "runs", "99", "replay", method="POST", body="{}")
+    assert error.value.code == 404
+    with pytest.raises(HTTPClientError) as error:
+        await jp_fetch("xpmagic", "api", "replays", "77")
+    assert error.value.code == 404
+
+
+async def test_a_replay_the_database_does_not_trust_fails_with_its_reason(jp_fetch, shell, db_path):
+    import sqlite3
+
+    run_ok(shell, "%%experiment steady\nxp.log(one=1)\n")
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE db_info SET value = 'someone-else' WHERE key = 'created_by'")
+    response = await jp_fetch("xpmagic", "api", "runs", "1", "replay", method="POST", body="{}")
+    status = await poll_replay(jp_fetch, json.loads(response.body)["id"])
+    assert status["state"] == "failed" and "created by someone-else" in status["error"]

@@ -162,3 +162,80 @@ def test_pause_a_running_study_from_the_sidebar(page, lab_shell):
         assert any(i["source"] == "sidebar" for i in study.interactions)
     finally:
         stop_all_studies()
+
+
+def test_open_in_notebook_selects_the_cell_that_made_the_run(page, lab, lab_shell, monkeypatch):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    notebook = new_notebook(cells=[new_code_cell("# preparing", id="prep-cell"),
+                                   new_code_cell("# the training cell", id="train-cell"),
+                                   new_code_cell("# afterwards", id="after-cell")])
+    nbformat.write(notebook, str(lab["root"] / "demo.ipynb"))
+    monkeypatch.setenv("JPY_SESSION_NAME", str(lab["root"] / "demo.ipynb"))  # as jupyter_server sets it
+    result = lab_shell.run_cell("%%experiment open-demo\nxp.log(acc=0.5)\n", cell_id="train-cell")
+    assert result.success
+    page.wait_for_selector('.xp-experiment[data-experiment="open-demo"]', timeout=30_000)
+    page.click('.xp-experiment[data-experiment="open-demo"]')
+    page.click(".xp-run", timeout=30_000)
+    page.click(".xp-open", timeout=30_000)
+    page.wait_for_selector(".jp-NotebookPanel .jp-Cell.jp-mod-active", timeout=60_000)
+    page.wait_for_function(
+        "() => document.querySelector('.jp-NotebookPanel .jp-Cell.jp-mod-active')?.innerText.includes('training')",
+        timeout=30_000)
+    assert "the training cell" in page.inner_text(".jp-NotebookPanel .jp-Cell.jp-mod-active")
+    screenshot(page, "sidebar-open-in-notebook")
+
+
+def test_knowledge_recommendations_and_the_phase_heatmap(page, lab_shell):
+    from test_knowledge import SVC_CELL, WINE
+
+    run_ok(lab_shell, "%xp phase model-development")
+    run_ok(lab_shell, WINE)
+    run_ok(lab_shell, f"%%experiment kb-demo\n{SVC_CELL}")
+    run_ok(lab_shell, "%xp revisit data-preparation --reason data-quality")
+    run_ok(lab_shell, f"%%experiment kb-demo\n{SVC_CELL.replace('1.0, low', '10.0, low')}")
+    run_ok(lab_shell, "%xp revisit --end")
+    page.wait_for_selector('.xp-experiment[data-experiment="kb-demo"]', timeout=30_000)
+    page.click('.xp-experiment[data-experiment="kb-demo"]')
+    page.click(".xp-knowledge", timeout=30_000)
+    page.wait_for_selector(".xp-knowledge-rows", timeout=30_000)
+    assert page.locator(".xp-knowledge-rows tbody tr").count() == 2
+    assert "SVC" in page.inner_text(".xp-knowledge-rows")
+    assert page.locator(".xp-warm li").count() >= 1  # warm starts from this experiment's own rows
+    screenshot(page, "sidebar-knowledge")
+    page.click(".xp-back")
+    page.click(".xp-phases", timeout=30_000)
+    page.wait_for_selector(".xp-heatmap", timeout=30_000)
+    text = page.inner_text(".xp-sidebar")
+    assert "model-development" in text and "data-preparation" in text and "data-quality" in text
+    assert page.locator(".xp-heat").count() >= 4
+    screenshot(page, "sidebar-phases")
+
+
+def test_replay_a_run_and_see_its_verdict(page, lab_shell):
+    run_ok(lab_shell, "%%experiment replay-demo --seed 3\nimport random\nxp.log(draw=random.random())\n")
+    page.wait_for_selector('.xp-experiment[data-experiment="replay-demo"]', timeout=30_000)
+    page.click('.xp-experiment[data-experiment="replay-demo"]')
+    page.click(".xp-run", timeout=30_000)
+    page.click(".xp-replay", timeout=30_000)
+    page.wait_for_selector(".xp-verdict", timeout=180_000)
+    assert "reproduced" in page.inner_text(".xp-verdicts")
+    assert "Reproduced" in page.inner_text(".xp-replay-status")
+    screenshot(page, "sidebar-replay")
+
+
+def test_a_tutorial_notebook_run_in_a_kernel_appears_in_the_sidebar(page, lab, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(str(Path(__file__).resolve().parent.parent / "notebooks" / "01-recording.ipynb"), 4)
+    monkeypatch.setenv("XPMAGIC_DB", str(lab["db"]))  # the kernel inherits it, as a user's would
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(lab["root"])}}).execute()
+    page.wait_for_selector('.xp-experiment[data-experiment="wine-svc"]', timeout=30_000)
+    page.wait_for_selector('.xp-experiment[data-experiment="wine-scale"]', timeout=30_000)
+    page.click('.xp-experiment[data-experiment="wine-svc"]')
+    page.wait_for_selector(".xp-run", timeout=30_000)
+    assert page.locator(".xp-run").count() >= 1
+    screenshot(page, "sidebar-tutorial-runs")

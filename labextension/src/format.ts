@@ -101,3 +101,41 @@ export function sparkline(steps: number[], values: number[], width = 220, height
   const line = points.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ');
   return `<svg class="xp-spark" width="${width}" height="${height}"><polyline points="${line}" fill="none" stroke="var(--jp-brand-color1, #1976d2)" stroke-width="1.5"/></svg>`;
 }
+
+/** A heat-map cell's background: white at 0, full blue at 1 (values clamped to [0, 1]). */
+export function heatColor(share: number | null | undefined): string {
+  const v = Math.max(0, Math.min(1, Number.isFinite(share as number) ? (share as number) : 0));
+  const channel = (full: number) => Math.round(255 - (255 - full) * v);
+  return `rgb(${channel(9)}, ${channel(105)}, ${channel(218)})`;
+}
+
+/** Text colour that stays readable on heatColor(share). */
+export function heatTextColor(share: number | null | undefined): string {
+  return (share ?? 0) > 0.55 ? '#fff' : 'inherit';
+}
+
+export interface IVerdict {
+  run: number | null;
+  replay_run: number | null;
+  experiment: string;
+  verdict: string;
+  differences: { metric?: string; output?: string; old: unknown; new: unknown }[];
+  changes: string[];
+  error: { cell?: number; type?: string; message?: string } | null;
+}
+
+/** One line per replayed run: what the verdict was and, briefly, why. */
+export function verdictLine(v: IVerdict): string {
+  const head = `run ${v.run ?? '—'} (${v.experiment}): ${v.verdict}`;
+  if (v.error) {
+    return `${head}: ${v.error.type ?? 'error'}: ${v.error.message ?? ''}`.trim();
+  }
+  const metrics = (v.differences || []).map(d => {
+    const name = d.metric ?? d.output ?? '?';
+    const show = (x: unknown) => (d.output ? String(x).slice(0, 12) : formatValue(x));
+    return `${name} ${show(d.old)} → ${show(d.new)}`;
+  });
+  const why = [...metrics, ...(v.changes || []).slice(0, 3)];
+  const more = (v.changes || []).length > 3 ? ` (+${v.changes.length - 3} more)` : '';
+  return why.length ? `${head}: ${why.join('; ')}${more}` : head;
+}

@@ -1,15 +1,18 @@
-/** The sidebar: experiments, runs, a run, a comparison, studies, phases. Plain DOM over JSON. */
+/** The sidebar: experiments, runs, a run (with replay), a comparison, studies, knowledge and
+ * recommendations, the phase heat-map. Plain DOM over JSON. */
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { Widget } from '@lumino/widgets';
 
 import { IExperiment, IRunPage, IStudy, requestAPI } from './api';
 import {
-  escapeHtml, formatDuration, formatValue, highlightPython, progressText, relativeTime,
-  sparkline, toggleCompare
+  escapeHtml, formatDuration, formatValue, heatColor, heatTextColor, highlightPython, IVerdict,
+  progressText, relativeTime, sparkline, toggleCompare, verdictLine
 } from './format';
 import { Poller } from './model';
 
-type View = 'experiments' | 'run' | 'compare';
+type View = 'experiments' | 'run' | 'compare' | 'knowledge' | 'phases';
+
+const REPLAY_POLL_MS = 1000;
 
 export class XPSidebar extends Widget {
   constructor(private app: JupyterFrontEnd) {
@@ -30,6 +33,7 @@ export class XPSidebar extends Widget {
   private compare: number[] = [];
   private runId: number | null = null;
   private message = '';
+  private replays = new Map<number, string>(); // run id -> HTML of its latest replay status
 
   protected onAfterShow(): void {
     this.poller.setVisible(true);
@@ -45,6 +49,10 @@ export class XPSidebar extends Widget {
         await this.renderRun(this.runId);
       } else if (this.view === 'compare' && this.compare.length === 2) {
         await this.renderCompare(this.compare[0], this.compare[1]);
+      } else if (this.view === 'knowledge' && this.experiment) {
+        await this.renderKnowledge(this.experiment);
+      } else if (this.view === 'phases') {
+        await this.renderPhases(null);
       } else {
         await this.renderExperiments();
       }
@@ -67,7 +75,7 @@ export class XPSidebar extends Widget {
     if (this.experiment) {
       runs = await this.runsHtml(this.experiment);
     }
-    this.node.innerHTML = `<div class="xp-header">Experiments</div>
+    this.node.innerHTML = `<div class="xp-header">Experiments <button class="xp-phases">Phases</button></div>
       ${this.message ? `<div class="xp-message">${escapeHtml(this.message)}</div>` : ''}
       <ul class="xp-experiments">${rows || '<li class="xp-muted">No experiments yet: run an %%experiment cell.</li>'}</ul>${runs}`;
     this.wireExperiments();
@@ -99,7 +107,8 @@ export class XPSidebar extends Widget {
       ${page.total ? this.offset + 1 : 0}–${Math.min(this.offset + this.limit, page.total)} of ${page.total}
       <button class="xp-next" ${this.offset + this.limit >= page.total ? 'disabled' : ''}>›</button>
       <button class="xp-do-compare" ${this.compare.length === 2 ? '' : 'disabled'}>Compare</button></div>`;
-    return `<div class="xp-header">Runs of ${escapeHtml(experiment)}</div>
+    return `<div class="xp-header">Runs of ${escapeHtml(experiment)}
+      <button class="xp-knowledge">Knowledge</button></div>
       <table class="xp-runs"><thead><tr>${head}</tr></thead><tbody>${rows}</tbody></table>${pages}`;
   }
 
@@ -133,6 +142,8 @@ export class XPSidebar extends Widget {
     this.node.querySelector('.xp-prev')?.addEventListener('click', () => { this.offset = Math.max(0, this.offset - this.limit); void this.refresh(); });
     this.node.querySelector('.xp-next')?.addEventListener('click', () => { this.offset += this.limit; void this.refresh(); });
     this.node.querySelector('.xp-do-compare')?.addEventListener('click', () => this.goTo('compare', null));
+    this.node.querySelector('.xp-knowledge')?.addEventListener('click', () => this.goTo('knowledge', null));
+    this.node.querySelector('.xp-phases')?.addEventListener('click', () => this.goTo('phases', null));
   }
 
   private goTo(view: View, runId: number | null): void {
@@ -177,7 +188,9 @@ export class XPSidebar extends Widget {
     this.node.innerHTML = `${this.backButton()}
       <div class="xp-header">run ${run.id} · ${escapeHtml(run.experiment)} · <span class="xp-${run.status}">${run.status}</span></div>
       <div class="xp-muted">${escapeHtml(run.started_at)} · ${formatDuration(run.duration_s)} · seed ${run.seed ?? 'none'}</div>
-      ${run.notebook ? `<button class="xp-open" data-path="${escapeHtml(run.notebook)}" data-cell="${escapeHtml(run.cell_id || '')}">Open in notebook</button>` : ''}
+      ${run.lab_path ? `<button class="xp-open" data-path="${escapeHtml(run.lab_path)}" data-cell="${escapeHtml(run.cell_id || '')}">Open in notebook</button>` : ''}
+      <button class="xp-replay" data-run="${run.id}">Replay</button>
+      <div class="xp-replay-status">${this.replays.get(run.id) ?? ''}</div>
       <h4>Params</h4>${this.table(run.params)}<h4>Metrics</h4>${this.table(run.metrics)}${series}
       <h4>Data</h4>${datasets || '<div class="xp-muted">none</div>'}
       <h4>Environment</h4><div>${env}</div><h4>Git</h4><div>${git}</div>
@@ -185,6 +198,7 @@ export class XPSidebar extends Widget {
       <h4>Code</h4><pre class="xp-code">${highlightPython(run.code)}</pre>${error}`;
     this.wireBack();
     this.node.querySelectorAll<HTMLElement>('.xp-lineage').forEach(a => a.addEventListener('click', () => this.goTo('run', Number(a.dataset.run))));
+    this.node.querySelector<HTMLButtonElement>('.xp-replay')?.addEventListener('click', () => void this.replay(id));
     this.node.querySelector<HTMLButtonElement>('.xp-open')?.addEventListener('click', event => {
       const button = event.currentTarget as HTMLButtonElement;
       void this.openInNotebook(button.dataset.path!, button.dataset.cell || '');
@@ -212,6 +226,91 @@ export class XPSidebar extends Widget {
     this.node.innerHTML = `${this.backButton()}<div class="xp-header">run ${a} ↔ run ${b}</div>
       ${['params', 'metrics', 'datasets', 'inputs', 'environment', 'git', 'other'].map(k => section(k, diff[k])).join('')}
       ${diff.code_diff ? `<h4>Code</h4><pre class="xp-code">${escapeHtml(diff.code_diff)}</pre>` : '<div class="xp-muted">same code</div>'}`;
+    this.wireBack();
+  }
+
+  /** Start a replay in a fresh kernel on the server and follow it until its verdict. */
+  async replay(runId: number): Promise<void> {
+    const show = (html: string) => {
+      this.replays.set(runId, html);
+      const status = this.node.querySelector<HTMLElement>('.xp-replay-status');
+      if (status && this.view === 'run' && this.runId === runId) {
+        status.innerHTML = html;
+      }
+    };
+    let job: any;
+    try {
+      job = await requestAPI<any>(`runs/${runId}/replay`, { method: 'POST', body: '{}' });
+    } catch (error) {
+      show(`<div class="xp-error">${escapeHtml(String((error as Error).message))}</div>`);
+      return;
+    }
+    const started = Date.now();
+    while (job.state === 'running') {
+      show(`<div class="xp-muted">replaying in a fresh kernel… ${Math.round((Date.now() - started) / 1000)} s</div>`);
+      await new Promise(resolve => setTimeout(resolve, REPLAY_POLL_MS));
+      try {
+        job = await requestAPI<any>(`replays/${job.id}`);
+      } catch (error) {
+        show(`<div class="xp-error">${escapeHtml(String((error as Error).message))}</div>`);
+        return;
+      }
+    }
+    if (job.state === 'failed') {
+      show(`<div class="xp-error">replay failed: ${escapeHtml(job.error ?? 'unknown error')}</div>`);
+      return;
+    }
+    const lines = (job.verdicts as IVerdict[]).map(v =>
+      `<li class="xp-verdict xp-${escapeHtml(v.verdict)}">${escapeHtml(verdictLine(v))}</li>`).join('');
+    show(`<div class="xp-verdict-head">${job.ok ? 'Reproduced' : 'Not reproduced'}</div><ul class="xp-verdicts">${lines}</ul>`);
+  }
+
+  private async renderKnowledge(experiment: string): Promise<void> {
+    const [knowledge, rec] = await Promise.all([
+      requestAPI<any>(`knowledge?${new URLSearchParams({ experiment, limit: '20' })}`),
+      requestAPI<any>(`recommend?${new URLSearchParams({ experiment })}`)
+    ]);
+    const rows = (knowledge.rows as any[]).map(r => `<tr><td>${escapeHtml(relativeTime(r.created_at))}</td>
+      <td>${escapeHtml(r.model_family ?? '—')}</td><td>${escapeHtml(r.task_name ?? r.task.slice(0, 8))}</td>
+      <td>${escapeHtml(formatValue(r.config))}</td><td>${escapeHtml(formatValue(r.score))}</td>
+      <td>${formatDuration(r.cost_s)}</td><td>${r.rating ? '★'.repeat(r.rating) : ''}</td></tr>`).join('');
+    const warm = (rec.warm_start as any[]).map((c, i) => `<li>${escapeHtml(formatValue(c))}
+      <span class="xp-muted">${escapeHtml(rec.warm_start_reasons[i] ?? '')}</span></li>`).join('');
+    const space = Object.entries(rec.space as Record<string, any>).map(([name, s]) =>
+      `<li>${escapeHtml(name)}: [${formatValue(s.low)}, ${formatValue(s.high)}]${s.log ? ' log' : ''}</li>`).join('');
+    const recommendation = warm || space
+      ? `<h4>Warm-start configurations</h4><ol class="xp-warm">${warm}</ol>
+         ${space ? `<h4>Narrowed space</h4><ul>${space}</ul><div class="xp-muted">${escapeHtml(rec.space_reasons.join(' '))}</div>` : ''}
+         <h4>Sampler</h4><div>${escapeHtml(rec.sampler)} <span class="xp-muted">${escapeHtml(rec.sampler_reason)}</span></div>
+         ${rec.budget ? `<h4>Budget</h4><div>${rec.budget} trials <span class="xp-muted">${escapeHtml(rec.budget_reason)}</span></div>` : ''}`
+      : '<div class="xp-muted">No recommendation yet: the knowledge table has nothing on this model family and metric.</div>';
+    this.node.innerHTML = `${this.backButton()}<div class="xp-header">Knowledge · ${escapeHtml(experiment)}</div>
+      <h3>Recommendations for the next optimization</h3><div class="xp-recommendation">${recommendation}</div>
+      <h3>What its runs taught (${knowledge.rows.length} newest of ${knowledge.total} rows in the table)</h3>
+      ${rows ? `<div class="xp-scroll"><table class="xp-runs xp-knowledge-rows"><thead><tr><th>when</th><th>model</th><th>task</th><th>config</th><th>score</th><th>cost</th><th>rating</th></tr></thead><tbody>${rows}</tbody></table></div>`
+        : '<div class="xp-muted">No knowledge rows yet: log a metric and call xp.dataset(X, y) in a run.</div>'}`;
+    this.wireBack();
+  }
+
+  private async renderPhases(experiment: string | null): Promise<void> {
+    const query = experiment ? `?${new URLSearchParams({ experiment })}` : '';
+    const report = await requestAPI<any>(`phases${query}`);
+    const phases: string[] = report.phases;
+    const worked = phases.map((_, i) => i).filter(i => report.overlap[i].some((v: number) => v > 0) ||
+      report.overlap.some((row: number[]) => row[i] > 0));
+    const head = worked.map(j => `<th class="xp-phase-col" title="${escapeHtml(phases[j])}">${escapeHtml(phases[j])}</th>`).join('');
+    const body = worked.map(i => `<tr><th>${escapeHtml(phases[i])}</th>${worked.map(j => {
+      const share = report.overlap[i][j];
+      return `<td class="xp-heat" style="background:${heatColor(share)};color:${heatTextColor(share)}" title="${escapeHtml(`${phases[i]} → ${phases[j]}: ${(share * 100).toFixed(0)}% (${report.count[i][j]} revisits)`)}">${share ? (share * 100).toFixed(0) : ''}</td>`;
+    }).join('')}</tr>`).join('');
+    const reasons = (report.reasons as any[]).slice(0, 8).map(r =>
+      `<li>${escapeHtml(r.from)} → ${escapeHtml(r.to)}: ${escapeHtml(r.reason)} ×${r.count}</li>`).join('');
+    this.node.innerHTML = `${this.backButton()}<div class="xp-header">Phases${experiment ? ` · ${escapeHtml(experiment)}` : ''}</div>
+      <div class="xp-muted">Overlap: the share of each focus phase's effort (${escapeHtml(report.overlap_based_on)}) spent on each phase.</div>
+      ${worked.length ? `<table class="xp-heatmap"><thead><tr><th>focus ↓ / worked on →</th>${head}</tr></thead><tbody>${body}</tbody></table>`
+        : '<div class="xp-muted">No phase in focus yet: %xp phase KEY.</div>'}
+      <p class="xp-phase-summary">${escapeHtml(report.summary)}</p>
+      ${reasons ? `<h4>Reasons for revisits</h4><ul>${reasons}</ul>` : ''}`;
     this.wireBack();
   }
 }

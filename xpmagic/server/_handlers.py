@@ -8,7 +8,9 @@ lists or a strict name pattern, bound as values otherwise.
 from __future__ import annotations
 
 import json
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 import tornado.web
@@ -100,7 +102,21 @@ class RunHandler(XPHandler):
         run = self.store.get_run(int(run_id))
         data = run_detail_dict(run)
         data["series"] = {name: self.store.metric_series(run.id, name) for name in run.metrics}
+        data["lab_path"] = self.lab_path(run.notebook)
         self.reply(data)
+
+    def lab_path(self, notebook: str | None) -> str | None:
+        """The notebook's path as JupyterLab opens it (relative to the server's root), or None
+        when the run came from elsewhere."""
+        root = self.settings.get("server_root_dir")
+        if not notebook or not root:
+            return None
+        path = Path(notebook) if os.path.isabs(notebook) else Path(root, notebook)
+        try:
+            relative = path.resolve().relative_to(Path(root).expanduser().resolve())
+        except ValueError:
+            return None
+        return relative.as_posix() if path.exists() else None
 
 
 class DiffHandler(XPHandler):
@@ -170,7 +186,43 @@ class RecommendHandler(XPHandler):
         experiment = self.name_argument("experiment")
         if experiment is None:
             raise UsageError("experiment is required")
-        self.reply(for_experiment(self.store, self.store, experiment).to_dict())
+        self.reply(for_experiment(self.store, self.settings["xpmagic_knowledge"](), experiment).to_dict())
+
+
+class KnowledgeHandler(XPHandler):
+    """What the knowledge table holds for an experiment, newest first."""
+
+    @tornado.web.authenticated
+    def get(self) -> None:
+        experiment = self.name_argument("experiment")
+        if experiment is None:
+            raise UsageError("experiment is required")
+        limit = self.int_argument("limit", 50, 1, 500)
+        knowledge = self.settings["xpmagic_knowledge"]()
+        rows = knowledge.knowledge_rows(experiment=experiment, limit=limit, newest_first=True)
+        for row in rows:
+            row.pop("meta", None)  # task meta-features: large, and the task fingerprint names it
+        self.reply({"experiment": experiment, "total": knowledge.knowledge_count(), "rows": rows})
+
+
+class ReplayHandler(XPHandler):
+    """POST runs/ID/replay starts a replay in a fresh kernel; GET replays/JOB polls it."""
+
+    @tornado.web.authenticated
+    def post(self, run_id: str) -> None:
+        run = self.store.get_run(int(run_id))  # 404 before starting anything
+        job = self.settings["xpmagic_replays"].start(run.id)
+        self.set_status(202)
+        self.reply(job.to_dict())
+
+
+class ReplayJobHandler(XPHandler):
+    @tornado.web.authenticated
+    def get(self, job_id: str) -> None:
+        job = self.settings["xpmagic_replays"].get(int(job_id))
+        if job is None:
+            raise RunNotFound(f"no replay job {job_id} (jobs are kept while the server runs)")
+        self.reply(job.to_dict())
 
 
 def routes(base: str) -> list[tuple[str, type]]:
@@ -185,4 +237,7 @@ def routes(base: str) -> list[tuple[str, type]]:
         (prefix + r"/controls/(\d{1,18})", ControlHandler),
         (prefix + "/phases", PhasesHandler),
         (prefix + "/recommend", RecommendHandler),
+        (prefix + "/knowledge", KnowledgeHandler),
+        (prefix + r"/runs/(\d{1,18})/replay", ReplayHandler),
+        (prefix + r"/replays/(\d{1,18})", ReplayJobHandler),
     ]

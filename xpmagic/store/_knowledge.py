@@ -78,9 +78,13 @@ class KnowledgeMixin:
             conn.execute("UPDATE knowledge SET notes = ? WHERE study = ?", (notes, study))
 
     def knowledge_rows(self, *, model_family: str | None = None, metric: str | None = None,
-                       limit: int | None = None) -> list[dict[str, Any]]:
+                       experiment: str | None = None, limit: int | None = None,
+                       newest_first: bool = False) -> list[dict[str, Any]]:
         sql = f"SELECT {', '.join(KNOWLEDGE_COLUMNS)} FROM knowledge"
         where, args = [], []
+        if experiment is not None:
+            where.append("experiment = ?")
+            args.append(experiment)
         if model_family is not None:
             where.append("model_family = ?")
             args.append(model_family)
@@ -89,7 +93,7 @@ class KnowledgeMixin:
             args.append(metric)
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id"
+        sql += " ORDER BY id DESC" if newest_first else " ORDER BY id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [self._knowledge_dict(row) for row in self.conn.execute(sql, args)]

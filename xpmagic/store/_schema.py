@@ -329,6 +329,17 @@ def m005_knowledge(db: Database) -> None:
     _execute_script(db, M005)
 
 
+M006 = """
+CREATE INDEX knowledge_by_experiment ON knowledge (experiment, id);
+"""
+
+
+@migrations()
+def m006_knowledge_by_experiment(db: Database) -> None:
+    """The sidebar lists an experiment's knowledge rows, newest first."""
+    _execute_script(db, M006)
+
+
 def known_migrations() -> list[str]:
     """Names of every migration this version knows, oldest first."""
     return [m.name for m in migrations.pending(Database(memory=True))]

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  escapeHtml, formatDuration, formatValue, highlightPython, nextDelay, progressText,
-  relativeTime, sparkline, toggleCompare
+  escapeHtml, formatDuration, formatValue, heatColor, heatTextColor, highlightPython, nextDelay,
+  progressText, relativeTime, sparkline, toggleCompare, verdictLine
 } from '../format';
 
 test('durations read naturally', () => {
@@ -50,4 +50,25 @@ test('sparkline draws one point per finite value', () => {
   const points = /points="([^"]*)"/.exec(svg)![1].split(' ');
   assert.equal(points.length, 2);
   assert.equal(sparkline([0], [1]), '');
+});
+
+test('heat-map colours run from white to blue and clamp', () => {
+  assert.equal(heatColor(0), 'rgb(255, 255, 255)');
+  assert.equal(heatColor(1), 'rgb(9, 105, 218)');
+  assert.equal(heatColor(2), heatColor(1));
+  assert.equal(heatColor(null), heatColor(0));
+  assert.equal(heatTextColor(0.9), '#fff');
+  assert.equal(heatTextColor(0.1), 'inherit');
+});
+
+test('verdict lines say what changed', () => {
+  const base = { run: 3, replay_run: 9, experiment: 'train', changes: [], differences: [], error: null };
+  assert.equal(verdictLine({ ...base, verdict: 'reproduced' }), 'run 3 (train): reproduced');
+  assert.equal(
+    verdictLine({ ...base, verdict: 'differs', differences: [{ metric: 'acc', old: 0.9, new: 0.85 }],
+      changes: ['data table: 1a2b -> 3c4d', 'a', 'b', 'c'] }),
+    'run 3 (train): differs: acc 0.9 → 0.85; data table: 1a2b -> 3c4d; a; b (+1 more)');
+  assert.equal(
+    verdictLine({ ...base, verdict: 'failed', error: { cell: 2, type: 'NameError', message: "name 'x' is not defined" } }),
+    "run 3 (train): failed: NameError: name 'x' is not defined");
 });
