@@ -119,6 +119,11 @@ def build_parser(prog: str = "xpmagic", in_notebook: bool = False) -> argparse.A
         export_nb.add_argument("run", type=run_ref)
         export_nb.add_argument("-o", "--output", required=True, help="the .ipynb file to write")
     if not in_notebook:
+        push = command("push", "publish knowledge rows to a team's PostgreSQL knowledge table (idempotent)")
+        push.add_argument("--to", required=True, metavar="URL", help="postgresql://user@host:port/db")
+        push.add_argument("--experiment", default=None, help="only this experiment's rows")
+        push.add_argument("--run", type=int, action="append", default=[], help="only this run's rows (repeatable)")
+    if not in_notebook:
         export = command("export", "write runs to MLflow, W3C PROV-JSON, CSV or JSON")
         export.add_argument("--to", required=True, choices=["mlflow", "prov", "csv", "json"])
         export.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (--to mlflow)")
@@ -295,6 +300,18 @@ def _moment(text: str | None) -> Any:
         raise UsageError(f"{text!r} is not a date or time like 2026-11-23 or 2026-11-23T14:00") from None
 
 
+class PushResult:
+    def __init__(self, summary: dict[str, Any]):
+        self.summary = summary
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.summary
+
+    def __repr__(self) -> str:
+        s = self.summary
+        return f"pushed {s['rows']} knowledge rows to {s['to']}: {s['new']} new, {s['already_there']} already there"
+
+
 class Message:
     def __init__(self, text: str):
         self.text = text
@@ -412,11 +429,10 @@ class DatabaseInfo:
         return f"{self.path} (schema {self.schema}, {self.runs} runs, {self.size / 1024:.0f} KiB)"
 
 
-def _knowledge_store(store: Store) -> Store:
-    from .knowledge import knowledge_path
+def _knowledge_store(store: Store) -> Any:
+    from .teamknowledge import open_knowledge
 
-    path = knowledge_path("", store.path)
-    return store if path == store.path else Store(path)
+    return open_knowledge(store)
 
 
 def _open_store(options: argparse.Namespace) -> Store:
@@ -452,7 +468,11 @@ def command_line(options: argparse.Namespace) -> int | None:
             export(store, options.to, experiment=options.experiment,
                    tracking_uri=options.tracking_uri, output=options.output)
             return 0
-        if options.command in STEERING:
+        if options.command == "push":
+            from .teamknowledge import push
+
+            result = PushResult(push(store, options.to, experiment=options.experiment, run_ids=options.run))
+        elif options.command in STEERING:
             result = steer(store, options, source="cli")
         elif options.command in PHASE_COMMANDS:
             from .phasetrack import PhaseTracker

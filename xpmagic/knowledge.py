@@ -13,7 +13,6 @@ import csv
 import io
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 from . import procinfo
@@ -27,11 +26,6 @@ MINIMIZE_HINTS = ("loss", "error", "rmse", "mse", "mae", "latency", "time", "cos
 
 def guess_direction(metric: str) -> str:
     return "minimize" if any(h in metric.lower() for h in MINIMIZE_HINTS) else "maximize"
-
-
-def knowledge_path(configured: str, experiment_db: Path) -> Path:
-    chosen = configured or os.environ.get(KNOWLEDGE_ENV)
-    return Path(chosen).expanduser().resolve() if chosen else experiment_db
 
 
 def model_family_of(values: list[Any]) -> str | None:

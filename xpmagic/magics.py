@@ -48,6 +48,10 @@ class XPMagics(Magics):
     knowledge_path = Unicode(
         "", help="Knowledge table file (a team share). Default: $XPMAGIC_KNOWLEDGE, else the database"
     ).tag(config=True)
+    knowledge_url = Unicode(
+        "", help="A team's knowledge table on PostgreSQL (postgresql://user@host/db); rows are also "
+                 "kept in the database. Default: $XPMAGIC_KNOWLEDGE when it is such a URL"
+    ).tag(config=True)
     idle_cutoff_minutes = Float(
         30.0, help="Phase time counts only active work: gaps longer than this are left out (0: off)"
     ).tag(config=True)
@@ -57,7 +61,8 @@ class XPMagics(Magics):
         self._store: Store | None = None
         self._store_key: tuple[str, str | None] | None = None
         self._settings: CaptureSettings | None = None
-        self._knowledge: Store | None = None
+        self._knowledge: Any = None
+        self._knowledge_key: tuple | None = None
         self.recorder = Recorder(shell, self.store, self.settings, _display_summary, self.knowledge)
 
     # -- configuration ---------------------------------------------------------
@@ -87,16 +92,17 @@ class XPMagics(Magics):
             self._store_key = key
         return self._store
 
-    def knowledge(self) -> Store:
-        """Where knowledge rows go: the database itself, or a shared knowledge file."""
-        from .knowledge import knowledge_path
+    def knowledge(self) -> Any:
+        """Where knowledge rows go: the database itself, a shared file, or a team's server."""
+        from .teamknowledge import knowledge_location, open_knowledge
 
         store = self.store()
-        path = knowledge_path(self.knowledge_path, store.path)
-        if path == store.path:
-            return store
-        if self._knowledge is None or self._knowledge.path != path:
-            self._knowledge = Store(path)
+        key = (store.path, knowledge_location(self.knowledge_url or self.knowledge_path))
+        if self._knowledge is None or self._knowledge_key != key:
+            if self._knowledge is not None and self._knowledge is not store:
+                self._knowledge.close()
+            self._knowledge = open_knowledge(store, self.knowledge_url or self.knowledge_path)
+            self._knowledge_key = key
         return self._knowledge
 
     def close(self) -> None:

@@ -11,15 +11,29 @@ KNOWLEDGE_COLUMNS = ("uid", "task", "task_name", "meta", "model_family", "config
                      "direction", "score", "cost_s", "rating", "notes", "user", "created_at",
                      "origin", "experiment", "study", "trial_number", "sampler")
 _JSON = ("meta", "config")
+_COLUMNS_SQL = ", ".join(f'"{c}"' for c in KNOWLEDGE_COLUMNS)  # quoted: "user" is reserved in PostgreSQL
+_SUMMARY_COLUMNS = ("model_family", "metric", "direction", "task", "task_name", "meta", "top",
+                    "score_min", "score_max", "n")
 
 
 class KnowledgeMixin:
-    """Mixed into Store: needs ``conn`` and ``_write``."""
+    """Mixed into Store (SQLite) and PostgresKnowledge: needs ``conn`` and ``_write``.
+
+    The SQL is the subset both engines speak; the few statements that differ are the
+    class attributes below, which the PostgreSQL backend overrides.
+    """
+
+    _insert_ignore = "INSERT OR IGNORE INTO {table} ({columns}) VALUES ({marks})"
+    _null_safe_equal = "IS"
+    _upsert_summary = ("INSERT OR REPLACE INTO knowledge_tasks ({columns}) VALUES ({marks})")
+
+    def _insert_ignore_sql(self, table: str, columns: str, count: int) -> str:
+        return self._insert_ignore.format(table=table, columns=columns, marks=", ".join("?" * count))
 
     def save_task(self, fingerprint: str, name: str | None, meta: dict[str, Any], at: str) -> None:
         with self._write() as conn:
-            conn.execute("INSERT OR IGNORE INTO tasks (fingerprint, name, meta, created_at)"
-                         " VALUES (?, ?, ?, ?)", (fingerprint, name, dumps(meta), at))
+            conn.execute(self._insert_ignore_sql("tasks", "fingerprint, name, meta, created_at", 4),
+                         (fingerprint, name, dumps(meta), at))
 
     def task_meta(self, fingerprint: str) -> dict[str, Any] | None:
         row = self.conn.execute("SELECT meta FROM tasks WHERE fingerprint = ?", (fingerprint,)).fetchone()
@@ -32,8 +46,7 @@ class KnowledgeMixin:
         with self._write() as conn:
             before = conn.total_changes
             conn.executemany(
-                f"INSERT OR IGNORE INTO knowledge ({', '.join(KNOWLEDGE_COLUMNS)})"
-                f" VALUES ({', '.join('?' * len(KNOWLEDGE_COLUMNS))})",
+                self._insert_ignore_sql("knowledge", _COLUMNS_SQL, len(KNOWLEDGE_COLUMNS)),
                 [tuple(dumps(r.get(c)) if c in _JSON else r.get(c) for c in KNOWLEDGE_COLUMNS)
                  for r in rows])
             added = conn.total_changes - before
@@ -45,7 +58,7 @@ class KnowledgeMixin:
     def _refresh_task_summary(self, conn: Any, family: str | None, metric: str, direction: str,
                               task: str, keep: int = 5) -> None:
         order = "DESC" if direction == "maximize" else "ASC"
-        where = "model_family IS ? AND metric = ? AND direction = ? AND task = ?"
+        where = f"model_family {self._null_safe_equal} ? AND metric = ? AND direction = ? AND task = ?"
         args = (family, metric, direction, task)
         top = conn.execute(
             f"SELECT config, score, rating, trial_number, study, task_name, meta FROM knowledge"
@@ -59,8 +72,8 @@ class KnowledgeMixin:
         entries = [{"config": json.loads(c), "score": sc, "rating": ra, "trial_number": tn, "study": st}
                    for c, sc, ra, tn, st, _, _ in top]
         conn.execute(
-            "INSERT OR REPLACE INTO knowledge_tasks (model_family, metric, direction, task, task_name,"
-            " meta, top, score_min, score_max, n) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self._upsert_summary.format(columns=", ".join(_SUMMARY_COLUMNS),
+                                        marks=", ".join("?" * len(_SUMMARY_COLUMNS))),
             (family, metric, direction, task, top[0][5], top[0][6], dumps(entries), lo, hi, n))
 
     def rate_knowledge(self, study: str, trial_number: int, rating: int) -> None:
@@ -80,7 +93,7 @@ class KnowledgeMixin:
     def knowledge_rows(self, *, model_family: str | None = None, metric: str | None = None,
                        experiment: str | None = None, limit: int | None = None,
                        newest_first: bool = False) -> list[dict[str, Any]]:
-        sql = f"SELECT {', '.join(KNOWLEDGE_COLUMNS)} FROM knowledge"
+        sql = f"SELECT {_COLUMNS_SQL} FROM knowledge"
         where, args = [], []
         if experiment is not None:
             where.append("experiment = ?")
@@ -105,7 +118,7 @@ class KnowledgeMixin:
         rows = []
         for task, name, meta, top, lo, hi, n in self.conn.execute(
                 "SELECT task, task_name, meta, top, score_min, score_max, n FROM knowledge_tasks"
-                " WHERE model_family IS ? AND metric = ? AND direction = ? ORDER BY task",
+                f" WHERE model_family {self._null_safe_equal} ? AND metric = ? AND direction = ? ORDER BY task",
                 (model_family, metric, direction)):
             parsed_meta = json.loads(meta)
             for entry in json.loads(top)[:per_task]:
