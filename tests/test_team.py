@@ -18,9 +18,15 @@ from pathlib import Path
 import pytest
 from test_knowledge import SVC_CELL, WINE
 
-from conftest import run_ok
+from conftest import run_ok, stop_all_studies
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _stop_studies():
+    yield
+    stop_all_studies()
 
 
 @pytest.fixture(scope="session")
@@ -120,3 +126,128 @@ def test_push_refuses_a_url_that_is_not_postgresql(tmp_path):
     Store(tmp_path / "a.db").close()
     done = xpmagic("push", "--to", "mysql://root:pw@host/db", "--db", str(tmp_path / "a.db"))
     assert done.returncode != 0 and "push needs a PostgreSQL URL" in done.stderr and "pw" not in done.stderr
+
+
+DATA_CELL = "%%experiment make-data\ncentre = 0.3\n"
+OBJECTIVE = ("import os, time\n"
+             "x = xp.param('x', 0.0, low=0.0, high=1.0)\n"
+             "time.sleep({sleep})\n"
+             "print('trial in', os.getpid())\n"
+             "xp.log(score=-(x - centre) ** 2, pid=os.getpid())\n")
+
+
+def start_worker(study, db_path, pg_url, *extra):
+    exe = shutil.which("xpmagic", path=os.path.dirname(sys.executable))
+    env = {**os.environ, "PGPASSWORD": "xpmagic"}  # the recorded storage URL carries no password
+    return subprocess.Popen([exe, "worker", study, "--db", str(db_path), *extra], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_until(predicate, timeout=60.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def trial_runs(db_path):
+    import sqlite3
+
+    with sqlite3.connect(db_path) as conn:
+        return conn.execute("SELECT trial_number, pid, host, status FROM runs WHERE trial_number IS NOT NULL"
+                            " ORDER BY trial_number").fetchall()
+
+
+def test_two_workers_and_the_kernel_run_one_study_each_trial_recorded_once(shell, db_path, pg_url):
+    import optuna
+
+    run_ok(shell, DATA_CELL)
+    run_ok(shell, f"%%experiment shared --optimize score --trials 36 --storage {pg_url}\n"
+                  + OBJECTIVE.format(sleep=0.25))
+    study = shell.user_ns["xp"].study("shared")
+    workers = [start_worker("shared", db_path, pg_url, "--max-idle", "30") for _ in range(2)]
+    try:
+        assert study.wait(180) and study.state == "finished"
+        outputs = [w.communicate(timeout=120) for w in workers]
+    finally:
+        for w in workers:
+            w.kill()
+    assert all(w.returncode == 0 for w in workers), [o[1][-2000:] for o in outputs]
+    runs = trial_runs(db_path)
+    numbers = [r[0] for r in runs]
+    assert len(numbers) == len(set(numbers)) == 36, numbers  # every trial recorded once, the budget honoured
+    stored = optuna.load_study(study_name="shared", storage=pg_url.replace("postgresql://", "postgresql+psycopg://"))
+    assert sorted(t.number for t in stored.trials if not t.user_attrs.get("xpmagic_cancelled")) == numbers
+    pids = {r[1] for r in runs}
+    assert len(pids) == 3 and os.getpid() in pids  # the kernel and both workers ran trials
+    assert all(r[2] for r in runs) and all(r[3] == "ok" for r in runs)
+    record = shell.user_ns["xp"].study("shared").record
+    assert "xpmagic:xpmagic@" not in record["storage"] and "xpmagic:xpmagic@" not in record["code"]
+    assert record["n_done"] == 36 and record["best_value"] > -0.01  # worker trials count in the study's view
+    assert "joined study shared" in outputs[0][1]
+
+
+def test_steering_reaches_remote_workers(shell, db_path, pg_url):
+    import time
+
+    run_ok(shell, DATA_CELL)
+    run_ok(shell, f"%%experiment steered --optimize score --trials 400 --storage {pg_url}\n"
+                  + OBJECTIVE.format(sleep=0.15))
+    study = shell.user_ns["xp"].study("steered")
+    worker = start_worker("steered", db_path, pg_url, "--max-idle", "60")
+    try:
+        wait_until(lambda: sum(r[1] == worker.pid for r in trial_runs(db_path)) >= 2)
+        study.pause()
+        time.sleep(1.0)  # trials already running finish
+        paused_at = len(trial_runs(db_path))
+        time.sleep(2.0)
+        assert len(trial_runs(db_path)) == paused_at  # the worker started nothing while paused
+        study.set_space("x", 0.5, 0.6)
+        study.resume()
+        wait_until(lambda: sum(r[1] == worker.pid for r in trial_runs(db_path)[paused_at:]) >= 2)
+        import sqlite3
+
+        with sqlite3.connect(db_path) as conn:
+            after = conn.execute("SELECT p.value FROM runs r JOIN params p ON p.run_id = r.id AND p.name = 'x'"
+                                 " WHERE r.pid = ? AND r.trial_number >= ?", (worker.pid, paused_at + 1)).fetchall()
+        assert after and all(0.5 <= float(v) <= 0.6 for (v,) in after)  # the edited space reached it
+        study.stop()
+        _, err = worker.communicate(timeout=30)
+        assert worker.returncode == 0 and "is stopped" in err
+    finally:
+        worker.kill()
+
+
+def test_a_dask_cluster_runs_the_trials(shell, db_path):
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        worker_pids = set(client.run(os.getpid).values())
+        run_ok(shell, "centre = 0.3\n")
+        run_ok(shell, f"%%experiment on-dask --optimize score --trials 8 --seed 0 --jobs {cluster.scheduler_address}\n"
+                      + OBJECTIVE.format(sleep=0.05))
+        study = shell.user_ns["xp"].study("on-dask")
+        assert study.wait(120) and study.state == "finished"
+    from xpmagic.store import Store
+
+    store = Store(db_path)
+    runs = [store.get_run(i) for i in store.run_ids()]
+    trials = [r for r in runs if r.trial_number is not None]
+    assert len(trials) == 8 and all(r.status == "ok" for r in trials)
+    assert {int(r.metrics["pid"]) for r in trials} <= worker_pids  # evaluated in the Dask workers
+    assert all("trial in" in r.stdout for r in trials) and all(r.host for r in trials)
+    assert study.best_value == max(r.metrics["score"] for r in trials)
+    assert study.record["jobs"] == 2  # as many at once as the cluster has threads
+
+
+def test_a_bad_dask_address_or_storage_is_one_line(shell):
+    result = shell.run_cell("%%experiment nowhere --optimize score --jobs dask://127.0.0.1:1\n"
+                            "x = xp.param('x', 0.0, low=0.0, high=1.0)\nxp.log(score=x)\n")
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in str(result.error_in_exec)
+    result = shell.run_cell("%%experiment nowhere --optimize score --storage postgresql://u:pw@127.0.0.1:1/db\n"
+                            "x = xp.param('x', 0.0, low=0.0, high=1.0)\nxp.log(score=x)\n")
+    message = str(result.error_in_exec)
+    assert "cannot open the Optuna storage postgresql://u:***@127.0.0.1:1/db" in message and "pw" not in message

@@ -119,6 +119,15 @@ def build_parser(prog: str = "xpmagic", in_notebook: bool = False) -> argparse.A
         export_nb.add_argument("run", type=run_ref)
         export_nb.add_argument("-o", "--output", required=True, help="the .ipynb file to write")
     if not in_notebook:
+        worker = command("worker", "join a running study and evaluate its trials (on any machine that "
+                                   "reaches its Optuna storage)")
+        worker.add_argument("study", help="the study (or its experiment)")
+        worker.add_argument("--storage", default=None, metavar="URL",
+                            help="the study's Optuna storage, if the recorded URL needs a password "
+                                 "(default: the recorded URL, with PGPASSWORD or ~/.pgpass)")
+        worker.add_argument("--max-idle", type=float, default=60.0, metavar="S",
+                            help="leave after S seconds with nothing to do (paused, or budget taken)")
+    if not in_notebook:
         push = command("push", "publish knowledge rows to a team's PostgreSQL knowledge table (idempotent)")
         push.add_argument("--to", required=True, metavar="URL", help="postgresql://user@host:port/db")
         push.add_argument("--experiment", default=None, help="only this experiment's rows")
@@ -451,6 +460,9 @@ def _print_json(data: Any) -> None:
 def command_line(options: argparse.Namespace) -> int | None:
     from . import queries
 
+    if options.command == "worker":
+        return _worker(options)
+
     store = _open_store(options)
     try:
         if options.command == "export-notebook":
@@ -506,6 +518,20 @@ def command_line(options: argparse.Namespace) -> int | None:
         return _exit_status(options, result)
     finally:
         store.close()
+
+
+def _worker(options: argparse.Namespace) -> int:
+    from .magics import resolve_db_path
+    from .optimize._worker import run_worker
+
+    db = str(resolve_db_path(options.db or ""))
+    done = run_worker(db, options.study, storage=options.storage, max_idle_s=options.max_idle,
+                      progress=lambda text: print(f"xpmagic worker: {text}", file=sys.stderr, flush=True))
+    if options.json:
+        _print_json({"study": options.study, "trials": done})
+    else:
+        print(f"ran {done} trials of {options.study}")
+    return 0
 
 
 def _exit_status(options: argparse.Namespace, result: Any) -> int:

@@ -52,6 +52,10 @@ class XPMagics(Magics):
         "", help="A team's knowledge table on PostgreSQL (postgresql://user@host/db); rows are also "
                  "kept in the database. Default: $XPMAGIC_KNOWLEDGE when it is such a URL"
     ).tag(config=True)
+    optuna_storage = Unicode(
+        "", help="Default Optuna storage of --optimize studies (e.g. postgresql://user@host/db); "
+                 "default: a file beside the database"
+    ).tag(config=True)
     idle_cutoff_minutes = Float(
         30.0, help="Phase time counts only active work: gaps longer than this are left out (0: off)"
     ).tag(config=True)
@@ -128,7 +132,10 @@ class XPMagics(Magics):
     @argument("--trials", type=int, default=20, help="Trial budget (default 20)")
     @argument("--timeout", type=float, default=None, help="Start no trial after S seconds")
     @argument("--sampler", default="tpe", choices=["tpe", "random", "grid", "cmaes", "qmc"])
-    @argument("--jobs", type=int, default=1, help="Trials run at a time")
+    @argument("--jobs", default="1", metavar="N|dask://HOST:PORT",
+              help="Trials run at a time, or the Dask cluster that runs them ('dask': the notebook's Client)")
+    @argument("--storage", default=None, metavar="URL",
+              help="Optuna storage, e.g. postgresql://user@host/db (default: a file beside the database)")
     @argument("--approve", nargs="?", type=int, const=3, default=None, metavar="BATCH",
               help="Nothing runs until you approve the planned trials, BATCH at a time (default 3)")
     @argument("--constraint", action="append", default=[], help="Hard constraint, e.g. 'latency_ms < 50'")
@@ -151,15 +158,21 @@ class XPMagics(Magics):
         return self.recorder.begin(parse_experiment_line(line))
 
     def optimize(self, args: ExperimentArgs, body: str) -> Any:
+        from dataclasses import replace
+
+        from .environment import redact_url
         from .optimize import launch
         from .widgets import study_display
 
         recorder = self.recorder
         store = self.store()
+        config = args.optimize
+        if config.storage is None and self.optuna_storage:
+            config = replace(config, storage=self.optuna_storage)
         controller = launch(
             store=store, store_factory=self.store, experiment=args.name, body=body,
-            code=recorder.current_raw_cell() or body,
-            config=args.optimize, namespace=self.shell.user_ns, notebook=recorder.notebook_path(),
+            code=redact_url(recorder.current_raw_cell() or body),  # a --storage password is never recorded
+            config=config, namespace=self.shell.user_ns, notebook=recorder.notebook_path(),
             environment_id=store.environment_id(recorder.environment.snapshot()),
             max_output_chars=self.max_output_chars, knowledge=self.knowledge,
             lineage=recorder.inputs_of(body))
@@ -243,8 +256,7 @@ def _study_config(parsed: Any) -> Any:
         "minimize" if any(h in metric.lower() for h in _MINIMIZE_HINTS) else "maximize")
     if parsed.trials is not None and parsed.trials < 1:
         raise UsageError("--trials must be at least 1")
-    if parsed.jobs < 1:
-        raise UsageError("--jobs must be at least 1")
+    jobs, cluster = _jobs(parsed.jobs)
     if parsed.approve is not None and parsed.approve < 1:
         raise UsageError("--approve BATCH must be at least 1 (the number of trials planned at a time)")
     if parsed.timeout is not None and parsed.timeout <= 0:
@@ -253,10 +265,25 @@ def _study_config(parsed: Any) -> Any:
         Constraint(text)  # validates now, with a clear message
     return StudyConfig(metric=metric, direction=direction, trials=parsed.trials,
                        timeout_s=parsed.timeout, sampler=parsed.sampler, seed=parsed.seed,
-                       jobs=parsed.jobs, approve=parsed.approve is not None,
+                       jobs=jobs, cluster=cluster, storage=parsed.storage, approve=parsed.approve is not None,
                        approve_batch=parsed.approve or 3,
                        constraints=tuple(parsed.constraint), resume=parsed.resume,
                        recommend=not parsed.no_recommend)
+
+
+def _jobs(text: str) -> tuple[int, str | None]:
+    """--jobs N, or --jobs dask://HOST:PORT / dask: (threads here, cluster address)."""
+    from .optimize._dask import is_cluster_address
+
+    if is_cluster_address(text):
+        return 1, text
+    try:
+        jobs = int(text)
+    except ValueError:
+        raise UsageError(f"--jobs takes a number or dask://HOST:PORT, got {text!r}") from None
+    if jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    return jobs, None
 
 
 def experiment_transformer(lines: list[str]) -> list[str]:

@@ -174,3 +174,4 @@ class RunOutcome:
     metric_chunks: list[MetricChunk] = field(default_factory=list)
     environment_id: int | None = None
     trial_state: str | None = None
+    host: str | None = None  # set when the run ran on another machine (a Dask worker)

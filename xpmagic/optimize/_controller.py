@@ -16,15 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..api import current_run
-from ..capture import capture_buffer, cell_name_use, routed_streams
+from ..capture import cell_name_use
 from ..errors import UsageError, XPError
-from ..knowledge import model_family_of, rows_for_run
-from ..recorder import code_hash, error_info
-from ..records import NewRun, ParamSpec, RunOutcome, RunStatus
+from ..knowledge import rows_for_run
+from ..recorder import code_hash
+from ..records import ErrorInfo, NewRun, ParamSpec, RunOutcome, RunStatus
 from ..run import ActiveRun
 from ..store import Store, utc_now
+from . import _remote as remote
 from ._constraints import Constraint
+from ._evaluate import Evaluation, evaluate_here
 from ._space import SearchSpace, distribution, is_searchable
 
 POLL_S = 0.2
@@ -47,6 +48,8 @@ class StudyConfig:
     resume: bool = False
     max_failures: int = 5
     recommend: bool = True
+    storage: str | None = None   # an Optuna storage URL; None: the SQLite file beside the database
+    cluster: str | None = None   # dask://HOST:PORT (or "dask": the notebook's Client) for the trials
 
 
 @dataclass
@@ -89,26 +92,6 @@ def make_sampler(name: str, seed: int | None, space: SearchSpace) -> Any:
     raise UsageError(f"unknown sampler {name!r}; use tpe, random, grid, cmaes or qmc")
 
 
-def optuna_storage(db_path: str) -> Any:
-    """Optuna's own RDB storage in a file beside the database (optuna-dashboard opens it).
-
-    Writes take SQLite's lock up front, as the Store's do, so concurrent trials
-    queue on the busy timeout instead of failing on a lock upgrade.
-    """
-    import optuna
-    from sqlalchemy import event
-
-    url = f"sqlite:///{db_path}"
-    storage = optuna.storages.RDBStorage(
-        url, engine_kwargs={"connect_args": {"timeout": 60, "isolation_level": None}})
-
-    @event.listens_for(storage.engine, "begin")
-    def _begin_immediate(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return storage
-
-
 class StudyController:
     """Runs and steers one study; thread-safe."""
 
@@ -118,8 +101,15 @@ class StudyController:
                  max_output_chars: int, done_before: list[TrialInfo] | None = None,
                  on_change: Callable[[], None] | None = None,
                  knowledge: Callable[[], Store] | None = None,
-                 lineage: list[tuple[int, str]] | None = None):
+                 lineage: list[tuple[int, str]] | None = None, cluster: Any = None,
+                 follower: bool = False):
         self.name = name
+        self.follower = follower  # an `xpmagic worker`: runs trials, leaves steering to the study's kernel
+        self._published: dict[str, Any] | None = None
+        self._remote_workers: set[str] = set()
+        self._remote_running = 0
+        self._synced_at = 0.0
+        self._cluster = cluster  # a DaskCluster when --jobs dask://..., else trials run in threads here
         self.lineage = list(lineage or [])  # the runs whose outputs every trial reads
         self.experiment = experiment
         self.config = config
@@ -218,7 +208,13 @@ class StudyController:
     def _budget_left(self) -> bool:
         if self._deadline is not None and time.time() >= self._deadline:
             return False
-        return self.budget is None or self._committed() < self.budget
+        if self.budget is None:
+            return True
+        committed = self._committed()
+        if self._remote_workers:  # workers elsewhere ask too: the storage knows every trial
+            committed = max(committed, remote.counted(self.study.get_trials(deepcopy=False))
+                            + len(self.ready) + len(self.planned))
+        return committed < self.budget
 
     def best(self) -> TrialInfo | None:
         feasible = [t for t in self.trials if t.state == "complete" and t.value is not None]
@@ -231,12 +227,12 @@ class StudyController:
     def _worker(self) -> None:
         while True:
             with self._changed:
-                job = self._next_job()
+                job = self._next_job_or_pause()
                 while job is None:
                     if self._maybe_finish():
                         return
                     self._changed.wait(POLL_S)
-                    job = self._next_job()
+                    job = self._next_job_or_pause()
                 self._running += 1
             trial, params = job
             try:
@@ -248,6 +244,17 @@ class StudyController:
                     self._running -= 1
                     self._changed.notify_all()
                 self._notify()
+
+    def _next_job_or_pause(self) -> tuple[Any, dict[str, Any]] | None:
+        """With the lock held. A storage that fails (a database server gone) pauses the study with
+        the reason instead of killing the thread; resume once it is back."""
+        try:
+            return self._next_job()
+        except Exception as exc:
+            if self.state == "running":
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                self._set_state("paused", "system", message=f"paused: the Optuna storage failed: {first}")
+            return None
 
     def _next_job(self) -> tuple[Any, dict[str, Any]] | None:
         """Called with the lock held."""
@@ -261,7 +268,12 @@ class StudyController:
             if not self.planned:
                 self._plan_batch()
             return None
-        return self._ask()
+        job = self._ask()
+        if self._remote_workers and remote.over_budget(self.study, job[0], self.budget):
+            self.trials.pop()
+            self._cancel_trial(job[0])  # a worker took the last place first
+            return None
+        return job
 
     def _ask(self) -> tuple[Any, dict[str, Any]]:
         if self.queue:
@@ -288,11 +300,11 @@ class StudyController:
         if self.state in ("stopped", "finished"):
             return True
         if self.state == "running" and not self.ready and not self.planned and not self._budget_left():
-            if self._running == 0:
+            if self._running == 0 and self._remote_running == 0:
                 self._set_state("finished", "system", message="budget reached"
                                 if self._deadline is None or time.time() < self._deadline
                                 else "timeout reached")
-            return self._running == 0
+            return self._running == 0 and self._remote_running == 0
         return False
 
     # -- one trial -----------------------------------------------------------------
@@ -314,53 +326,25 @@ class StudyController:
             notebook=self._notebook, environment_id=self._environment_id,
             study_id=self.study_id, trial_number=trial.number))
         info.run_id = run_id
-
-        def suggest(spec: ParamSpec) -> Any:
-            if not is_searchable(spec):
-                return spec.value
-            dist = distribution(spec)
-            return trial._suggest(spec.name, dist)
-
-        run = ActiveRun(run_id, self.experiment, write_chunk=store.write_metric_chunks,
-                        overrides=params, suggest=suggest)
-        namespace = dict(self._namespace)  # the trial reads the user's data; its writes stay here
-        out = capture_buffer(self._max_output)
-        err = capture_buffer(self._max_output)
-        streams = routed_streams()
-        streams[0].route(out)
-        streams[1].route(err)
-        token = current_run.set(run)
-        began = time.perf_counter()
-        error: BaseException | None = None
-        try:
-            exec(self._compiled, namespace)
-        except BaseException as exc:  # the user's code: record whatever it raised
-            error = exc
-        finally:
-            current_run.reset(token)
-            streams[0].unroute()
-            streams[1].unroute()
-        duration = time.perf_counter() - began
-        metrics, chunks = run.final_metrics()
-        last = {m.name: m.last for m in metrics}
-        value = last.get(self.config.metric)
-        state = "complete"
+        if self._cluster is not None:
+            result = self._cluster.evaluate(self, params)
+        else:
+            result = evaluate_here(self._compiled, self._namespace, self._active_run(run_id, trial, params, store),
+                                   self._stored_names, self._max_output)
+        value = result.last.get(self.config.metric)
+        error = result.error
         if error is None and (value is None or not math.isfinite(value)):
-            error = XPError(f"the cell did not log a finite {self.config.metric!r} with xp.log")
-            error.__traceback__ = None
-        violations = [c.violation({**run.values(), **last}) for c in self._constraints]
-        if error is not None:
-            state = "failed"
-        elif any(v > 0 for v in violations):
-            state = "infeasible"
-        if state == "complete" and any(d.meta for d in run.datasets.values()):
-            self._add_knowledge(run, run_uuid, namespace, last, duration, trial.number)
+            error = ErrorInfo("XPError", f"the cell did not log a finite {self.config.metric!r} with xp.log", "")
+        violations = [c.violation({**result.values, **result.last}) for c in self._constraints]
+        state = "failed" if error is not None else "infeasible" if any(v > 0 for v in violations) else "complete"
+        if state == "complete" and any(d.meta for d in result.datasets):
+            self._add_knowledge(result, run_uuid, trial.number)
         store.finish_run(run_id, RunOutcome(
             status=RunStatus.FAILED if error else RunStatus.OK, ended_at=utc_now(),
-            duration_s=duration, stdout=out.getvalue(), stderr=err.getvalue(),
-            error=error_info(error), params=list(run.params.values()), metrics=metrics,
-            metric_chunks=chunks, datasets=list(run.datasets.values()),
-            artifacts=list(run.artifacts.values()), trial_state=state, lineage=self.lineage))
+            duration_s=result.duration_s, stdout=result.stdout, stderr=result.stderr, error=error,
+            params=result.params, metrics=result.metrics, metric_chunks=result.chunks,
+            datasets=result.datasets, artifacts=result.artifacts, trial_state=state, lineage=self.lineage,
+            host=result.host))
         with self._lock:
             if violations:
                 self.study._storage.set_trial_system_attr(trial._trial_id, "constraints", violations)
@@ -368,29 +352,37 @@ class StudyController:
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
             else:
                 self.study.tell(trial, value)
-            info.state, info.value, info.duration_s = state, value, duration
-            info.params = {**params, **{p.name: p.value for p in run.params.values()}}
-            info.error = None if error is None else f"{type(error).__name__}: {error}"
+            info.state, info.value, info.duration_s = state, value, result.duration_s
+            info.params = {**params, **result.values}
+            info.error = None if error is None else f"{error.type}: {error.message}"
             self._after_trial(state)
 
-    def _add_knowledge(self, run: ActiveRun, run_uuid: str, namespace: dict[str, Any],
-                       metrics: dict[str, float | None], duration: float, number: int) -> None:
-        family = model_family_of([namespace[n] for n in self._stored_names if n in namespace])
+    def _active_run(self, run_id: int, trial: Any, params: dict[str, Any], store: Store) -> ActiveRun:
+        def suggest(spec: ParamSpec) -> Any:
+            if not is_searchable(spec):
+                return spec.value
+            return trial._suggest(spec.name, distribution(spec))
+
+        return ActiveRun(run_id, self.experiment, write_chunk=store.write_metric_chunks,
+                         overrides=params, suggest=suggest)
+
+    def _add_knowledge(self, result: Evaluation, run_uuid: str, number: int) -> None:
         rows = rows_for_run(
-            run_uuid=run_uuid, experiment=self.experiment, datasets=list(run.datasets.values()),
-            params=run.values(), metrics={self.config.metric: metrics.get(self.config.metric)},
-            cost_s=duration, model_family=family, origin=str(self._store().path),
+            run_uuid=run_uuid, experiment=self.experiment, datasets=result.datasets,
+            params=result.values, metrics={self.config.metric: result.last.get(self.config.metric)},
+            cost_s=result.duration_s, model_family=result.model_family, origin=str(self._store().path),
             directions={self.config.metric: self.config.direction}, study=self.name,
             trial_number=number, sampler=self.config.sampler)
         knowledge = self._knowledge()
-        for dataset in run.datasets.values():
+        for dataset in result.datasets:
             if dataset.meta:
                 knowledge.save_task(dataset.fingerprint, dataset.name, dataset.meta, utc_now())
         knowledge.add_knowledge(rows)
 
     def _after_trial(self, state: str) -> None:
         self._consecutive_failures = self._consecutive_failures + 1 if state == "failed" else 0
-        if self._consecutive_failures >= self.config.max_failures and self.state == "running":
+        if self._consecutive_failures >= self.config.max_failures and self.state == "running" \
+                and not self.follower:
             last = self.trials[-1].error if self.trials else ""
             self._set_state("paused", "system", message=(
                 f"paused after {self._consecutive_failures} failed trials in a row (last: {last});"
@@ -604,7 +596,12 @@ class StudyController:
         self._store().record_interaction(self.study_id, action, source, before, after, utc_now(), trial)
 
     def _persist(self) -> None:
+        if self.follower:
+            return  # the study's own kernel owns its record and its steering state
         self._persisted_at = time.monotonic()
+        self._published = remote.publish(self.study, {
+            "state": self.state, "budget": self.budget, "space": self.space.to_dict(),
+            "deadline": self._deadline}, self._published)
         best = self.best()
         self._store().update_study(
             self.study_id, utc_now(), state=self.state, message=self.message,
@@ -630,9 +627,47 @@ class StudyController:
                     except XPError as exc:
                         result = f"refused: {exc}"
                     store.mark_control_applied(control_id, result, utc_now())
+                if time.monotonic() - self._synced_at > remote.HEARTBEAT_S / 5:
+                    self._sync_remote_trials()
             except Exception:
                 pass  # the database may be busy; try again on the next tick
             time.sleep(POLL_S)
+
+    def _sync_remote_trials(self) -> None:
+        """Fold trials that `xpmagic worker` processes ran into this view (panel, best, budget)."""
+        self._synced_at = time.monotonic()
+        workers = remote.live_workers(self.study.user_attrs)
+        if not workers and not self._remote_workers:
+            return
+        changed = False
+        with self._changed:
+            self._remote_workers |= workers
+            known = {t.number: t for t in self.trials}
+            running = 0
+            for frozen in self.study.get_trials(deepcopy=False):
+                worker = frozen.user_attrs.get(remote.WORKER_ATTR)
+                if worker is None:
+                    continue
+                state = remote.trial_state(frozen)
+                if state == "running" and worker not in workers:
+                    state = "failed"  # its worker went silent
+                running += state == "running"
+                info = known.get(frozen.number)
+                if info is None:
+                    info = TrialInfo(frozen.number, dict(frozen.params), started=frozen.datetime_start.timestamp()
+                                     if frozen.datetime_start else time.time())
+                    self.trials.append(info)
+                    changed = True
+                if info.state != state:
+                    info.state, info.value, changed = state, frozen.value, True
+                    if frozen.datetime_complete and frozen.datetime_start:
+                        info.duration_s = (frozen.datetime_complete - frozen.datetime_start).total_seconds()
+            self._remote_running = running
+            if changed:
+                self._changed.notify_all()
+        if changed:
+            self._persist()
+            self._notify()
 
 
 def _describe(spec: ParamSpec) -> str:

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 from ..errors import MissingDependency, UsageError
 from ..store import Store, utc_now
-from ._controller import StudyConfig, StudyController, TrialInfo, make_sampler, optuna_storage
+from ._controller import StudyConfig, StudyController, TrialInfo, make_sampler
 from ._space import SearchSpace
+from ._storage import default_url, open_storage, optuna_path, recorded_url
 
 # The controllers this process drives, by study name.
 controllers: dict[str, StudyController] = {}
-
-
-def optuna_path(db_path: Path) -> Path:
-    """Optuna's storage file beside the database: xpmagic.db -> xpmagic.optuna.db."""
-    return db_path.with_name(f"{db_path.stem}.optuna{db_path.suffix or '.db'}")
+__all__ = ["controllers", "launch", "optuna_path"]
 
 
 def _import_optuna() -> Any:
@@ -36,12 +33,19 @@ def launch(*, store: Store, store_factory: Any, experiment: str, body: str, code
     optuna = _import_optuna()
     if config.direction not in ("maximize", "minimize"):
         raise UsageError("direction must be maximize or minimize")
-    storage_file = optuna_path(store.path)
-    storage = optuna_storage(str(storage_file))
+    record = store.study(experiment) if config.resume else None
+    storage_url = config.storage or (record["storage"] if record else None) or default_url(store.path)
+    storage = open_storage(storage_url)
     space = SearchSpace.from_cell(body)
+    cluster = None
+    if config.cluster:
+        from ._dask import DaskCluster
+
+        cluster = DaskCluster.connect(config.cluster, body=body, namespace=namespace, experiment=experiment,
+                                      stored_names=stored_names(body), max_output=max_output_chars)
+        config = replace(config, jobs=cluster.slots)  # as many trials at once as the cluster has threads
     done: list[TrialInfo] = []
-    if config.resume:
-        record = store.study(experiment)
+    if record is not None:
         if record["state"] == "running" and record["name"] in controllers and controllers[record["name"]].active:
             raise UsageError(f"study {record['name']!r} is already running in this kernel")
         name, study_id = record["name"], record["id"]
@@ -58,7 +62,8 @@ def launch(*, store: Store, store_factory: Any, experiment: str, body: str, code
             raise UsageError(
                 "--optimize needs at least one xp.param with a range or choices, e.g. "
                 "xp.param('C', 1.0, low=1e-3, high=1e3, log=True)")
-        taken = set(store.study_names_for(experiment)) | {s["name"] for s in store.studies()}
+        taken = (set(store.study_names_for(experiment)) | {s["name"] for s in store.studies()}
+                 | set(optuna.study.get_all_study_names(storage)))  # a shared storage has others' studies
         name = experiment
         counter = 2
         while name in taken:
@@ -66,8 +71,9 @@ def launch(*, store: Store, store_factory: Any, experiment: str, body: str, code
         study = optuna.create_study(study_name=name, storage=storage, direction=config.direction,
                                     sampler=make_sampler(config.sampler, config.seed, space))
         study.set_user_attr("xpmagic_db", str(store.path))
+        study.set_user_attr("xpmagic_inputs", sorted({source for source, _ in lineage or []}))
         study_id = store.create_study(
-            name=name, experiment=experiment, optuna_name=name, storage=f"sqlite:///{storage_file}",
+            name=name, experiment=experiment, optuna_name=name, storage=recorded_url(storage_url),
             metric=config.metric, direction=config.direction, sampler=config.sampler,
             seed=config.seed, budget=config.trials, timeout_s=config.timeout_s, jobs=config.jobs,
             approve=config.approve_batch if config.approve else 0,
@@ -77,7 +83,7 @@ def launch(*, store: Store, store_factory: Any, experiment: str, body: str, code
         name=name, experiment=experiment, body=body, code=code, config=config, store=store_factory,
         namespace=namespace, study=study, study_id=study_id, space=space, notebook=notebook,
         environment_id=environment_id, max_output_chars=max_output_chars, done_before=done,
-        knowledge=knowledge, lineage=lineage)
+        knowledge=knowledge, lineage=lineage, cluster=cluster)
     controllers[name] = controller
     if config.recommend and not config.resume and knowledge is not None:
         from ..recommend import for_cell
@@ -87,6 +93,12 @@ def launch(*, store: Store, store_factory: Any, experiment: str, body: str, code
             direction=config.direction))
     controller.start()
     return controller
+
+
+def stored_names(body: str) -> list[str]:
+    from ..capture import cell_name_use
+
+    return sorted(cell_name_use(body, lambda text: text).stored)
 
 
 def _recover_trials(optuna: Any, study: Any, run_ids: dict[int, int]) -> list[TrialInfo]:

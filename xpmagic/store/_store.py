@@ -237,10 +237,11 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
                 "UPDATE runs SET status = ?, ended_at = ?, duration_s = ?, stdout = ?, stderr = ?,"
                 " result = ?, error_type = ?, error_message = ?, error_traceback = ?,"
                 " environment_id = coalesce(?, environment_id),"
-                " trial_state = coalesce(?, trial_state) WHERE id = ?",
+                " trial_state = coalesce(?, trial_state), host = coalesce(?, host) WHERE id = ?",
                 (outcome.status.value, outcome.ended_at, outcome.duration_s, outcome.stdout,
                  outcome.stderr, outcome.result, error and error.type, error and error.message,
-                 error and error.traceback, outcome.environment_id, outcome.trial_state, run_id),
+                 error and error.traceback, outcome.environment_id, outcome.trial_state, outcome.host,
+                 run_id),
             )
             if outcome.params:
                 conn.executemany(

@@ -1,0 +1,71 @@
+"""Where a study's Optuna storage lives.
+
+By default a SQLite file beside the database (xpmagic.db -> xpmagic.optuna.db), which
+optuna-dashboard opens unchanged. ``--storage postgresql://...`` (or
+``%config XPMagics.optuna_storage``) puts it on a server that workers on other machines
+reach. The URL recorded with the study never carries a password: workers get it from
+PGPASSWORD or ~/.pgpass, as every libpq program does, or from their own ``--storage``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..errors import XPError
+from ..store._postgres import is_database_url, redact
+
+
+def optuna_path(db_path: Path) -> Path:
+    """Optuna's storage file beside the database: xpmagic.db -> xpmagic.optuna.db."""
+    return db_path.with_name(f"{db_path.stem}.optuna{db_path.suffix or '.db'}")
+
+
+def default_url(db_path: Path) -> str:
+    return f"sqlite:///{optuna_path(db_path)}"
+
+
+def recorded_url(url: str) -> str:
+    """The URL as recorded and shown: no password."""
+    if url.startswith("sqlite"):
+        return url
+    from sqlalchemy.engine import make_url
+
+    return make_url(url)._replace(password=None).render_as_string(hide_password=False)
+
+
+def _sqlalchemy_url(url: str) -> str:
+    """PostgreSQL through psycopg 3 (what the team extra installs), unless a driver is named."""
+    scheme, rest = url.split("://", 1)
+    return f"postgresql+psycopg://{rest}" if scheme in ("postgresql", "postgres") else url
+
+
+def open_storage(url: str) -> Any:
+    """An Optuna RDB storage; one clear line when the server cannot be reached."""
+    import optuna
+
+    if url.startswith("sqlite:///"):
+        return _sqlite_storage(url)
+    if not is_database_url(url):
+        raise XPError(f"--storage takes sqlite:///FILE or postgresql://user@host/db, got {redact(url)!r}")
+    try:
+        return optuna.storages.RDBStorage(_sqlalchemy_url(url), engine_kwargs={"pool_pre_ping": True})
+    except Exception as exc:  # SQLAlchemy's OperationalError, a missing driver, ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise XPError(f"cannot open the Optuna storage {redact(url)}: {first}") from None
+
+
+def _sqlite_storage(url: str) -> Any:
+    """Writes take SQLite's lock up front, as the Store's do, so concurrent trials queue on the
+    busy timeout instead of failing on a lock upgrade."""
+    import optuna
+    from sqlalchemy import event
+
+    storage = optuna.storages.RDBStorage(
+        url, engine_kwargs={"connect_args": {"timeout": 60, "isolation_level": None}})
+
+    @event.listens_for(storage.engine, "begin")
+    def _begin_immediate(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return storage
