@@ -231,11 +231,15 @@ def test_a_dask_cluster_runs_the_trials(shell, db_path):
                       + OBJECTIVE.format(sleep=0.05))
         study = shell.user_ns["xp"].study("on-dask")
         assert study.wait(120) and study.state == "finished"
+        run_ok(shell, "%%experiment client-dask --optimize score --trials 3 --jobs dask\n"  # the notebook's Client
+                      + OBJECTIVE.format(sleep=0.0))
+        other = shell.user_ns["xp"].study("client-dask")
+        assert other.wait(120) and other.record["n_done"] == 3
     from xpmagic.store import Store
 
     store = Store(db_path)
     runs = [store.get_run(i) for i in store.run_ids()]
-    trials = [r for r in runs if r.trial_number is not None]
+    trials = [r for r in runs if r.trial_number is not None and r.experiment == "on-dask"]
     assert len(trials) == 8 and all(r.status == "ok" for r in trials)
     assert {int(r.metrics["pid"]) for r in trials} <= worker_pids  # evaluated in the Dask workers
     assert all("trial in" in r.stdout for r in trials) and all(r.host for r in trials)
