@@ -168,7 +168,8 @@ def resolve_run(store: Store, ref: int | str) -> int:
     return int(ref)
 
 
-def notebook_command(options: argparse.Namespace, store: Store, knowledge_store: Store | None = None) -> Any:
+def notebook_command(options: argparse.Namespace, store: Store, knowledge_store: Store | None = None,
+                     in_notebook: bool = False) -> Any:
     """Run a %xp command and return what the notebook should display."""
     from . import display, queries
 
@@ -199,7 +200,7 @@ def notebook_command(options: argparse.Namespace, store: Store, knowledge_store:
         from .replay import replay_target
 
         return replay_target(store, options.target, tolerance=options.tolerance, trust=options.trust,
-                             all_runs=options.all, best=options.best, progress=_progress_bar())
+                             all_runs=options.all, best=options.best, progress=_progress_bar(in_notebook))
     if name in STEERING:
         return steer(store, options, source="magic")
     raise UsageError(f"unknown command {name!r}")
@@ -332,19 +333,22 @@ class Message:
         return self.text
 
 
-def _progress_bar() -> Any:
-    """Cell-by-cell progress on stderr (tqdm when it is installed)."""
+def _progress_bar(in_notebook: bool = False) -> Any:
+    """Cell-by-cell progress: a widget bar in a notebook, a text bar on stderr in a terminal
+    (tqdm when it is installed)."""
     state: dict[str, Any] = {}
 
     def update(done: int, total: int) -> None:
         try:
             from tqdm import tqdm
+            from tqdm.auto import tqdm as notebook_tqdm
         except ImportError:
             print(f"replay: cell {done}/{total}", file=sys.stderr)
             return
         bar = state.get("bar")
         if bar is None or bar.total != total or done < bar.n:
-            bar = state["bar"] = tqdm(total=total, desc="replay", unit="cell", file=sys.stderr)
+            bar = state["bar"] = (notebook_tqdm(total=total, desc="replay", unit="cell") if in_notebook
+                                  else tqdm(total=total, desc="replay", unit="cell", file=sys.stderr))
         bar.update(done - bar.n)
         if done == total:
             bar.close()

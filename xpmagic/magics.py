@@ -213,7 +213,7 @@ class XPMagics(Magics):
             return None  # help was printed
         if options.command in cli.PHASE_COMMANDS:
             return cli.phase_command(options, self.store(), self.recorder.phases)
-        return cli.notebook_command(options, self.store(), self.knowledge())
+        return cli.notebook_command(options, self.store(), self.knowledge(), in_notebook=True)
 
 
 def _display_summary(summary: Any) -> None:

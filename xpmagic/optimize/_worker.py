@@ -22,6 +22,7 @@ from ..environment import EnvironmentTracker
 from ..errors import UsageError, XPError
 from ..recorder import split_cell
 from ..store import Store
+from ..teamknowledge import open_knowledge
 from . import _remote as remote
 from ._controller import StudyConfig, StudyController, make_sampler
 from ._space import SearchSpace
@@ -90,11 +91,12 @@ class Worker:
         config = StudyConfig(metric=record["metric"], direction=record["direction"], trials=record["budget"],
                              sampler=record["sampler"], constraints=tuple(record["constraints"] or ()))
         environment = self.store.environment_id(EnvironmentTracker().snapshot())
+        knowledge = open_knowledge(self.store)  # $XPMAGIC_KNOWLEDGE applies to a worker's trials too
         return StudyController(
             name=record["name"], experiment=self._experiment_name(), body=body, code=record["code"],
             config=config, store=lambda: self.store, namespace=namespace, study=self.study,
             study_id=record["id"], space=self._space(), notebook=None, environment_id=environment,
-            max_output_chars=100_000, follower=True,
+            max_output_chars=100_000, follower=True, knowledge=lambda: knowledge,
             lineage=[(run_id, "") for run_id in inputs])
 
     def _experiment_name(self) -> str:
