@@ -57,15 +57,28 @@ def open_storage(url: str) -> Any:
 
 def _sqlite_storage(url: str) -> Any:
     """Writes take SQLite's lock up front, as the Store's do, so concurrent trials queue on the
-    busy timeout instead of failing on a lock upgrade."""
+    busy timeout instead of failing on a lock upgrade. The file is in WAL mode, like the
+    database: readers (optuna-dashboard, the sidebar) never block trials, and a commit is an
+    append instead of a synced rewrite (safe against a crashed kernel, as the Store is)."""
+    import sqlite3
+
     import optuna
     from sqlalchemy import event
 
+    path = url[len("sqlite:///"):]
+    with sqlite3.connect(path, timeout=60) as conn:  # WAL is a property of the file: set it once
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.close()
     storage = optuna.storages.RDBStorage(
         url, engine_kwargs={"connect_args": {"timeout": 60, "isolation_level": None}})
+
+    @event.listens_for(storage.engine, "connect")
+    def _normal_sync(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA synchronous = NORMAL")
 
     @event.listens_for(storage.engine, "begin")
     def _begin_immediate(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+    storage.engine.dispose()  # connections made while the tables were created reconnect with the pragma
     return storage
