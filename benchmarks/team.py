@@ -31,7 +31,7 @@ SETUP = ("%%experiment bench-data\n"
          "from sklearn.datasets import make_classification\n"
          "Xb, yb = make_classification(n_samples=2000, n_features=20, random_state=0)\n")
 BODY = ("from sklearn.ensemble import RandomForestClassifier\n"
-        "n = xp.param('n', 20, low=10, high=40)\n"
+        "n = xp.param('n', 60, low=40, high=80)\n"
         "depth = xp.param('depth', 6, low=2, high=12)\n"
         "model = RandomForestClassifier(n_estimators=n, max_depth=depth, random_state=0).fit(Xb, yb)\n"
         "xp.log(acc=model.score(Xb, yb))\n")
@@ -86,7 +86,7 @@ def knowledge_rows(count: int, prefix: str) -> list[dict]:
 
 def main() -> None:
     args = parser(__doc__.splitlines()[0]).parse_args()
-    trials = 12 if args.quick else 30
+    trials = 12 if args.quick else 40
     base = server_url()
     folder = tempfile.mkdtemp(prefix="xpmagic-team-")
     os.chdir(folder)
