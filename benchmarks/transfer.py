@@ -166,11 +166,8 @@ def portfolio(table_: dict[str, dict], past: list[str], k: int) -> list[int]:
     return chosen
 
 
-def xpmagic_recommendation(store_path: str, metas: dict, table_: dict, configs: np.ndarray,
-                           target: str, past: list[str]):
-    """Build a knowledge store of the past tasks' table rows and ask xpmagic's recommender."""
-    from xpmagic.recommend import recommend
-    from xpmagic.records import ParamSpec
+def knowledge_store(store_path: str, metas: dict, table_: dict, configs: np.ndarray, past: list[str]):
+    """A fresh database whose knowledge table holds the past tasks' table rows."""
     from xpmagic.store import Store
 
     if os.path.exists(store_path):
@@ -182,6 +179,16 @@ def xpmagic_recommendation(store_path: str, metas: dict, table_: dict, configs: 
              "origin": "benchmark"}
             for t in past for i, (c, g) in enumerate(configs)]
     store.add_knowledge(rows)
+    return store
+
+
+def xpmagic_recommendation(store_path: str, metas: dict, table_: dict, configs: np.ndarray,
+                           target: str, past: list[str]):
+    """Build a knowledge store of the past tasks' table rows and ask xpmagic's recommender."""
+    from xpmagic.recommend import recommend
+    from xpmagic.records import ParamSpec
+
+    store = knowledge_store(store_path, metas, table_, configs, past)
     specs = {"C": ParamSpec("C", 1.0, 1e-3, 1e3, True), "gamma": ParamSpec("gamma", 0.01, 1e-4, 10.0, True)}
     started = time.perf_counter()
     rec = recommend(store, meta=metas[target], specs=specs, metric="accuracy", direction="maximize",
@@ -323,6 +330,58 @@ def growth(table_: dict, configs: np.ndarray, metas: dict, seeds: int, trials: i
         buckets.items(), key=lambda kv: ["1-5", "6-10", "11-15", "16+"].index(kv[0]))]
 
 
+LIVE_TARGETS = ("wine", "hard-1", "multi-2")
+LIVE_BODY = ("from sklearn.model_selection import cross_val_score\n"
+             "from sklearn.pipeline import make_pipeline\n"
+             "from sklearn.preprocessing import StandardScaler\n"
+             "from sklearn.svm import SVC\n"
+             "C = xp.param('C', 1.0, low=1e-3, high=1e3, log=True)\n"
+             "gamma = xp.param('gamma', 0.01, low=1e-4, high=10.0, log=True)\n"
+             "xp.dataset(Xt, yt, name={target!r})\n"
+             "model = make_pipeline(StandardScaler(), SVC(C=C, gamma=gamma))\n"
+             "xp.log(accuracy=float(cross_val_score(model, Xt, yt, cv=3).mean()))\n")
+
+
+def live_check(tasks: dict, table_: dict, configs: np.ndarray, metas: dict, seeds: int, trials: int,
+               folder: str) -> list[tuple]:
+    """Real training through %%experiment --optimize on a few tasks, with and without the
+    recommendations, each with a knowledge table of the other tasks only: do the table
+    results carry over to the real tool?"""
+    from _common import quiet, shell_with_xpmagic
+
+    shell = shell_with_xpmagic(os.path.join(folder, "live-start.db"))
+    names = sorted(tasks)
+    results: dict[str, dict[int, list[float]]] = {"cold TPE (--no-recommend)": {}, "xpmagic (default)": {}}
+    engaged = 0
+    for target in LIVE_TARGETS:
+        scores = table_[target]["scores"]
+        shell.user_ns["Xt"], shell.user_ns["yt"] = tasks[target]
+        for seed in range(seeds):
+            for method, flag in (("cold TPE (--no-recommend)", "--no-recommend"), ("xpmagic (default)", "")):
+                db = os.path.join(folder, f"live-{target}-{seed}-{bool(flag)}.db")
+                knowledge_store(db, metas, table_, configs, [t for t in names if t != target]).close()
+                name = f"live-{target}"
+                with quiet():
+                    shell.run_line_magic("config", f"XPMagics.db_path = {db!r}")
+                    shell.run_cell(f"%%experiment {name} --optimize accuracy --trials {trials} --seed {seed} "
+                                   f"{flag}\n{LIVE_BODY.format(target=target)}")
+                    study = shell.user_ns["xp"].study(name)
+                    study.wait(600)
+                controller = study.controller
+                if flag == "" and controller.recommendation is not None and not controller.recommendation.empty:
+                    engaged += 1
+                values = [t.value for t in sorted(controller.trials, key=lambda t: t.number) if t.value is not None]
+                best = list(np.maximum.accumulate(values))
+                curve = regret(best, scores)
+                for k in (5, 10):
+                    if k <= len(curve):
+                        results[method].setdefault(k, []).append(curve[k - 1])
+    rows = [(method, *[f"{statistics.mean(by_k[k]):.3f}" for k in (5, 10) if k in by_k], len(by_k.get(5, [])))
+            for method, by_k in results.items()]
+    print(f"(recommendations engaged in {engaged} of {len(LIVE_TARGETS) * seeds} warm runs)", file=sys.stderr)
+    return rows
+
+
 def plot(summary: dict, growth_rows: list[tuple], path: str, trials: int) -> None:
     import matplotlib
 
@@ -384,9 +443,13 @@ def main() -> None:
     ours = summary["summary"]["xpmagic"]["median_trials_to_target"]
     print(f"median trials to target: xpmagic {ours:g} vs cold TPE {cold:g} "
           f"({'at most half' if ours <= cold / 2 else 'NOT at most half'})")
+    live_rows = live_check(tasks, table_, configs, metas, 1 if args.quick else 3, 10, folder)
+    print(f"\nLive check: real training through %%experiment --optimize on {', '.join(LIVE_TARGETS)} "
+          "(regret normalized by the task's table range; knowledge of the other tasks only)")
+    print(table(live_rows, ("method", "regret@5", "regret@10", "runs")))
     plot(summary, growth_rows, args.plot, trials)
     print(f"plot: {args.plot}")
-    write_json(args.json, {"summary": summary["summary"], "wilcoxon": tests, "growth": growth_rows,
+    write_json(args.json, {"summary": summary["summary"], "wilcoxon": tests, "growth": growth_rows, "live": live_rows,
                            "recommend_ms": rec_ms, "seeds": seeds, "trials": trials, "tasks": names})
 
 
