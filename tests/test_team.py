@@ -88,6 +88,21 @@ def test_knowledge_is_shared_between_two_databases(shell, tmp_path, pg_url, caps
     assert "xpmagic:xpmagic@" not in capsys.readouterr().err  # the password is never printed
 
 
+def test_the_environment_variable_points_every_tool_at_the_team_table(shell, tmp_path, pg_url, monkeypatch):
+    monkeypatch.setenv("XPMAGIC_KNOWLEDGE", pg_url)
+    run_ok(shell, f"%config XPMagics.db_path = {str(tmp_path / 'carol.db')!r}")
+    run_ok(shell, WINE)
+    run_ok(shell, f"%%experiment carol-svc\n{SVC_CELL}")
+    assert [r[2] for r in remote_rows(pg_url)] == ["carol-svc"]
+    Path(tmp_path / "empty.db").unlink(missing_ok=True)
+    from xpmagic.store import Store
+
+    Store(tmp_path / "empty.db").close()  # a database with no rows of its own reads the team's
+    shown = xpmagic("knowledge", "--db", str(tmp_path / "empty.db"), "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert [r["experiment"] for r in json.loads(shown.stdout)["rows"]] == ["carol-svc"]
+
+
 def test_an_unreachable_server_keeps_the_knowledge_local_and_push_publishes_it_later(shell, tmp_path, pg_url):
     db = tmp_path / "offline.db"
     unreachable = "postgresql://xpmagic:s3cret@127.0.0.1:1/nowhere"
