@@ -1,10 +1,12 @@
 """Knowledge transfer: does accumulated knowledge make experiments cheaper? (benchmarks.md s.4)
 
 Tasks: scikit-learn's bundled classification sets plus families of make_classification
-tasks whose generator settings define clusters of similar tasks. Model: RBF SVC over
-log C in [1e-3, 1e3] and log gamma in [1e-4, 10]. Each task's 128 fixed configurations
-(a Sobol sample) are pre-evaluated with 3-fold CV once and cached; trials are then table
-look-ups (a proposed configuration scores as its nearest table configuration).
+tasks whose generator settings define clusters of similar tasks. Models (benchmarks/_models.py):
+RBF SVC over log C in [1e-3, 1e3] and log gamma in [1e-4, 10]; HistGradientBoosting over
+learning rate, max leaf nodes, min samples leaf and l2 regularization. Each task's 128 fixed
+configurations (a Sobol sample) are pre-evaluated with 3-fold CV once and cached; trials are
+then table look-ups (a proposed configuration scores as its nearest table configuration). A
+live check trains SVCs for real through %%experiment --optimize on three tasks.
 
 Methods (warm-start configurations count as trials): random search; cold TPE (default,
 and with as many startup trials as the warm methods seed); the default configuration
@@ -34,14 +36,11 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 from _common import parser, table, write_json  # noqa: E402
+from _models import MODELS, N_CONFIGS, SVC_MODEL, Model  # noqa: E402
 
-LOG_C = (-3.0, 3.0)
-LOG_GAMMA = (-4.0, 1.0)
-N_CONFIGS = 128
 CHECKPOINTS = (1, 5, 10, 25, 50)
 N_WARM = 3
 DEFAULT_METHOD = "xpmagic + space"  # what --optimize does by default: warm starts and a narrowed space
-CACHE = os.path.join(_HERE, ".cache", "transfer_table.json")
 
 
 # -- tasks -------------------------------------------------------------------------------
@@ -72,75 +71,61 @@ def make_tasks() -> dict[str, tuple]:
     return tasks
 
 
-def configurations() -> np.ndarray:
-    from scipy.stats import qmc
-
-    unit = qmc.Sobol(d=2, scramble=True, seed=0).random(N_CONFIGS)
-    return np.column_stack([LOG_C[0] + unit[:, 0] * (LOG_C[1] - LOG_C[0]),
-                            LOG_GAMMA[0] + unit[:, 1] * (LOG_GAMMA[1] - LOG_GAMMA[0])])
-
-
-def evaluate_table(tasks: dict[str, tuple], configs: np.ndarray) -> dict[str, dict]:
+def evaluate_table(tasks: dict[str, tuple], model: Model, configs: np.ndarray) -> dict[str, dict]:
     """Accuracy and fit time of every configuration on every task (cached on disk)."""
-    if os.path.exists(CACHE):
-        with open(CACHE) as handle:
+    if os.path.exists(model.cache):
+        with open(model.cache) as handle:
             cached = json.load(handle)
         if set(cached) == set(tasks) and all(len(v["scores"]) == len(configs) for v in cached.values()):
             return cached
     from joblib import Parallel, delayed
     from sklearn.model_selection import cross_val_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVC
 
-    def one(X, y, log_c, log_gamma):
+    def one(X, y, coords):
         start = time.perf_counter()
-        model = make_pipeline(StandardScaler(), SVC(C=10 ** log_c, gamma=10 ** log_gamma))
-        score = float(cross_val_score(model, X, y, cv=3).mean())
+        score = float(cross_val_score(model.build(model.to_config(coords)), X, y, cv=3).mean())
         return score, time.perf_counter() - start
 
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # one process per core, not threads fighting over them
     result = {}
     for name, (X, y) in tasks.items():
         started = time.perf_counter()
-        pairs = Parallel(n_jobs=2)(delayed(one)(X, y, c, g) for c, g in configs)
+        pairs = Parallel(n_jobs=2)(delayed(one)(X, y, coords) for coords in configs)
         result[name] = {"scores": [p[0] for p in pairs], "costs": [p[1] for p in pairs]}
-        print(f"  evaluated {name}: best {max(result[name]['scores']):.3f} "
+        print(f"  evaluated {model.key} on {name}: best {max(result[name]['scores']):.3f} "
               f"({time.perf_counter() - started:.1f} s)", file=sys.stderr)
-    os.makedirs(os.path.dirname(CACHE), exist_ok=True)
-    with open(CACHE, "w") as handle:
+    os.makedirs(os.path.dirname(model.cache), exist_ok=True)
+    with open(model.cache, "w") as handle:
         json.dump(result, handle)
     return result
 
 
 # -- one optimization run as table look-ups ---------------------------------------------------
 
-def nearest(configs: np.ndarray, log_c: float, log_gamma: float) -> int:
-    scale = np.array([LOG_C[1] - LOG_C[0], LOG_GAMMA[1] - LOG_GAMMA[0]])
-    return int(np.argmin((((configs - [log_c, log_gamma]) / scale) ** 2).sum(axis=1)))
+def nearest(model: Model, configs: np.ndarray, point: list[float]) -> int:
+    return int(np.argmin((((configs - point) / model.scale) ** 2).sum(axis=1)))
 
 
-def run_method(scores: list[float], configs: np.ndarray, warm: list[tuple[float, float]], seed: int,
+def run_method(model: Model, scores: list[float], configs: np.ndarray, warm: list[tuple[float, ...]], seed: int,
                trials: int, sampler: str, startup: int | None = None,
-               space: tuple[tuple[float, float], tuple[float, float]] | None = None) -> list[float]:
+               space: list[tuple[float, float]] | None = None) -> list[float]:
     """Best score so far after each trial."""
     import optuna
 
-    c_range, g_range = space or (LOG_C, LOG_GAMMA)
+    ranges = space or [(d.lo, d.hi) for d in model.dims]
     if sampler == "random":
         chosen = optuna.samplers.RandomSampler(seed=seed)
     else:
         kwargs = {} if startup is None else {"n_startup_trials": startup}
         chosen = optuna.samplers.TPESampler(seed=seed, **kwargs)
     study = optuna.create_study(direction="maximize", sampler=chosen)
-    for log_c, log_gamma in warm[:trials]:
-        study.enqueue_trial({"log_c": min(max(log_c, c_range[0]), c_range[1]),
-                             "log_gamma": min(max(log_gamma, g_range[0]), g_range[1])})
+    for coords in warm[:trials]:
+        study.enqueue_trial({d.key: min(max(c, lo), hi) for d, c, (lo, hi) in zip(model.dims, coords, ranges)})
     best, curve = -math.inf, []
     for _ in range(trials):
         trial = study.ask()
-        c = trial.suggest_float("log_c", *c_range)
-        g = trial.suggest_float("log_gamma", *g_range)
-        value = scores[nearest(configs, c, g)]
+        point = [trial.suggest_float(d.key, lo, hi) for d, (lo, hi) in zip(model.dims, ranges)]
+        value = scores[nearest(model, configs, point)]
         study.tell(trial, value)
         best = max(best, value)
         curve.append(best)
@@ -167,41 +152,39 @@ def portfolio(table_: dict[str, dict], past: list[str], k: int) -> list[int]:
     return chosen
 
 
-def knowledge_store(store_path: str, metas: dict, table_: dict, configs: np.ndarray, past: list[str]):
+def knowledge_store(store_path: str, model: Model, metas: dict, table_: dict, configs: np.ndarray,
+                    past: list[str]):
     """A fresh database whose knowledge table holds the past tasks' table rows."""
     from xpmagic.store import Store
 
     if os.path.exists(store_path):
         os.remove(store_path)
     store = Store(store_path)
-    rows = [{"uid": f"{t}:{i}", "task": t, "task_name": t, "meta": metas[t], "model_family": "SVC",
-             "config": {"C": 10 ** c, "gamma": 10 ** g}, "metric": "accuracy", "direction": "maximize",
+    rows = [{"uid": f"{t}:{i}", "task": t, "task_name": t, "meta": metas[t], "model_family": model.family,
+             "config": model.to_config(coords), "metric": "accuracy", "direction": "maximize",
              "score": table_[t]["scores"][i], "cost_s": table_[t]["costs"][i], "created_at": "bench",
              "origin": "benchmark"}
-            for t in past for i, (c, g) in enumerate(configs)]
+            for t in past for i, coords in enumerate(configs)]
     store.add_knowledge(rows)
     return store
 
 
-def xpmagic_recommendation(store_path: str, metas: dict, table_: dict, configs: np.ndarray,
+def xpmagic_recommendation(store_path: str, model: Model, metas: dict, table_: dict, configs: np.ndarray,
                            target: str, past: list[str]):
     """Build a knowledge store of the past tasks' table rows and ask xpmagic's recommender."""
     from xpmagic.recommend import recommend
-    from xpmagic.records import ParamSpec
 
-    store = knowledge_store(store_path, metas, table_, configs, past)
-    specs = {"C": ParamSpec("C", 1.0, 1e-3, 1e3, True), "gamma": ParamSpec("gamma", 0.01, 1e-4, 10.0, True)}
+    store = knowledge_store(store_path, model, metas, table_, configs, past)
     started = time.perf_counter()
-    rec = recommend(store, meta=metas[target], specs=specs, metric="accuracy", direction="maximize",
-                    model_family="SVC", n_warm=N_WARM)
+    rec = recommend(store, meta=metas[target], specs=model.specs(), metric="accuracy", direction="maximize",
+                    model_family=model.family, n_warm=N_WARM)
     elapsed = time.perf_counter() - started
     store.close()
-    warm = [(math.log10(c["C"]), math.log10(c["gamma"])) for c in rec.warm_start]
+    warm = [model.to_coords({**model.to_config(model.default), **c}) for c in rec.warm_start]
     space = None
     if rec.space:
-        c = rec.space.get("C", {"low": 1e-3, "high": 1e3})
-        g = rec.space.get("gamma", {"low": 1e-4, "high": 10.0})
-        space = ((math.log10(c["low"]), math.log10(c["high"])), (math.log10(g["low"]), math.log10(g["high"])))
+        space = [(d.coord(rec.space[d.name]["low"]), d.coord(rec.space[d.name]["high"])) if d.name in rec.space
+                 else (d.lo, d.hi) for d in model.dims]
     return warm, space, elapsed
 
 
@@ -218,19 +201,19 @@ def trials_to_target(curve: list[float], scores: list[float]) -> int:
     return len(curve) + 1  # not reached within the budget
 
 
-def evaluate(table_: dict, configs: np.ndarray, metas: dict, targets: list[str],
+def evaluate(model: Model, table_: dict, configs: np.ndarray, metas: dict, targets: list[str],
              past_of: dict[str, list[str]], seeds: int, trials: int, folder: str) -> dict:
     """Curves of every method on every target task and seed."""
     methods = ["random", "tpe (cold)", f"tpe (cold, {N_WARM} startup)", "default first",
                "portfolio", "random past tasks", "xpmagic", "xpmagic + space"]
     curves: dict[str, dict[str, list[list[float]]]] = {m: {} for m in methods}
     timings = []
-    default = (0.0, math.log10(1.0 / 10))  # C=1, gamma ~ 'scale' for standardized data
+    default = model.default
     for target in targets:
         scores = table_[target]["scores"]
         past = past_of[target]
         rec_warm, rec_space, elapsed = xpmagic_recommendation(
-            os.path.join(folder, "knowledge.db"), metas, table_, configs, target, past)
+            os.path.join(folder, "knowledge.db"), model, metas, table_, configs, target, past)
         timings.append(elapsed)
         folio = [tuple(configs[i]) for i in portfolio(table_, past, N_WARM)] if past else []
         for seed in range(seeds):
@@ -238,14 +221,14 @@ def evaluate(table_: dict, configs: np.ndarray, metas: dict, targets: list[str],
             picks = rng.sample(past, min(N_WARM, len(past)))
             random_past = [tuple(configs[int(np.argmax(table_[t]["scores"]))]) for t in picks]
             runs = {
-                "random": run_method(scores, configs, [], seed, trials, "random"),
-                "tpe (cold)": run_method(scores, configs, [], seed, trials, "tpe"),
-                f"tpe (cold, {N_WARM} startup)": run_method(scores, configs, [], seed, trials, "tpe", N_WARM),
-                "default first": run_method(scores, configs, [default], seed, trials, "tpe", N_WARM),
-                "portfolio": run_method(scores, configs, folio, seed, trials, "tpe", N_WARM),
-                "random past tasks": run_method(scores, configs, random_past, seed, trials, "tpe", N_WARM),
-                "xpmagic": run_method(scores, configs, rec_warm, seed, trials, "tpe", N_WARM),
-                "xpmagic + space": run_method(scores, configs, rec_warm, seed, trials, "tpe", N_WARM, rec_space),
+                "random": run_method(model, scores, configs, [], seed, trials, "random"),
+                "tpe (cold)": run_method(model, scores, configs, [], seed, trials, "tpe"),
+                f"tpe (cold, {N_WARM} startup)": run_method(model, scores, configs, [], seed, trials, "tpe", N_WARM),
+                "default first": run_method(model, scores, configs, [default], seed, trials, "tpe", N_WARM),
+                "portfolio": run_method(model, scores, configs, folio, seed, trials, "tpe", N_WARM),
+                "random past tasks": run_method(model, scores, configs, random_past, seed, trials, "tpe", N_WARM),
+                "xpmagic": run_method(model, scores, configs, rec_warm, seed, trials, "tpe", N_WARM),
+                "xpmagic + space": run_method(model, scores, configs, rec_warm, seed, trials, "tpe", N_WARM, rec_space),
             }
             for method, curve in runs.items():
                 curves[method].setdefault(target, []).append(curve)
@@ -311,7 +294,8 @@ def wilcoxon_rows(per_task: dict) -> list[tuple]:
     return rows
 
 
-def growth(table_: dict, configs: np.ndarray, metas: dict, seeds: int, trials: int, folder: str) -> list[tuple]:
+def growth(model: Model, table_: dict, configs: np.ndarray, metas: dict, seeds: int, trials: int,
+           folder: str) -> list[tuple]:
     """Chronological growth: tasks arrive in random orders; task i knows tasks 1..i-1."""
     buckets: dict[str, list[float]] = {}
     names = sorted(table_)
@@ -320,11 +304,11 @@ def growth(table_: dict, configs: np.ndarray, metas: dict, seeds: int, trials: i
         random.Random(order_seed).shuffle(order)
         for i, target in enumerate(order[1:], start=1):
             past = order[:i]
-            warm, _, _ = xpmagic_recommendation(os.path.join(folder, "growth.db"), metas, table_, configs,
-                                                target, past)
+            warm, _, _ = xpmagic_recommendation(os.path.join(folder, "growth.db"), model, metas, table_,
+                                                configs, target, past)
             scores = table_[target]["scores"]
             for seed in range(seeds):
-                curve = run_method(scores, configs, warm, seed, min(trials, 10), "tpe", N_WARM)
+                curve = run_method(model, scores, configs, warm, seed, min(trials, 10), "tpe", N_WARM)
                 bucket = "1-5" if i <= 5 else "6-10" if i <= 10 else "11-15" if i <= 15 else "16+"
                 buckets.setdefault(bucket, []).append(regret(curve, scores)[4])
     return [(b, f"{statistics.mean(v):.3f}", len(v)) for b, v in sorted(
@@ -360,7 +344,7 @@ def live_check(tasks: dict, table_: dict, configs: np.ndarray, metas: dict, seed
         for seed in range(seeds):
             for method, flag in (("cold TPE (--no-recommend)", "--no-recommend"), ("xpmagic (default)", "")):
                 db = os.path.join(folder, f"live-{target}-{seed}-{bool(flag)}.db")
-                knowledge_store(db, metas, table_, configs, [t for t in names if t != target]).close()
+                knowledge_store(db, SVC_MODEL, metas, table_, configs, [t for t in names if t != target]).close()
                 name = f"live-{target}"
                 with quiet():
                     shell.run_line_magic("config", f"XPMagics.db_path = {db!r}")
@@ -405,9 +389,42 @@ def plot(summary: dict, growth_rows: list[tuple], path: str, trials: int) -> Non
     fig.savefig(path)
 
 
+def report_model(model: Model, tasks: dict, table_: dict, configs: np.ndarray, metas: dict, seeds: int,
+                 trials: int, folder: str, plot_path: str) -> dict:
+    names = sorted(tasks)
+    past_of = {t: [o for o in names if o != t] for t in names}  # leave-one-task-out
+    started = time.perf_counter()
+    results = evaluate(model, table_, configs, metas, names, past_of, seeds, trials, folder)
+    rows, summary = summarize(table_, results, trials)
+    ks = [k for k in CHECKPOINTS if k <= trials]
+    print(f"\n== {model.family}: {', '.join(d.name for d in model.dims)} ==")
+    print(f"Leave-one-task-out, {len(names)} tasks x {seeds} seeds, {trials} trials "
+          f"({time.perf_counter() - started:.0f} s); regret is normalized per task (0 = the task's best)")
+    print(table(rows, ("method", *[f"regret@{k}" for k in ks], "median trials to target",
+                       "avg rank@10", "worse than cold TPE@10")))
+    tests = wilcoxon_rows(summary["per_task_regret"])
+    print("\nPaired Wilcoxon tests over tasks (mean regret; tasks where xpmagic is better; p-value)")
+    print(table(tests, ("comparison", "xpmagic", "other", "xpmagic better", "p")))
+    growth_rows = growth(model, table_, configs, metas, max(2, seeds // 4), trials, folder)
+    print("\nChronological growth: regret at 5 trials by the number of past tasks known")
+    print(table(growth_rows, ("past tasks", "regret@5", "runs")))
+    rec_ms = results["recommend_ms"]
+    print(f"\nrecommendation time: median {statistics.median(rec_ms):.1f} ms "
+          f"(knowledge of {len(names) - 1} tasks x {N_CONFIGS} rows)")
+    cold = summary["summary"]["tpe (cold)"]["median_trials_to_target"]
+    ours = summary["summary"][DEFAULT_METHOD]["median_trials_to_target"]
+    print(f"median trials to target: xpmagic's default (warm start + narrowed space) {ours:g} vs cold TPE "
+          f"{cold:g} ({'at most half' if ours <= cold / 2 else 'NOT at most half'})")
+    plot(summary, growth_rows, plot_path, trials)
+    print(f"plot: {plot_path}")
+    return {"summary": summary["summary"], "wilcoxon": tests, "growth": growth_rows, "recommend_ms": rec_ms}
+
+
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--plot", default=os.path.join(_HERE, "transfer.png"), help="where to write the figure")
+    p.add_argument("--model", default="all", choices=["all", *MODELS], help="which model family (default: all)")
+    p.add_argument("--table-only", action="store_true", help="only build the cached tables of scores")
     args = p.parse_args()
     seeds, trials = (5, 25) if args.quick else (20, 50)
     import optuna
@@ -416,42 +433,31 @@ def main() -> None:
     from xpmagic.metafeatures import meta_features
 
     tasks = make_tasks()
-    configs = configurations()
-    print(f"{len(tasks)} tasks x {N_CONFIGS} configurations (3-fold CV, cached in {CACHE})", file=sys.stderr)
-    table_ = evaluate_table(tasks, configs)
+    models = list(MODELS.values()) if args.model == "all" else [MODELS[args.model]]
+    tables = {}
+    for model in models:
+        configs = model.configurations()
+        print(f"{model.family}: {len(tasks)} tasks x {N_CONFIGS} configurations (3-fold CV, cached in "
+              f"{model.cache})", file=sys.stderr)
+        tables[model.key] = (configs, evaluate_table(tasks, model, configs))
+    if args.table_only:
+        return
     metas = {name: meta_features(X, y) for name, (X, y) in tasks.items()}
     folder = tempfile.mkdtemp(prefix="xpmagic-transfer-")
-    names = sorted(tasks)
-    past_of = {t: [o for o in names if o != t] for t in names}  # leave-one-task-out
-    started = time.perf_counter()
-    results = evaluate(table_, configs, metas, names, past_of, seeds, trials, folder)
-    rows, summary = summarize(table_, results, trials)
-    ks = [k for k in CHECKPOINTS if k <= trials]
-    print(f"\nLeave-one-task-out, {len(names)} tasks x {seeds} seeds, {trials} trials "
-          f"({time.perf_counter() - started:.0f} s); regret is normalized per task (0 = the task's best)")
-    print(table(rows, ("method", *[f"regret@{k}" for k in ks], "median trials to target",
-                       "avg rank@10", "worse than cold TPE@10")))
-    tests = wilcoxon_rows(summary["per_task_regret"])
-    print("\nPaired Wilcoxon tests over tasks (mean regret; tasks where xpmagic is better; p-value)")
-    print(table(tests, ("comparison", "xpmagic", "other", "xpmagic better", "p")))
-    growth_rows = growth(table_, configs, metas, max(2, seeds // 4), trials, folder)
-    print("\nChronological growth: regret at 5 trials by the number of past tasks known")
-    print(table(growth_rows, ("past tasks", "regret@5", "runs")))
-    rec_ms = results["recommend_ms"]
-    print(f"\nrecommendation time: median {statistics.median(rec_ms):.1f} ms "
-          f"(knowledge of {len(names) - 1} tasks x {N_CONFIGS} rows)")
-    cold = summary["summary"]["tpe (cold)"]["median_trials_to_target"]
-    ours = summary["summary"][DEFAULT_METHOD]["median_trials_to_target"]
-    print(f"median trials to target: xpmagic's default (warm start + narrowed space) {ours:g} vs cold TPE {cold:g} "
-          f"({'at most half' if ours <= cold / 2 else 'NOT at most half'})")
-    live_rows = live_check(tasks, table_, configs, metas, 1 if args.quick else 3, 10, folder)
-    print(f"\nLive check: real training through %%experiment --optimize on {', '.join(LIVE_TARGETS)} "
-          "(regret normalized by the task's table range; knowledge of the other tasks only)")
-    print(table(live_rows, ("method", "regret@5", "regret@10", "runs")))
-    plot(summary, growth_rows, args.plot, trials)
-    print(f"plot: {args.plot}")
-    write_json(args.json, {"summary": summary["summary"], "wilcoxon": tests, "growth": growth_rows, "live": live_rows,
-                           "recommend_ms": rec_ms, "seeds": seeds, "trials": trials, "tasks": names})
+    figures: dict = {"seeds": seeds, "trials": trials, "tasks": sorted(tasks)}
+    for model in models:
+        configs, table_ = tables[model.key]
+        root, ext = os.path.splitext(args.plot)
+        plot_path = args.plot if model.key == "svc" else f"{root}_{model.key}{ext}"
+        figures[model.key] = report_model(model, tasks, table_, configs, metas, seeds, trials, folder, plot_path)
+    if "svc" in tables:
+        configs, table_ = tables["svc"]
+        live_rows = live_check(tasks, table_, configs, metas, 1 if args.quick else 3, 10, folder)
+        print(f"\nLive check: real training through %%experiment --optimize on {', '.join(LIVE_TARGETS)} "
+              "(SVC; regret normalized by the task's table range; knowledge of the other tasks only)")
+        print(table(live_rows, ("method", "regret@5", "regret@10", "runs")))
+        figures["live"] = live_rows
+    write_json(args.json, figures)
 
 
 if __name__ == "__main__":
