@@ -201,7 +201,8 @@ def test_knowledge_recommendations_and_the_phase_heatmap(page, lab_shell):
     page.click(".xp-knowledge", timeout=30_000)
     page.wait_for_selector(".xp-knowledge-rows", timeout=30_000)
     assert page.locator(".xp-knowledge-rows tbody tr").count() == 2
-    assert "SVC" in page.inner_text(".xp-knowledge-rows")
+    assert "wine" in page.inner_text(".xp-knowledge-rows")
+    assert "SVC" in page.get_attribute(".xp-knowledge-rows tbody tr", "title")
     assert page.locator(".xp-warm li").count() >= 1  # warm starts from this experiment's own rows
     screenshot(page, "sidebar-knowledge")
     page.click(".xp-back")

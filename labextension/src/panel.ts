@@ -270,10 +270,10 @@ export class XPSidebar extends Widget {
       requestAPI<any>(`knowledge?${new URLSearchParams({ experiment, limit: '20' })}`),
       requestAPI<any>(`recommend?${new URLSearchParams({ experiment })}`)
     ]);
-    const rows = (knowledge.rows as any[]).map(r => `<tr><td>${escapeHtml(relativeTime(r.created_at))}</td>
-      <td>${escapeHtml(r.model_family ?? '—')}</td><td>${escapeHtml(r.task_name ?? r.task.slice(0, 8))}</td>
+    const rows = (knowledge.rows as any[]).map(r => `<tr title="${escapeHtml(`${r.model_family ?? ''} · ${relativeTime(r.created_at)} · ${formatDuration(r.cost_s)}`)}">
+      <td>${escapeHtml(r.task_name ?? r.task.slice(0, 8))}</td>
       <td>${escapeHtml(formatValue(r.config))}</td><td>${escapeHtml(formatValue(r.score))}</td>
-      <td>${formatDuration(r.cost_s)}</td><td>${r.rating ? '★'.repeat(r.rating) : ''}</td></tr>`).join('');
+      <td>${r.rating ? '★'.repeat(r.rating) : ''}</td></tr>`).join('');
     const warm = (rec.warm_start as any[]).map((c, i) => `<li>${escapeHtml(formatValue(c))}
       <span class="xp-muted">${escapeHtml(rec.warm_start_reasons[i] ?? '')}</span></li>`).join('');
     const space = Object.entries(rec.space as Record<string, any>).map(([name, s]) =>
@@ -287,7 +287,7 @@ export class XPSidebar extends Widget {
     this.node.innerHTML = `${this.backButton()}<div class="xp-header">Knowledge · ${escapeHtml(experiment)}</div>
       <h3>Recommendations for the next optimization</h3><div class="xp-recommendation">${recommendation}</div>
       <h3>What its runs taught (${knowledge.rows.length} newest of ${knowledge.total} rows in the table)</h3>
-      ${rows ? `<div class="xp-scroll"><table class="xp-runs xp-knowledge-rows"><thead><tr><th>when</th><th>model</th><th>task</th><th>config</th><th>score</th><th>cost</th><th>rating</th></tr></thead><tbody>${rows}</tbody></table></div>`
+      ${rows ? `<div class="xp-scroll"><table class="xp-runs xp-knowledge-rows"><thead><tr><th>task</th><th>config</th><th>score</th><th>rating</th></tr></thead><tbody>${rows}</tbody></table></div>`
         : '<div class="xp-muted">No knowledge rows yet: log a metric and call xp.dataset(X, y) in a run.</div>'}`;
     this.wireBack();
   }
