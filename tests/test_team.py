@@ -270,3 +270,13 @@ def test_a_bad_dask_address_or_storage_is_one_line(shell):
                             "x = xp.param('x', 0.0, low=0.0, high=1.0)\nxp.log(score=x)\n")
     message = str(result.error_in_exec)
     assert "cannot open the Optuna storage postgresql://u:***@127.0.0.1:1/db" in message and "pw" not in message
+
+
+def test_a_worker_refuses_a_study_whose_inputs_no_recorded_cell_made(shell, db_path, pg_url):
+    run_ok(shell, "centre = 0.3\n")  # a plain cell: nothing recorded
+    run_ok(shell, f"%%experiment orphan --optimize score --trials 3 --storage {pg_url}\n" + OBJECTIVE.format(sleep=0))
+    shell.user_ns["xp"].study("orphan").wait(60)
+    worker = start_worker("orphan", db_path, pg_url)
+    _, err = worker.communicate(timeout=120)
+    assert worker.returncode != 0 and "reads centre, which no recorded cell produced" in err
+    assert "Traceback" not in err

@@ -60,6 +60,19 @@ def _rebuild_namespace(store: Store, input_runs: list[int], progress: Callable[[
     return shell.user_ns
 
 
+def _check_inputs(body: str, namespace: dict[str, Any]) -> None:
+    """Every name the body reads before assigning it must exist, or every trial would fail."""
+    import builtins
+
+    from ..capture import cell_name_use
+
+    missing = sorted(name for name in cell_name_use(body, lambda text: text).loaded
+                     if name not in namespace and not hasattr(builtins, name))
+    if missing:
+        raise XPError(f"the study's cell reads {', '.join(missing)}, which no recorded cell produced: "
+                      "record the cell that makes it with %%experiment, then start the study again")
+
+
 class Worker:
     def __init__(self, db_path: str, study_name: str, *, storage: str | None = None,
                  max_idle_s: float = 60.0, progress: Callable[[str], None] = print):
@@ -88,6 +101,7 @@ class Worker:
         _, body = split_cell(record["code"])
         inputs = self.study.user_attrs.get("xpmagic_inputs", [])
         namespace = _rebuild_namespace(self.store, inputs, self.progress)
+        _check_inputs(body, namespace)
         config = StudyConfig(metric=record["metric"], direction=record["direction"], trials=record["budget"],
                              sampler=record["sampler"], constraints=tuple(record["constraints"] or ()))
         environment = self.store.environment_id(EnvironmentTracker().snapshot())
