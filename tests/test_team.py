@@ -201,6 +201,9 @@ def test_two_workers_and_the_kernel_run_one_study_each_trial_recorded_once(shell
     record = shell.user_ns["xp"].study("shared").record
     assert "xpmagic:xpmagic@" not in record["storage"] and "xpmagic:xpmagic@" not in record["code"]
     assert record["n_done"] == 36 and record["best_value"] > -0.01  # worker trials count in the study's view
+    panel = study.panel()
+    panel.refresh()
+    assert panel.progress.value == 36 and "36/36" in panel.progress_label.value  # and in the panel
     assert "joined study shared" in outputs[0][1]
 
 
