@@ -294,6 +294,24 @@ def wilcoxon_rows(per_task: dict) -> list[tuple]:
     return rows
 
 
+def cluster_rows(per_task: dict, targets: list[str]) -> list[tuple]:
+    """Regret at 10 trials by task cluster (the make_classification family, or the bundled sets):
+    the default must never lose to cold TPE on a cluster by more than the noise across its tasks."""
+    clusters: dict[str, list[int]] = {}
+    for i, name in enumerate(targets):
+        clusters.setdefault(name.split("-")[0] if "-" in name else "bundled", []).append(i)
+    rows = []
+    for cluster, index in sorted(clusters.items()):
+        ours = [per_task[DEFAULT_METHOD][10][i] for i in index]
+        cold = [per_task["tpe (cold)"][10][i] for i in index]
+        diffs = [a - b for a, b in zip(ours, cold)]
+        noise = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else 0.0
+        verdict = "better" if statistics.mean(diffs) < -noise else "worse" if statistics.mean(diffs) > noise else "tie"
+        rows.append((cluster, len(index), f"{statistics.mean(ours):.3f}", f"{statistics.mean(cold):.3f}",
+                     f"{noise:.3f}", verdict))
+    return rows
+
+
 def growth(model: Model, table_: dict, configs: np.ndarray, metas: dict, seeds: int, trials: int,
            folder: str) -> list[tuple]:
     """Chronological growth: tasks arrive in random orders; task i knows tasks 1..i-1."""
@@ -405,6 +423,9 @@ def report_model(model: Model, tasks: dict, table_: dict, configs: np.ndarray, m
     tests = wilcoxon_rows(summary["per_task_regret"])
     print("\nPaired Wilcoxon tests over tasks (mean regret; tasks where xpmagic is better; p-value)")
     print(table(tests, ("comparison", "xpmagic", "other", "xpmagic better", "p")))
+    clusters = cluster_rows(summary["per_task_regret"], summary["targets"])
+    print("\nBy task cluster, regret at 10 trials (noise: standard error of the per-task differences)")
+    print(table(clusters, ("cluster", "tasks", "xpmagic (default)", "tpe (cold)", "noise", "xpmagic is")))
     growth_rows = growth(model, table_, configs, metas, max(2, seeds // 4), trials, folder)
     print("\nChronological growth: regret at 5 trials by the number of past tasks known")
     print(table(growth_rows, ("past tasks", "regret@5", "runs")))
@@ -417,7 +438,8 @@ def report_model(model: Model, tasks: dict, table_: dict, configs: np.ndarray, m
           f"{cold:g} ({'at most half' if ours <= cold / 2 else 'NOT at most half'})")
     plot(summary, growth_rows, plot_path, trials)
     print(f"plot: {plot_path}")
-    return {"summary": summary["summary"], "wilcoxon": tests, "growth": growth_rows, "recommend_ms": rec_ms}
+    return {"summary": summary["summary"], "wilcoxon": tests, "clusters": clusters, "growth": growth_rows,
+            "recommend_ms": rec_ms}
 
 
 def main() -> None:
