@@ -146,7 +146,7 @@ def test_compare_two_runs(page, lab_shell):
     screenshot(page, "sidebar-compare")
 
 
-def test_pause_a_running_study_from_the_sidebar(page, lab_shell):
+def test_pause_and_resume_a_running_study_from_the_sidebar(page, lab_shell):
     run_ok(lab_shell, "%%experiment steer-demo --optimize score --trials 500\nimport time\n"
                       "x = xp.param('x', 0.0, low=0.0, high=1.0)\ntime.sleep(0.05)\nxp.log(score=x)\n")
     try:
@@ -159,7 +159,14 @@ def test_pause_a_running_study_from_the_sidebar(page, lab_shell):
             time.sleep(0.1)
         page.wait_for_selector('[data-study-row="steer-demo"] .xp-paused', timeout=30_000)
         screenshot(page, "sidebar-study-paused")
-        assert any(i["source"] == "sidebar" for i in study.interactions)
+        page.click('.xp-action[data-study="steer-demo"][data-action="resume"]')
+        deadline = time.monotonic() + 10
+        while study.state != "running":
+            assert time.monotonic() < deadline, "the study did not resume"
+            time.sleep(0.1)
+        page.wait_for_selector('[data-study-row="steer-demo"] .xp-running', timeout=30_000)
+        actions = [i["action"] for i in study.interactions if i["source"] == "sidebar"]
+        assert actions[-2:] == ["pause", "resume"]
     finally:
         stop_all_studies()
 
