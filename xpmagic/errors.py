@@ -52,3 +52,9 @@ class MissingDependency(XPError):
     def __init__(self, package: str, feature: str, extra: str | None = None):
         hint = f"pip install 'xpmagic[{extra}]'" if extra else f"pip install {package}"
         super().__init__(f"{feature} needs the package {package!r}: {hint}")
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (drivers add pages of context), or its type."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..capture import cell_name_use
-from ..errors import UsageError, XPError
+from ..errors import UsageError, XPError, first_line
 from ..knowledge import rows_for_run
 from ..recorder import code_hash
 from ..records import ErrorInfo, NewRun, ParamSpec, RunOutcome, RunStatus
@@ -246,14 +246,14 @@ class StudyController:
                 self._notify()
 
     def _next_job_or_pause(self) -> tuple[Any, dict[str, Any]] | None:
-        """With the lock held. A storage that fails (a database server gone) pauses the study with
-        the reason instead of killing the thread; resume once it is back."""
+        """With the lock held. A failure to get the next trial (most often a storage whose server
+        is gone) pauses the study with the reason instead of killing the thread; resume once fixed."""
         try:
             return self._next_job()
         except Exception as exc:
             if self.state == "running":
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                self._set_state("paused", "system", message=f"paused: the Optuna storage failed: {first}")
+                self._set_state("paused", "system", message=(
+                    f"paused: asking Optuna for the next trial failed: {type(exc).__name__}: {first_line(exc)}"))
             return None
 
     def _next_job(self) -> tuple[Any, dict[str, Any]] | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import XPError
+from ..errors import XPError, first_line
 from ..store._postgres import is_database_url, redact
 
 
@@ -51,8 +51,7 @@ def open_storage(url: str) -> Any:
     try:
         return optuna.storages.RDBStorage(_sqlalchemy_url(url), engine_kwargs={"pool_pre_ping": True})
     except Exception as exc:  # SQLAlchemy's OperationalError, a missing driver, ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise XPError(f"cannot open the Optuna storage {redact(url)}: {first}") from None
+        raise XPError(f"cannot open the Optuna storage {redact(url)}: {first_line(exc)}") from None
 
 
 def _sqlite_storage(url: str) -> Any:

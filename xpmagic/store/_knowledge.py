@@ -94,16 +94,9 @@ class KnowledgeMixin:
                        experiment: str | None = None, limit: int | None = None,
                        newest_first: bool = False) -> list[dict[str, Any]]:
         sql = f"SELECT {_COLUMNS_SQL} FROM knowledge"
-        where, args = [], []
-        if experiment is not None:
-            where.append("experiment = ?")
-            args.append(experiment)
-        if model_family is not None:
-            where.append("model_family = ?")
-            args.append(model_family)
-        if metric is not None:
-            where.append("metric = ?")
-            args.append(metric)
+        filters = {"experiment": experiment, "model_family": model_family, "metric": metric}
+        where = [f"{column} = ?" for column, value in filters.items() if value is not None]
+        args = [value for value in filters.values() if value is not None]
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC" if newest_first else " ORDER BY id"

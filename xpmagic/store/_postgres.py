@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..errors import MissingDependency, XPError
+from ..errors import MissingDependency, XPError, first_line
 from ._knowledge import KnowledgeMixin
 
 SCHEMA = "xpmagic"
@@ -105,7 +105,7 @@ class _Connection:
         try:
             cursor = self._pg.execute(self._sql(sql), tuple(args))
         except self._errors as exc:
-            raise XPError(f"the knowledge database {self._url} failed: {_first_line(exc)}") from None
+            raise XPError(f"the knowledge database {self._url} failed: {first_line(exc)}") from None
         self.total_changes += max(cursor.rowcount, 0)
         return cursor
 
@@ -114,7 +114,7 @@ class _Connection:
         try:
             cursor.executemany(self._sql(sql), rows)
         except self._errors as exc:
-            raise XPError(f"the knowledge database {self._url} failed: {_first_line(exc)}") from None
+            raise XPError(f"the knowledge database {self._url} failed: {first_line(exc)}") from None
         self.total_changes += max(cursor.rowcount, 0)
         return cursor
 
@@ -140,7 +140,7 @@ class PostgresKnowledge(KnowledgeMixin):
             pg = psycopg.connect(libpq_url(url), autocommit=True, connect_timeout=connect_timeout_s,
                                  options=f"-c search_path={SCHEMA}")
         except psycopg.Error as exc:
-            raise XPError(f"cannot reach the knowledge database {self.url}: {_first_line(exc)}") from None
+            raise XPError(f"cannot reach the knowledge database {self.url}: {first_line(exc)}") from None
         self._pg = pg
         self._errors = psycopg.Error
         self.conn = _Connection(pg, psycopg.Error, self.url)
@@ -157,12 +157,7 @@ class PostgresKnowledge(KnowledgeMixin):
                 with self._pg.transaction():
                     yield self.conn
             except self._errors as exc:
-                raise XPError(f"the knowledge database {self.url} refused a write: {_first_line(exc)}") from None
+                raise XPError(f"the knowledge database {self.url} refused a write: {first_line(exc)}") from None
 
     def close(self) -> None:
         self._pg.close()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
