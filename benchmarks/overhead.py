@@ -43,9 +43,11 @@ def mlflow_run(mlflow) -> None:
 
 
 def main() -> None:
-    args = parser(__doc__.splitlines()[0]).parse_args()
+    cli = parser(__doc__.splitlines()[0])
+    cli.add_argument("--pairs", type=int, default=None, help="realistic-cell pairs (default 40; 10 with --quick)")
+    args = cli.parse_args()
     n_trivial = 300 if args.quick else 3000
-    n_real = 10 if args.quick else 40
+    n_real = args.pairs or (10 if args.quick else 40)
     folder = tempfile.mkdtemp(prefix="xpmagic-bench-")
     os.chdir(folder)
     shell = shell_with_xpmagic(os.path.join(folder, "xp.db"))

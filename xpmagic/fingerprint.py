@@ -85,7 +85,7 @@ def _scalar(value: Any) -> Fingerprint:
             summary["value"] = value if isinstance(value, str) else repr(value)
     else:
         summary["value"] = value if not isinstance(value, complex) else repr(value)
-    return Fingerprint(digest_bytes(type(value).__name__.encode(), b":", raw), "scalar", summary)
+    return Fingerprint(xxhash.xxh3_128_hexdigest(type(value).__name__.encode() + b":" + raw), "scalar", summary)
 
 
 def _is_ndarray(value: Any) -> bool:
@@ -94,19 +94,36 @@ def _is_ndarray(value: Any) -> bool:
 
 
 def _ndarray(array: Any, sample_bytes: int) -> Fingerprint:
-    import numpy
-
-    summary: dict[str, Any] = {"shape": list(array.shape), "dtype": str(array.dtype)}
-    header = f"{array.dtype.str}{array.shape}".encode()
+    summary: dict[str, Any] = {"shape": list(array.shape), "dtype": _dtype_name(array.dtype)}
     if array.dtype.hasobject:
         return Fingerprint(_pickle_digest(array.tolist()), "ndarray", summary)
     if array.nbytes > sample_bytes:
+        summary["sampled"] = True
+    return Fingerprint(_array_digest(array, sample_bytes), "ndarray", summary)
+
+
+def _array_digest(array: Any, sample_bytes: int) -> str:
+    """Digest of a numeric array's dtype, shape and bytes (a strided sample when larger
+    than ``sample_bytes``)."""
+    import numpy
+
+    header = f"{array.dtype.str}{array.shape}".encode()
+    if array.nbytes > sample_bytes:
         flat = array.reshape(-1)
         stride = max(1, flat.size // max(1, sample_bytes // max(1, array.itemsize)))
-        sample = numpy.ascontiguousarray(flat[::stride])
-        summary["sampled"] = True
-        return Fingerprint(digest_bytes(header, sample.data), "ndarray", summary)
-    return Fingerprint(digest_bytes(header, numpy.ascontiguousarray(array).data), "ndarray", summary)
+        return digest_bytes(header, numpy.ascontiguousarray(flat[::stride]).data)
+    return digest_bytes(header, numpy.ascontiguousarray(array).data)
+
+
+_DTYPE_NAMES: dict[Any, str] = {}
+
+
+def _dtype_name(dtype: Any) -> str:
+    """str(dtype), cached: numpy builds the name in Python on every call."""
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = str(dtype)
+    return name
 
 
 def _pandas(value: Any, sample_bytes: int) -> Fingerprint | None:
@@ -152,21 +169,23 @@ def _estimator_params(estimator: Any) -> dict[str, Any]:
 
 
 def _estimator(estimator: Any, sample_bytes: int) -> Fingerprint:
-    params = _estimator_params(estimator)
+    params = {name: repr(value) for name, value in _estimator_params(estimator).items()}
     fitted = sorted(k for k in vars(estimator) if k.endswith("_") and not k.startswith("_"))
     hasher = _hasher()
     hasher.update(f"{type(estimator).__module__}.{type(estimator).__qualname__}".encode())
-    hasher.update(repr(sorted((k, repr(v)) for k, v in params.items())).encode())
+    hasher.update(repr(sorted(params.items())).encode())
     for name in fitted:
         value = getattr(estimator, name)
-        if _is_ndarray(value) or isinstance(value, (bool, int, float, str)):
+        if _is_ndarray(value) and not value.dtype.hasobject:
+            hasher.update(f"{name}={_array_digest(value, sample_bytes)}".encode())
+        elif isinstance(value, (bool, int, float, str)) or _is_ndarray(value):
             hasher.update(f"{name}={fingerprint(value, sample_bytes).digest}".encode())
         else:  # e.g. a forest's list of trees: pickling them would cost more than the fit
             size = len(value) if hasattr(value, "__len__") else ""
             hasher.update(f"{name}={type(value).__name__}{size}".encode())
     summary = {
         "class": type(estimator).__name__,
-        "params": {k: repr(v)[:60] for k, v in params.items()},
+        "params": {k: text[:60] for k, text in params.items()},
         "fitted": bool(fitted),
     }
     return Fingerprint(hasher.hexdigest(), "estimator", summary)

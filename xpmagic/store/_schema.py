@@ -340,6 +340,22 @@ def m006_knowledge_by_experiment(db: Database) -> None:
     _execute_script(db, M006)
 
 
+M007 = """
+DROP INDEX variables_by_fingerprint;
+CREATE INDEX variables_by_fingerprint ON run_variables (fingerprint)
+    WHERE direction = 'out' AND fingerprint IS NOT NULL;
+DROP INDEX runs_by_study;
+CREATE INDEX runs_by_study ON runs (study_id, trial_number) WHERE study_id IS NOT NULL;
+"""
+
+
+@migrations()
+def m007_lean_indexes(db: Database) -> None:
+    """Index only what lineage and studies look up: every index entry is a page a run's
+    commit writes, and fingerprints land on random pages."""
+    _execute_script(db, M007)
+
+
 def known_migrations() -> list[str]:
     """Names of every migration this version knows, oldest first."""
     return [m.name for m in migrations.pending(Database(memory=True))]
