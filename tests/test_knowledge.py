@@ -105,6 +105,53 @@ def test_leave_one_task_out(constructed):
     assert {"C": 10.0} not in rec.warm_start and rec.similar_tasks[0]["name"] == "near2"
 
 
+def _costed(uid, task, meta, C, score, cost, rating=None):
+    return {**_row(uid, task, meta, C, score, rating), "cost_s": cost}
+
+
+def _slow_and_fast(store, rated_tasks=(), unrated_tasks=()):
+    """Each task: a slow configuration that scores a little better and a fast one. On rated
+    tasks the person gave the slow one 1 star and the fast one 5."""
+    rows = []
+    for task, meta in [*rated_tasks, *unrated_tasks]:
+        rated = (task, meta) in rated_tasks
+        rows.append(_costed(f"{task}-slow", task, meta, 300.0, 0.95, 20.0, 1 if rated else None))
+        rows.append(_costed(f"{task}-fast", task, meta, 1.0, 0.93, 0.1, 5 if rated else None))
+        rows.append(_costed(f"{task}-bad", task, meta, 0.002, 0.5, 0.1))
+    store.add_knowledge(rows)
+    return store
+
+
+RATED = tuple((f"rated-{i}", {**NEAR, "rows": 400 + 50 * i}) for i in range(4))
+UNRATED = (("fresh", NEAR),)
+
+
+def test_ratings_teach_a_weight_for_unrated_configurations(tmp_path):
+    from xpmagic import ratings
+
+    store = _slow_and_fast(Store(tmp_path / "k.db"), RATED, UNRATED)
+    rated = store.rated_rows("SVC", "accuracy", "maximize")
+    assert len(rated) == 8 and {r["rating"] for r in rated} == {1, 5}
+    rows = store.best_per_task("SVC", "accuracy", "maximize")
+    model = ratings.learn(rated, ratings.context_for(rows, rated, SPECS, "maximize"))
+    slow, fast = (next(r for r in rows if r["task"] == "fresh" and r["config"]["C"] == c) for c in (300.0, 1.0))
+    assert model.predicted_stars(slow) < 2.5 < 3.5 < model.predicted_stars(fast)
+    assert model.weight(slow) < 1.0 < model.weight(fast)
+    assert ratings.learn(rated[:2], model.context) is None  # too few ratings to learn from
+
+
+def test_recommendations_learn_from_ratings(tmp_path):
+    plain = recommend(_slow_and_fast(Store(tmp_path / "plain.db"), (), RATED + UNRATED), meta=NEAR,
+                      specs=SPECS, metric="accuracy", direction="maximize", model_family="SVC")
+    assert plain.warm_start[0] == {"C": 300.0} and plain.ratings_learned == 0  # the scores alone
+    learned = recommend(_slow_and_fast(Store(tmp_path / "rated.db"), RATED, UNRATED), meta=NEAR,
+                        specs=SPECS, metric="accuracy", direction="maximize", model_family="SVC")
+    # The nearest task was never rated, yet its fast configuration comes first now.
+    assert learned.warm_start[0] == {"C": 1.0} and "fresh" in learned.warm_start_reasons[0]
+    assert "your ratings predict" in learned.warm_start_reasons[0]
+    assert learned.ratings_learned == 8 and "learned from your 8 ratings" in repr(learned)
+
+
 def test_nothing_known_gives_an_empty_recommendation(tmp_path):
     rec = recommend(Store(tmp_path / "empty.db"), meta=NEAR, specs=SPECS, metric="accuracy",
                     direction="maximize", model_family="SVC")
@@ -184,3 +231,8 @@ def test_recommend_and_knowledge_commands(shell, db_path):
     shown = xpmagic("knowledge", "--db", str(db_path), "--experiment", "wine-a")
     assert "4 knowledge rows" in shown.stdout and "most similar past tasks" in shown.stdout
     assert math.isfinite(json.loads(xpmagic("knowledge", "--db", str(db_path), "--json").stdout)["rows"][0]["score"])
+    study = shell.user_ns["xp"].study("wine-a")
+    for trial, stars in ((0, 2), (1, 4), (2, 5)):  # the panel's stars, through the study handle
+        study.rate(trial, stars)
+    data = json.loads(xpmagic("recommend", "--experiment", "wine-a", "--db", str(db_path), "--json").stdout)
+    assert data["ratings_learned"] == 3

@@ -78,6 +78,7 @@ def test_rating_and_lesson(panel):
     panel.rate_stars.value = 5
     panel.rate_button.click()
     assert panel.controller.finished_trials()[0].rating == 5
+    assert panel.controller.study.user_attrs["ratings"] == {str(panel.rate_trial.value): 5}
     panel.lesson_text.value = "small x is bad"
     panel.lesson_button.click()
     assert panel.controller.lessons == ["small x is bad"]

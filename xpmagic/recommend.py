@@ -12,9 +12,11 @@ from __future__ import annotations
 import ast
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from . import ratings
 from .metafeatures import distance
 from .records import ParamSpec
 from .store import Store
@@ -32,6 +34,7 @@ class Recommendation:
     budget: int | None = None
     budget_reason: str = ""
     similar_tasks: list[dict[str, Any]] = field(default_factory=list)
+    ratings_learned: int = 0  # ratings the learned weight came from (0: no rating model)
 
     @property
     def empty(self) -> bool:
@@ -57,6 +60,8 @@ class Recommendation:
             lines.append(f"expected score: {self.expected_range[0]:.4g} to {self.expected_range[1]:.4g}")
         if self.budget:
             lines.append(f"budget: {self.budget} trials ({self.budget_reason})")
+        if self.ratings_learned:
+            lines.append(f"ratings: learned from your {self.ratings_learned} ratings of this model family")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -129,8 +134,9 @@ def _config_distance(a: dict[str, Any], b: dict[str, Any], specs: dict[str, Para
     return math.sqrt(total)
 
 
-def _greedy_portfolio(tasks: list, specs: dict[str, ParamSpec], size: int,
-                      radius: float = 0.08) -> list[tuple[dict[str, Any], float]]:
+def _greedy_portfolio(tasks: list, specs: dict[str, ParamSpec], size: int, radius: float = 0.08,
+                      weigh: Callable[[dict[str, Any]], float] | None = None
+                      ) -> list[tuple[dict[str, Any], float]]:
     """Configurations that together do well on as many past tasks as possible.
 
     A candidate (a task's best configuration) earns, on each past task, the normalized score
@@ -140,10 +146,12 @@ def _greedy_portfolio(tasks: list, specs: dict[str, ParamSpec], size: int,
         return []
     # Bounded work (candidates x tasks x rows): the best configurations of the 30 nearest tasks,
     # judged on the 100 nearest, keep a large table within the 50 ms budget.
-    candidates = [info["rows"][0]["config"] for _, info in tasks[:30]]
+    candidate_rows = [info["rows"][0] for _, info in tasks[:30]]
+    candidates = [r["config"] for r in candidate_rows]
     tasks = tasks[:100]
     credit = []
-    for candidate in candidates:
+    for candidate, candidate_row in zip(candidates, candidate_rows):
+        weight = weigh(candidate_row) if weigh is not None else 1.0
         row = []
         for _, info in tasks:
             lo, hi = info["rows"][0].get("task_min"), info["rows"][0].get("task_max")
@@ -152,7 +160,7 @@ def _greedy_portfolio(tasks: list, specs: dict[str, ParamSpec], size: int,
                 if _config_distance(candidate, r["config"], specs) <= radius:
                     share = 1.0 if lo is None or hi is None or hi == lo else (r["score"] - lo) / (hi - lo)
                     best = max(best, share if r["score"] != lo or hi == lo else share)
-            row.append(best)
+            row.append(best * weight)
         credit.append(row)
     chosen: list[int] = []
     covered = [0.0] * len(tasks)
@@ -171,7 +179,8 @@ def recommend(store: Store, *, meta: dict[str, Any], specs: dict[str, ParamSpec]
               direction: str, model_family: str | None, n_similar: int = 3, n_warm: int = 3,
               n_similar_warm: int = 2, exclude_task: str | None = None) -> Recommendation:
     """``n_warm`` warm starts: the best of the ``n_similar_warm`` nearest tasks first, then a
-    greedy portfolio over all past tasks (transfer.py measured this blend best)."""
+    greedy portfolio over all past tasks (transfer.py measured this blend best). With enough
+    ratings, a learned weight (ratings.py) ranks candidates by predicted stars as well as score."""
     rows = store.best_per_task(model_family, metric, direction, per_task=5)
     tasks: dict[str, dict[str, Any]] = {}
     for row in rows:
@@ -192,17 +201,28 @@ def recommend(store: Store, *, meta: dict[str, Any], specs: dict[str, ParamSpec]
         clipped = {n: _clip(config.get(n), s) for n, s in searchable.items() if n in config}
         return {k: v for k, v in clipped.items() if v is not None} or None
 
+    rated = [r for r in store.rated_rows(model_family, metric, direction) if r["task"] != exclude_task]
+    model = ratings.learn(rated, ratings.context_for(rows, rated, searchable, direction))
+    rec.ratings_learned = model.n if model else 0
+
+    def rating_note(row: dict[str, Any]) -> str:
+        if row.get("rating") is not None:
+            return f"; you rated it {row['rating']}/5"
+        if model is None:
+            return ""
+        return f"; your ratings predict {model.predicted_stars(row):.1f}/5"
+
     seen: list[dict[str, Any]] = []
     for task, info in nearest:
-        preferred = sorted(info["rows"], key=lambda r: (-(r["rating"] or 3), 0))  # rated rows first
-        best = max(preferred[:3], key=lambda r: (r["rating"] or 3, _oriented(r["score"], direction)))
+        best = _best_of_task(info["rows"], direction, model)
         config = usable(best["config"])
         if config and config not in seen and len(seen) < n_similar_warm:
             seen.append(config)
             rec.warm_start_reasons.append(
                 f"best on similar task {info['name'] or task[:8]} (distance {distance(meta, info['meta']):.2f},"
-                f" {metric} {best['score']:.4g})")
-    for config, covered in _greedy_portfolio(ranked, searchable, n_warm):
+                f" {metric} {best['score']:.4g}{rating_note(best)})")
+    weigh = model.weight if model is not None else None
+    for config, covered in _greedy_portfolio(ranked, searchable, n_warm, weigh=weigh):
         config = usable(config)
         if config and config not in seen and len(seen) < n_warm:
             seen.append(config)
@@ -220,6 +240,23 @@ def recommend(store: Store, *, meta: dict[str, Any], specs: dict[str, ParamSpec]
                           if rec.warm_start else "TPE is a robust default for mixed spaces")
     rec.budget, rec.budget_reason = _budget(nearest)
     return rec
+
+
+def _best_of_task(rows: list[dict[str, Any]], direction: str, model: ratings.RatingModel | None) -> dict[str, Any]:
+    """A task's configuration to warm-start from: its best, where the person's ratings (learned
+    when there are enough of them) may prefer a slightly worse one they like better."""
+    if model is None:  # a few ratings: rated rows first among the top three, by stars then score
+        preferred = sorted(rows, key=lambda r: (-(r["rating"] or 3), 0))
+        return max(preferred[:3], key=lambda r: (r["rating"] or 3, _oriented(r["score"], direction)))
+    lo, hi = rows[0].get("task_min"), rows[0].get("task_max")
+
+    def share(row: dict[str, Any]) -> float:
+        if lo is None or hi is None or hi == lo:
+            return 1.0
+        value = (row["score"] - lo) / (hi - lo)
+        return value if direction == "maximize" else 1.0 - value
+
+    return max(rows, key=lambda r: (share(r) * model.weight(r), _oriented(r["score"], direction)))
 
 
 def _oriented(score: float, direction: str) -> float:

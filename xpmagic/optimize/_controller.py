@@ -536,7 +536,10 @@ class StudyController:
         if info is None:
             raise UsageError(f"no trial {trial} in study {self.name!r}")
         before, info.rating = info.rating, int(rating)
-        self.study._storage.set_trial_user_attr(self._trial_id(info.number), "rating", int(rating))
+        # On the study, not the trial: Optuna freezes a finished trial's attributes, and
+        # finished trials are the ones people rate.
+        ratings = {**self.study.user_attrs.get("ratings", {}), str(info.number): int(rating)}
+        self.study.set_user_attr("ratings", ratings)
         self._knowledge().rate_knowledge(self.name, info.number, int(rating))
         return before, int(rating), info.number, f"trial {trial} rated {rating}/5"
 

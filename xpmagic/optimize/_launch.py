@@ -104,6 +104,7 @@ def stored_names(body: str) -> list[str]:
 def _recover_trials(optuna: Any, study: Any, run_ids: dict[int, int]) -> list[TrialInfo]:
     """Trials of a study resumed after a restart; ones left running died with the kernel."""
     done = []
+    ratings = study.user_attrs.get("ratings", {})
     for trial in study.get_trials(deepcopy=False):
         if trial.state == optuna.trial.TrialState.RUNNING:
             study._storage.set_trial_user_attr(trial._trial_id, "xpmagic_interrupted", True)
@@ -119,5 +120,5 @@ def _recover_trials(optuna: Any, study: Any, run_ids: dict[int, int]) -> list[Tr
         done.append(TrialInfo(trial.number, dict(trial.params), state=state,
                               value=trial.value if state in ("complete", "infeasible") else None,
                               run_id=run_ids.get(trial.number),
-                              rating=trial.user_attrs.get("rating")))
+                              rating=ratings.get(str(trial.number), trial.user_attrs.get("rating"))))
     return done

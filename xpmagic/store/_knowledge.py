@@ -61,7 +61,7 @@ class KnowledgeMixin:
         where = f"model_family {self._null_safe_equal} ? AND metric = ? AND direction = ? AND task = ?"
         args = (family, metric, direction, task)
         top = conn.execute(
-            f"SELECT config, score, rating, trial_number, study, task_name, meta FROM knowledge"
+            f"SELECT config, score, rating, trial_number, study, task_name, meta, cost_s FROM knowledge"
             f" WHERE {where} AND (rating IS NULL OR rating > 2) ORDER BY score {order}, id LIMIT ?",
             (*args, keep)).fetchall()
         lo, hi, n = conn.execute(f"SELECT min(score), max(score), count(*) FROM knowledge WHERE {where}",
@@ -69,8 +69,8 @@ class KnowledgeMixin:
         if not top:
             conn.execute(f"DELETE FROM knowledge_tasks WHERE {where}", args)
             return
-        entries = [{"config": json.loads(c), "score": sc, "rating": ra, "trial_number": tn, "study": st}
-                   for c, sc, ra, tn, st, _, _ in top]
+        entries = [{"config": json.loads(c), "score": sc, "rating": ra, "trial_number": tn, "study": st,
+                    "cost_s": cost} for c, sc, ra, tn, st, _, _, cost in top]
         conn.execute(
             self._upsert_summary.format(columns=", ".join(_SUMMARY_COLUMNS),
                                         marks=", ".join("?" * len(_SUMMARY_COLUMNS))),
@@ -118,6 +118,21 @@ class KnowledgeMixin:
                 rows.append({"task": task, "task_name": name, "meta": parsed_meta, **entry,
                              "task_min": lo, "task_max": hi, "task_rows": n})
         return rows
+
+    def rated_rows(self, model_family: str | None, metric: str, direction: str,
+                   limit: int = 500) -> list[dict[str, Any]]:
+        """The newest rows a person rated (low ratings included), each with its task's score range."""
+        same = f"m.model_family {self._null_safe_equal} k.model_family AND m.metric = k.metric" \
+               " AND m.direction = k.direction AND m.task = k.task"
+        rows = self.conn.execute(
+            f"SELECT k.task, k.config, k.score, k.cost_s, k.rating,"
+            f" (SELECT min(m.score) FROM knowledge m WHERE {same}),"
+            f" (SELECT max(m.score) FROM knowledge m WHERE {same})"
+            f" FROM knowledge k WHERE k.model_family {self._null_safe_equal} ? AND k.metric = ?"
+            " AND k.direction = ? AND k.rating IS NOT NULL ORDER BY k.id DESC LIMIT ?",
+            (model_family, metric, direction, limit)).fetchall()
+        return [{"task": t, "config": json.loads(c), "score": sc, "cost_s": cost, "rating": ra,
+                 "task_min": lo, "task_max": hi} for t, c, sc, cost, ra, lo, hi in rows]
 
     def knowledge_families(self) -> list[str]:
         return [r[0] for r in self.conn.execute(

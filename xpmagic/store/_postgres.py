@@ -51,6 +51,8 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.knowledge (
 CREATE INDEX IF NOT EXISTS knowledge_by_family
     ON {SCHEMA}.knowledge (model_family, metric, direction, task, score);
 CREATE INDEX IF NOT EXISTS knowledge_by_experiment ON {SCHEMA}.knowledge (experiment, id);
+CREATE INDEX IF NOT EXISTS knowledge_rated
+    ON {SCHEMA}.knowledge (model_family, metric, direction, id) WHERE rating IS NOT NULL;
 CREATE TABLE IF NOT EXISTS {SCHEMA}.knowledge_tasks (
     model_family TEXT,
     metric TEXT NOT NULL,

@@ -356,6 +356,17 @@ def m007_lean_indexes(db: Database) -> None:
     _execute_script(db, M007)
 
 
+M008 = """
+CREATE INDEX knowledge_rated ON knowledge (model_family, metric, direction, id) WHERE rating IS NOT NULL;
+"""
+
+
+@migrations()
+def m008_knowledge_rated(db: Database) -> None:
+    """Recommendations learn from every rated row of a model family (xpmagic/ratings.py)."""
+    _execute_script(db, M008)
+
+
 def known_migrations() -> list[str]:
     """Names of every migration this version knows, oldest first."""
     return [m.name for m in migrations.pending(Database(memory=True))]
