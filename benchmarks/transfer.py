@@ -153,8 +153,9 @@ def portfolio(table_: dict[str, dict], past: list[str], k: int) -> list[int]:
 
 
 def knowledge_store(store_path: str, model: Model, metas: dict, table_: dict, configs: np.ndarray,
-                    past: list[str]):
-    """A fresh database whose knowledge table holds the past tasks' table rows."""
+                    past: list[str], ratings: dict[tuple[str, int], int] | None = None):
+    """A fresh database whose knowledge table holds the past tasks' table rows (and, if given,
+    a person's ratings of some of them, keyed by task and configuration index)."""
     from xpmagic.store import Store
 
     if os.path.exists(store_path):
@@ -163,7 +164,7 @@ def knowledge_store(store_path: str, model: Model, metas: dict, table_: dict, co
     rows = [{"uid": f"{t}:{i}", "task": t, "task_name": t, "meta": metas[t], "model_family": model.family,
              "config": model.to_config(coords), "metric": "accuracy", "direction": "maximize",
              "score": table_[t]["scores"][i], "cost_s": table_[t]["costs"][i], "created_at": "bench",
-             "origin": "benchmark"}
+             "origin": "benchmark", "rating": (ratings or {}).get((t, i))}
             for t in past for i, coords in enumerate(configs)]
     store.add_knowledge(rows)
     return store
@@ -333,6 +334,48 @@ def growth(model: Model, table_: dict, configs: np.ndarray, metas: dict, seeds: 
         buckets.items(), key=lambda kv: ["1-5", "6-10", "11-15", "16+"].index(kv[0]))]
 
 
+def person_who_needs_speed(table_: dict, task: str, top: int = 10) -> dict[tuple[str, int], int]:
+    """A simulated person rates a task's `top` best configurations: 5 stars when the fit is at
+    most the median fit time of those configurations, 1 star when slower."""
+    scores, costs = np.array(table_[task]["scores"]), np.array(table_[task]["costs"])
+    best = [int(i) for i in np.argsort(-scores, kind="stable")[:top]]
+    limit = float(np.median(costs[best]))
+    return {(task, i): (5 if costs[i] <= limit else 1) for i in best}
+
+
+def ratings_check(model: Model, table_: dict, configs: np.ndarray, metas: dict, folder: str) -> list[tuple]:
+    """Does the learned rating weight carry a person's preference to tasks they never rated?
+    Leave-one-task-out; the person rated every other past task (the rest stay unrated). Per
+    method: how many warm starts the person would rate 1 star on the target, their relative fit
+    time, and the regret of the best warm start (what the preference costs in accuracy)."""
+    from xpmagic.recommend import recommend
+
+    names = sorted(table_)
+    variants = {"no ratings": (False, False), "ratings as a filter (1-2 stars never)": (True, False),
+                "filter + learned weight (default)": (True, True)}
+    found: dict[str, dict[str, list[float]]] = {v: {"slow": [], "cost": [], "regret": []} for v in variants}
+    for target in names:
+        past = [t for t in names if t != target]
+        rated = {k: v for t in past[::2] for k, v in person_who_needs_speed(table_, t).items()}
+        verdict = person_who_needs_speed(table_, target)
+        scores, costs = np.array(table_[target]["scores"]), np.array(table_[target]["costs"])
+        median_cost = float(np.median(costs[[i for _, i in verdict]]))
+        for variant, (use_ratings, learn) in variants.items():
+            store = knowledge_store(os.path.join(folder, "ratings.db"), model, metas, table_, configs, past,
+                                    rated if use_ratings else None)
+            rec = recommend(store, meta=metas[target], specs=model.specs(), metric="accuracy",
+                            direction="maximize", model_family=model.family, n_warm=N_WARM,
+                            learn_ratings=learn)
+            store.close()
+            picks = [nearest(model, configs, list(model.to_coords({**model.to_config(model.default), **c})))
+                     for c in rec.warm_start]
+            found[variant]["slow"].append(sum(costs[i] > median_cost for i in picks) / max(1, len(picks)))
+            found[variant]["cost"].append(float(np.mean([costs[i] / median_cost for i in picks])))
+            found[variant]["regret"].append(regret([max(scores[i] for i in picks)], list(scores))[0])
+    return [(v, f"{statistics.mean(d['slow']):.0%}", f"{statistics.median(d['cost']):.2f}x",
+             f"{statistics.mean(d['regret']):.3f}") for v, d in found.items()]
+
+
 LIVE_TARGETS = ("wine", "hard-1", "multi-2")
 LIVE_BODY = ("from sklearn.model_selection import cross_val_score\n"
              "from sklearn.pipeline import make_pipeline\n"
@@ -429,6 +472,11 @@ def report_model(model: Model, tasks: dict, table_: dict, configs: np.ndarray, m
     growth_rows = growth(model, table_, configs, metas, max(2, seeds // 4), trials, folder)
     print("\nChronological growth: regret at 5 trials by the number of past tasks known")
     print(table(growth_rows, ("past tasks", "regret@5", "runs")))
+    rating_rows = ratings_check(model, table_, configs, metas, folder)
+    print("\nRatings: a simulated person who needs fast models rated half the past tasks' top 10 "
+          "(5 stars: at most their median fit time, else 1); warm starts on the other task")
+    print(table(rating_rows, ("recommender", "warm starts slower than the person accepts",
+                              "median fit time vs accepted", "regret of best warm start")))
     rec_ms = results["recommend_ms"]
     print(f"\nrecommendation time: median {statistics.median(rec_ms):.1f} ms "
           f"(knowledge of {len(names) - 1} tasks x {N_CONFIGS} rows)")
@@ -439,7 +487,7 @@ def report_model(model: Model, tasks: dict, table_: dict, configs: np.ndarray, m
     plot(summary, growth_rows, plot_path, trials)
     print(f"plot: {plot_path}")
     return {"summary": summary["summary"], "wilcoxon": tests, "clusters": clusters, "growth": growth_rows,
-            "recommend_ms": rec_ms}
+            "ratings": rating_rows, "recommend_ms": rec_ms}
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ class RowContext:
     specs: dict[str, ParamSpec]
     direction: str
     task_ranges: dict[str, tuple[float | None, float | None]]
-    median_log_cost: float
+    median_log_cost: dict[str, float]  # per task: a fit's cost means something next to its task's
 
 
 def features(row: dict[str, Any], context: RowContext) -> list[float]:
@@ -42,8 +42,8 @@ def features(row: dict[str, Any], context: RowContext) -> list[float]:
     if lo is not None and hi is not None and hi > lo:
         share = (row["score"] - lo) / (hi - lo)
         share = share if context.direction == "maximize" else 1.0 - share
-    cost = row.get("cost_s")
-    relative_cost = (math.log10(cost) - context.median_log_cost) if cost and cost > 0 else 0.0
+    cost, reference = row.get("cost_s"), context.median_log_cost.get(row["task"])
+    relative_cost = (math.log10(cost) - reference) if cost and cost > 0 and reference is not None else 0.0
     values = [share, max(-2.0, min(2.0, relative_cost))]
     for name, spec in context.specs.items():
         values.append(_unit(row["config"].get(name), spec))
@@ -95,8 +95,10 @@ def learn(rated: list[dict[str, Any]], context: RowContext) -> RatingModel | Non
 
 def context_for(rows: list[dict[str, Any]], rated: list[dict[str, Any]], specs: dict[str, ParamSpec],
                 direction: str) -> RowContext:
-    """Task score ranges from the knowledge summaries, the median cost of every row at hand."""
+    """Task score ranges from the knowledge summaries; each task's median cost over its rows at hand."""
     ranges = {r["task"]: (r.get("task_min"), r.get("task_max")) for r in rated + rows}
-    costs = [math.log10(r["cost_s"]) for r in rows + rated if r.get("cost_s") and r["cost_s"] > 0]
-    median = float(np.median(costs)) if costs else 0.0
-    return RowContext(specs, direction, ranges, median)
+    costs: dict[str, list[float]] = {}
+    for r in rows + rated:
+        if r.get("cost_s") and r["cost_s"] > 0:
+            costs.setdefault(r["task"], []).append(math.log10(r["cost_s"]))
+    return RowContext(specs, direction, ranges, {t: float(np.median(c)) for t, c in costs.items()})

@@ -177,7 +177,8 @@ def _greedy_portfolio(tasks: list, specs: dict[str, ParamSpec], size: int, radiu
 
 def recommend(store: Store, *, meta: dict[str, Any], specs: dict[str, ParamSpec], metric: str,
               direction: str, model_family: str | None, n_similar: int = 3, n_warm: int = 3,
-              n_similar_warm: int = 2, exclude_task: str | None = None) -> Recommendation:
+              n_similar_warm: int = 2, exclude_task: str | None = None,
+              learn_ratings: bool = True) -> Recommendation:
     """``n_warm`` warm starts: the best of the ``n_similar_warm`` nearest tasks first, then a
     greedy portfolio over all past tasks (transfer.py measured this blend best). With enough
     ratings, a learned weight (ratings.py) ranks candidates by predicted stars as well as score."""
@@ -202,7 +203,7 @@ def recommend(store: Store, *, meta: dict[str, Any], specs: dict[str, ParamSpec]
         return {k: v for k, v in clipped.items() if v is not None} or None
 
     rated = [r for r in store.rated_rows(model_family, metric, direction) if r["task"] != exclude_task]
-    model = ratings.learn(rated, ratings.context_for(rows, rated, searchable, direction))
+    model = ratings.learn(rated, ratings.context_for(rows, rated, searchable, direction)) if learn_ratings else None
     rec.ratings_learned = model.n if model else 0
 
     def rating_note(row: dict[str, Any]) -> str:
