@@ -11,7 +11,9 @@ live check trains SVCs for real through %%experiment --optimize on three tasks.
 Methods (warm-start configurations count as trials): random search; cold TPE (default,
 and with as many startup trials as the warm methods seed); the default configuration
 first; a portfolio of configurations good across past tasks; configurations from random
-past tasks; xpmagic's recommendations (warm start; warm start + narrowed space).
+past tasks; xpmagic's recommendations (its guide picks the first trials one at a time, each
+after the results before it, as the study controller does; with and without the narrowed space).
+Every warm method gets the same number of knowledge-driven trials (N_WARM).
 Splits: leave-one-task-out, and chronological growth (task i knows tasks 1..i-1).
 Reports normalized regret at 1/5/10/25/50 trials, median trials to reach within 0.5
 points of the task's best, average rank, the share of tasks where warm starting made
@@ -39,7 +41,7 @@ from _common import parser, table, write_json  # noqa: E402
 from _models import MODELS, N_CONFIGS, SVC_MODEL, Model  # noqa: E402
 
 CHECKPOINTS = (1, 5, 10, 25, 50)
-N_WARM = 3
+N_WARM = 5  # knowledge-driven trials for every warm method: xpmagic's default (guide.KNOWLEDGE_TRIALS)
 DEFAULT_METHOD = "xpmagic + space"  # what --optimize does by default: warm starts and a narrowed space
 
 
@@ -172,7 +174,8 @@ def knowledge_store(store_path: str, model: Model, metas: dict, table_: dict, co
 
 def xpmagic_recommendation(store_path: str, model: Model, metas: dict, table_: dict, configs: np.ndarray,
                            target: str, past: list[str]):
-    """Build a knowledge store of the past tasks' table rows and ask xpmagic's recommender."""
+    """Build a knowledge store of the past tasks' table rows and ask xpmagic's recommender:
+    its guide (which picks the knowledge-driven trials as results come in) and narrowed space."""
     from xpmagic.recommend import recommend
 
     store = knowledge_store(store_path, model, metas, table_, configs, past)
@@ -181,12 +184,38 @@ def xpmagic_recommendation(store_path: str, model: Model, metas: dict, table_: d
                     model_family=model.family, n_warm=N_WARM)
     elapsed = time.perf_counter() - started
     store.close()
-    warm = [model.to_coords({**model.to_config(model.default), **c}) for c in rec.warm_start]
     space = None
     if rec.space:
         space = [(d.coord(rec.space[d.name]["low"]), d.coord(rec.space[d.name]["high"])) if d.name in rec.space
                  else (d.lo, d.hi) for d in model.dims]
-    return warm, space, elapsed
+    return rec.guide, space, elapsed
+
+
+def run_guided(model: Model, scores: list[float], configs: np.ndarray, guide, seed: int, trials: int,
+               space: list[tuple[float, float]] | None = None) -> list[float]:
+    """Like run_method, but the first N_WARM trials come from xpmagic's guide one at a time, each
+    chosen after the results before it (as the study controller does), then TPE."""
+    import optuna
+
+    ranges = space or [(d.lo, d.hi) for d in model.dims]
+    study = optuna.create_study(direction="maximize",
+                                sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=N_WARM))
+    observed: list[tuple[dict, float]] = []
+    best, curve = -math.inf, []
+    for number in range(trials):
+        if number < N_WARM:
+            picks = guide.plan(observed, 1, exclude=lambda c: any(c == o for o, _ in observed))
+            if picks:
+                coords = model.to_coords({**model.to_config(model.default), **picks[0].config})
+                study.enqueue_trial({d.key: min(max(c, lo), hi) for d, c, (lo, hi) in zip(model.dims, coords, ranges)})
+        trial = study.ask()
+        point = [trial.suggest_float(d.key, lo, hi) for d, (lo, hi) in zip(model.dims, ranges)]
+        value = scores[nearest(model, configs, point)]
+        study.tell(trial, value)
+        observed.append((model.to_config(point), value))
+        best = max(best, value)
+        curve.append(best)
+    return curve
 
 
 def regret(curve: list[float], scores: list[float]) -> list[float]:
@@ -213,7 +242,7 @@ def evaluate(model: Model, table_: dict, configs: np.ndarray, metas: dict, targe
     for target in targets:
         scores = table_[target]["scores"]
         past = past_of[target]
-        rec_warm, rec_space, elapsed = xpmagic_recommendation(
+        rec_guide, rec_space, elapsed = xpmagic_recommendation(
             os.path.join(folder, "knowledge.db"), model, metas, table_, configs, target, past)
         timings.append(elapsed)
         folio = [tuple(configs[i]) for i in portfolio(table_, past, N_WARM)] if past else []
@@ -228,8 +257,8 @@ def evaluate(model: Model, table_: dict, configs: np.ndarray, metas: dict, targe
                 "default first": run_method(model, scores, configs, [default], seed, trials, "tpe", N_WARM),
                 "portfolio": run_method(model, scores, configs, folio, seed, trials, "tpe", N_WARM),
                 "random past tasks": run_method(model, scores, configs, random_past, seed, trials, "tpe", N_WARM),
-                "xpmagic": run_method(model, scores, configs, rec_warm, seed, trials, "tpe", N_WARM),
-                "xpmagic + space": run_method(model, scores, configs, rec_warm, seed, trials, "tpe", N_WARM, rec_space),
+                "xpmagic": run_guided(model, scores, configs, rec_guide, seed, trials),
+                "xpmagic + space": run_guided(model, scores, configs, rec_guide, seed, trials, rec_space),
             }
             for method, curve in runs.items():
                 curves[method].setdefault(target, []).append(curve)
@@ -323,11 +352,11 @@ def growth(model: Model, table_: dict, configs: np.ndarray, metas: dict, seeds: 
         random.Random(order_seed).shuffle(order)
         for i, target in enumerate(order[1:], start=1):
             past = order[:i]
-            warm, _, _ = xpmagic_recommendation(os.path.join(folder, "growth.db"), model, metas, table_,
+            guide, space, _ = xpmagic_recommendation(os.path.join(folder, "growth.db"), model, metas, table_,
                                                 configs, target, past)
             scores = table_[target]["scores"]
             for seed in range(seeds):
-                curve = run_method(model, scores, configs, warm, seed, min(trials, 10), "tpe", N_WARM)
+                curve = run_guided(model, scores, configs, guide, seed, min(trials, 10), space)
                 bucket = "1-5" if i <= 5 else "6-10" if i <= 10 else "11-15" if i <= 15 else "16+"
                 buckets.setdefault(bucket, []).append(regret(curve, scores)[4])
     return [(b, f"{statistics.mean(v):.3f}", len(v)) for b, v in sorted(
@@ -445,7 +474,7 @@ def plot(summary: dict, growth_rows: list[tuple], path: str, trials: int) -> Non
     left.legend(fontsize=8)
     right.plot([r[0] for r in growth_rows], [float(r[1]) for r in growth_rows], marker="o")
     right.set_xlabel("past tasks in the knowledge table")
-    right.set_ylabel("regret at 5 trials (xpmagic warm start)")
+    right.set_ylabel("regret at 5 trials (xpmagic default)")
     fig.tight_layout()
     fig.savefig(path)
 

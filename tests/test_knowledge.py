@@ -93,7 +93,7 @@ def test_recommendations_come_from_the_most_similar_task_first(constructed):
     low, high = rec.space["C"]["low"], rec.space["C"]["high"]
     assert low <= 1.0 <= high  # the default stays inside the narrowed space
     assert rec.expected_range[0] <= 0.95 <= rec.expected_range[1]
-    assert "portfolio" in rec.warm_start_reasons[-1]
+    assert "backed by near" in rec.warm_start_reasons[0]
     again = recommend(constructed, meta=NEAR, specs=SPECS, metric="accuracy",
                       direction="maximize", model_family="SVC")
     assert again.to_dict() == rec.to_dict()  # deterministic
@@ -111,18 +111,19 @@ def _costed(uid, task, meta, C, score, cost, rating=None):
 
 def _slow_and_fast(store, rated_tasks=(), unrated_tasks=()):
     """Each task: a slow configuration that scores a little better and a fast one. On rated
-    tasks the person gave the slow one 1 star and the fast one 5."""
+    tasks (far away, other configurations) the person gave the slow one 1 star and the fast one 5."""
     rows = []
     for task, meta in [*rated_tasks, *unrated_tasks]:
         rated = (task, meta) in rated_tasks
-        rows.append(_costed(f"{task}-slow", task, meta, 300.0, 0.95, 20.0, 1 if rated else None))
-        rows.append(_costed(f"{task}-fast", task, meta, 1.0, 0.93, 0.1, 5 if rated else None))
+        slow, fast = (900.0, 0.01) if rated else (300.0, 1.0)
+        rows.append(_costed(f"{task}-slow", task, meta, slow, 0.95, 20.0, 1 if rated else None))
+        rows.append(_costed(f"{task}-fast", task, meta, fast, 0.93, 0.1, 5 if rated else None))
         rows.append(_costed(f"{task}-bad", task, meta, 0.002, 0.5, 0.1))
     store.add_knowledge(rows)
     return store
 
 
-RATED = tuple((f"rated-{i}", {**NEAR, "rows": 400 + 50 * i}) for i in range(4))
+RATED = tuple((f"rated-{i}", {**FAR, "rows": 90_000 + 1000 * i}) for i in range(4))
 UNRATED = (("fresh", NEAR),)
 
 
@@ -134,7 +135,8 @@ def test_ratings_teach_a_weight_for_unrated_configurations(tmp_path):
     assert len(rated) == 8 and {r["rating"] for r in rated} == {1, 5}
     rows = store.best_per_task("SVC", "accuracy", "maximize")
     model = ratings.learn(rated, ratings.context_for(rows, rated, SPECS, "maximize"))
-    slow, fast = (next(r for r in rows if r["task"] == "fresh" and r["config"]["C"] == c) for c in (300.0, 1.0))
+    fresh = store.task_rows("SVC", "accuracy", "maximize", "fresh")
+    slow, fast = ({**next(r for r in fresh if r["config"]["C"] == c), "task": "fresh"} for c in (300.0, 1.0))
     assert model.predicted_stars(slow) < 2.5 < 3.5 < model.predicted_stars(fast)
     assert model.weight(slow) < 1.0 < model.weight(fast)
     assert ratings.learn(rated[:2], model.context) is None  # too few ratings to learn from
@@ -148,8 +150,35 @@ def test_recommendations_learn_from_ratings(tmp_path):
                         specs=SPECS, metric="accuracy", direction="maximize", model_family="SVC")
     # The nearest task was never rated, yet its fast configuration comes first now.
     assert learned.warm_start[0] == {"C": 1.0} and "fresh" in learned.warm_start_reasons[0]
+    unlearned = recommend(_slow_and_fast(Store(tmp_path / "filter.db"), RATED, UNRATED), meta=NEAR, specs=SPECS,
+                          metric="accuracy", direction="maximize", model_family="SVC", learn_ratings=False)
+    assert unlearned.warm_start[0] == {"C": 300.0}  # the 1-star filter alone does not carry it over
     assert "your ratings predict" in learned.warm_start_reasons[0]
     assert learned.ratings_learned == 8 and "learned from your 8 ratings" in repr(learned)
+
+
+def test_the_guide_listens_to_the_results_of_this_task(tmp_path):
+    """Tasks like the new one by meta-features prefer a large C; other tasks a small C. When the
+    new task's first results rank like the other tasks, the next picks follow those."""
+    store = Store(tmp_path / "k.db")
+    rows = []
+    for i in range(3):
+        for task, meta, curve in ((f"alike-{i}", {**NEAR, "rows": 200 + i}, lambda c: math.log10(c)),
+                                  (f"other-{i}", {**NEAR, "rows": 260 + i}, lambda c: -math.log10(c))):
+            rows += [_row(f"{task}-{c}", task, meta, c, 0.5 + 0.1 * curve(c))
+                     for c in (0.001, 0.01, 0.1, 10.0, 100.0, 1000.0)]
+    store.add_knowledge(rows)
+    rec = recommend(store, meta=NEAR, specs=SPECS, metric="accuracy", direction="maximize", model_family="SVC")
+    assert rec.warm_start[0] == {"C": 1000.0}  # the similar tasks' favourite
+    observed = [({"C": 1000.0}, 0.60), ({"C": 100.0}, 0.62), ({"C": 10.0}, 0.65)]  # ranks like the others
+    weights = rec.guide.weights(observed)
+    assert sum(weights[[t.name.startswith("other") for t in rec.guide.tasks]]) > 0.9
+    before = rec.guide.plan([], 2)
+    assert [p.config for p in before] == [{"C": 1000.0}, {"C": 0.001}]
+    after = rec.guide.plan(observed, 1, exclude=lambda c: c in [o for o, _ in observed])
+    assert after[0].config == {"C": 0.001} and "ranked your 3 results" in after[0].reason
+    assert "other-" in after[0].reason.partition("backed by")[2].split(",")[0]
+    assert list(rec.guide.weights(observed[:1])) == list(rec.guide.prior)  # one result ranks nothing
 
 
 def test_nothing_known_gives_an_empty_recommendation(tmp_path):
@@ -197,6 +226,31 @@ def test_optimize_warm_starts_from_knowledge_and_says_so(shell, db_path):
     assert used and used[0]["after"]["warm_start"][0]["C"] == pytest.approx(best["C"])
     run_ok(shell, f"%%experiment third --optimize accuracy --trials 3 --seed 1 --no-recommend\n{SVC_CELL}")
     assert shell.user_ns["xp"].study("third").controller.recommendation is None
+
+
+def test_recommended_trials_follow_the_results_as_they_come(shell, db_path):
+    """Tasks with this data's meta-features liked a large C, other tasks a small one; this task
+    likes a small one. After two results the queued recommended trials are chosen again."""
+    run_ok(shell, WINE + "import math\n")
+    meta = meta_features(shell.user_ns["X"], shell.user_ns["y"])
+    rows = []
+    for i, (alike, other) in enumerate(((1000.0, 0.001), (300.0, 0.01), (100.0, 0.1))):
+        for task, task_meta, best in ((f"alike-{i}", meta, alike), (f"other-{i}", {**meta, "rows": 5000 + i}, other)):
+            rows += [{**_row(f"{task}-{c}", task, task_meta, c, 0.9 - 0.1 * abs(math.log10(c / best))),
+                      "model_family": "SVC"} for c in (0.001, 0.01, 0.1, 1.0, 10.0, 100.0, 300.0, 1000.0)]
+    Store(db_path).add_knowledge(rows)
+    cell = ("C = xp.param('C', 1.0, low=1e-3, high=1e3, log=True)\nxp.dataset(X, y, name='wine')\n"
+            "model = SVC(C=C)\nxp.log(accuracy=0.9 - 0.1 * abs(math.log10(C / 0.01)))\n")
+    run_ok(shell, f"%%experiment follows --optimize accuracy --trials 5 --seed 0\n{cell}")
+    study = shell.user_ns["xp"].study("follows")
+    study.wait(60)
+    planned = next(i for i in study.interactions if i["action"] == "recommendation-used")["after"]["warm_start"]
+    assert planned[0]["C"] >= 100  # the meta-features' guess (a large C) came first
+    adapted = [i for i in study.interactions if i["action"] == "recommendation-adapted"]
+    assert adapted and adapted[0]["after"]["C"] < 1, "the queued recommendations were never chosen again"
+    ran = [t.params["C"] for t in sorted(study.controller.trials, key=lambda t: t.number)]
+    low = study.controller.space.specs["C"].low  # the narrowed space: a small C runs at its bound
+    assert ran[0] == pytest.approx(planned[0]["C"]) and min(ran) == pytest.approx(max(low, 0.01))
 
 
 def test_panel_apply_and_ignore(shell):

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .guide import unit_point
 from .records import ParamSpec
 
 MIN_RATINGS = 3       # fewer than this: nothing is learned
@@ -44,20 +45,7 @@ def features(row: dict[str, Any], context: RowContext) -> list[float]:
         share = share if context.direction == "maximize" else 1.0 - share
     cost, reference = row.get("cost_s"), context.median_log_cost.get(row["task"])
     relative_cost = (math.log10(cost) - reference) if cost and cost > 0 and reference is not None else 0.0
-    values = [share, max(-2.0, min(2.0, relative_cost))]
-    for name, spec in context.specs.items():
-        values.append(_unit(row["config"].get(name), spec))
-    return values
-
-
-def _unit(value: Any, spec: ParamSpec) -> float:
-    if spec.low is None or not isinstance(value, (int, float)) or isinstance(value, bool):
-        return 0.5
-    if spec.log and spec.low > 0 and value > 0:
-        position = math.log(value / spec.low) / (math.log(spec.high / spec.low) or 1.0)
-    else:
-        position = (value - spec.low) / ((spec.high - spec.low) or 1.0)
-    return max(0.0, min(1.0, position))
+    return [share, max(-2.0, min(2.0, relative_cost)), *unit_point(row["config"], context.specs)]
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """Recommendations for a new optimization, with the reasons behind them.
 
-From the knowledge table: the best configurations on the most similar past tasks
-(by meta-features), blended with a portfolio configuration that was good across
-tasks; a narrowed search space around those good regions (never excluding the
-default); a sampler; the expected score range; a budget. Deterministic: ties are
+From the knowledge table: the first trials, chosen by a weighted vote of past tasks
+(guide.py: similar tasks count more, every task counts some, so generally good
+configurations are in the mix; the vote is re-weighted as this task's results come
+in); a narrowed search space around the closest tasks' good regions (never excluding
+the default); a sampler; the expected score range; a budget. Deterministic: ties are
 broken by the order rows were recorded.
 """
 
@@ -12,11 +13,12 @@ from __future__ import annotations
 import ast
 import math
 import statistics
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from . import ratings
+import numpy as np
+
+from . import guide, ratings
 from .metafeatures import distance
 from .records import ParamSpec
 from .store import Store
@@ -35,20 +37,23 @@ class Recommendation:
     budget_reason: str = ""
     similar_tasks: list[dict[str, Any]] = field(default_factory=list)
     ratings_learned: int = 0  # ratings the learned weight came from (0: no rating model)
+    # Chooses the knowledge-driven trials as results come in (not part of the record).
+    guide: Any = field(default=None, repr=False, compare=False)
 
     @property
     def empty(self) -> bool:
         return not self.warm_start and not self.space
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = asdict(replace(self, guide=None))
+        del data["guide"]
         data["expected_range"] = list(self.expected_range) if self.expected_range else None
         return data
 
     def __repr__(self) -> str:
         if self.empty:
             return "no recommendation: the knowledge table has nothing on this model family and metric yet"
-        lines = ["warm-start configurations:"]
+        lines = ["warm-start configurations (the first trials; those not yet run are re-chosen as results come in):"]
         lines += [f"  {c}  ({r})" for c, r in zip(self.warm_start, self.warm_start_reasons)]
         if self.space:
             lines.append("narrowed space:")
@@ -94,94 +99,13 @@ def _clip(value: Any, spec: ParamSpec) -> Any:
     return int(round(clipped)) if isinstance(spec.value, int) and not isinstance(spec.value, bool) else clipped
 
 
-def _portfolio(configs: list[tuple[dict[str, Any], float]], specs: dict[str, ParamSpec]) -> dict[str, Any]:
-    """A weighted 'typical good configuration': log-median, median or mode per parameter."""
-    result = {}
-    for name, spec in specs.items():
-        values = [(c[name], w) for c, w in configs if name in c]
-        if not values:
-            continue
-        if spec.choices is not None or not isinstance(values[0][0], (int, float)):
-            tally: dict[Any, float] = {}
-            for value, weight in values:
-                tally[value] = tally.get(value, 0.0) + weight
-            result[name] = max(tally.items(), key=lambda kv: kv[1])[0]
-            continue
-        points = sorted((math.log(v) if spec.log and v > 0 else v, w) for v, w in values)
-        half, acc, median = sum(w for _, w in points) / 2, 0.0, points[-1][0]
-        for point, weight in points:
-            acc += weight
-            if acc >= half:
-                median = point
-                break
-        result[name] = math.exp(median) if spec.log else median
-    return {k: v for k, v in ((k, _clip(v, specs[k])) for k, v in result.items()) if v is not None}
-
-
-def _config_distance(a: dict[str, Any], b: dict[str, Any], specs: dict[str, ParamSpec]) -> float:
-    """Distance in the unit cube of the search space (log scale where the parameter is log)."""
-    total = 0.0
-    for name, spec in specs.items():
-        x, y = a.get(name), b.get(name)
-        if spec.choices is not None or not isinstance(x, (int, float)) or not isinstance(y, (int, float)):
-            total += 0.0 if x == y else 1.0
-            continue
-        if spec.log and x > 0 and y > 0 and spec.low > 0:
-            span = math.log(spec.high / spec.low) or 1.0
-            total += ((math.log(x) - math.log(y)) / span) ** 2
-        else:
-            total += ((x - y) / ((spec.high - spec.low) or 1.0)) ** 2
-    return math.sqrt(total)
-
-
-def _greedy_portfolio(tasks: list, specs: dict[str, ParamSpec], size: int, radius: float = 0.08,
-                      weigh: Callable[[dict[str, Any]], float] | None = None
-                      ) -> list[tuple[dict[str, Any], float]]:
-    """Configurations that together do well on as many past tasks as possible.
-
-    A candidate (a task's best configuration) earns, on each past task, the normalized score
-    of that task's nearest top configuration within ``radius``; picks are greedy on the gain.
-    """
-    if size <= 0 or not tasks:
-        return []
-    # Bounded work (candidates x tasks x rows): the best configurations of the 30 nearest tasks,
-    # judged on the 100 nearest, keep a large table within the 50 ms budget.
-    candidate_rows = [info["rows"][0] for _, info in tasks[:30]]
-    candidates = [r["config"] for r in candidate_rows]
-    tasks = tasks[:100]
-    credit = []
-    for candidate, candidate_row in zip(candidates, candidate_rows):
-        weight = weigh(candidate_row) if weigh is not None else 1.0
-        row = []
-        for _, info in tasks:
-            lo, hi = info["rows"][0].get("task_min"), info["rows"][0].get("task_max")
-            best = 0.0
-            for r in info["rows"]:
-                if _config_distance(candidate, r["config"], specs) <= radius:
-                    share = 1.0 if lo is None or hi is None or hi == lo else (r["score"] - lo) / (hi - lo)
-                    best = max(best, share if r["score"] != lo or hi == lo else share)
-            row.append(best * weight)
-        credit.append(row)
-    chosen: list[int] = []
-    covered = [0.0] * len(tasks)
-    for _ in range(size):
-        gains = [(sum(max(c, v) for c, v in zip(covered, credit[i])) if i not in chosen else -1.0, -i)
-                 for i in range(len(candidates))]
-        best_gain, neg_index = max(gains)
-        if best_gain <= sum(covered):
-            break
-        chosen.append(-neg_index)
-        covered = [max(c, v) for c, v in zip(covered, credit[-neg_index])]
-    return [(candidates[i], sum(1 for v in credit[i] if v >= 0.75) / len(tasks)) for i in chosen]
-
-
 def recommend(store: Store, *, meta: dict[str, Any], specs: dict[str, ParamSpec], metric: str,
-              direction: str, model_family: str | None, n_similar: int = 3, n_warm: int = 3,
-              n_similar_warm: int = 2, exclude_task: str | None = None,
-              learn_ratings: bool = True) -> Recommendation:
-    """``n_warm`` warm starts: the best of the ``n_similar_warm`` nearest tasks first, then a
-    greedy portfolio over all past tasks (transfer.py measured this blend best). With enough
-    ratings, a learned weight (ratings.py) ranks candidates by predicted stars as well as score."""
+              direction: str, model_family: str | None, n_similar: int = 3, n_warm: int = guide.KNOWLEDGE_TRIALS,
+              exclude_task: str | None = None, learn_ratings: bool = True) -> Recommendation:
+    """``n_warm`` knowledge-driven first trials (guide.py: similar tasks and a portfolio of
+    generally good configurations in one weighted vote, re-weighted as results come in), a
+    narrowed space around the closest tasks' good regions, and the rest. With enough ratings,
+    a learned weight (ratings.py) ranks candidates by predicted stars as well as score."""
     rows = store.best_per_task(model_family, metric, direction, per_task=5)
     tasks: dict[str, dict[str, Any]] = {}
     for row in rows:
@@ -197,39 +121,13 @@ def recommend(store: Store, *, meta: dict[str, Any], specs: dict[str, ParamSpec]
     rec.similar_tasks = [{"task": t, "name": info["name"], "distance": round(distance(meta, info["meta"]), 4),
                           "best_score": info["rows"][0]["score"]} for t, info in nearest]
     searchable = {n: s for n, s in specs.items() if s.choices is not None or s.low is not None}
-
-    def usable(config: dict[str, Any]) -> dict[str, Any] | None:
-        clipped = {n: _clip(config.get(n), s) for n, s in searchable.items() if n in config}
-        return {k: v for k, v in clipped.items() if v is not None} or None
-
     rated = [r for r in store.rated_rows(model_family, metric, direction) if r["task"] != exclude_task]
     model = ratings.learn(rated, ratings.context_for(rows, rated, searchable, direction)) if learn_ratings else None
     rec.ratings_learned = model.n if model else 0
-
-    def rating_note(row: dict[str, Any]) -> str:
-        if row.get("rating") is not None:
-            return f"; you rated it {row['rating']}/5"
-        if model is None:
-            return ""
-        return f"; your ratings predict {model.predicted_stars(row):.1f}/5"
-
-    seen: list[dict[str, Any]] = []
-    for task, info in nearest:
-        best = _best_of_task(info["rows"], direction, model)
-        config = usable(best["config"])
-        if config and config not in seen and len(seen) < n_similar_warm:
-            seen.append(config)
-            rec.warm_start_reasons.append(
-                f"best on similar task {info['name'] or task[:8]} (distance {distance(meta, info['meta']):.2f},"
-                f" {metric} {best['score']:.4g}{rating_note(best)})")
-    weigh = model.weight if model is not None else None
-    for config, covered in _greedy_portfolio(ranked, searchable, n_warm, weigh=weigh):
-        config = usable(config)
-        if config and config not in seen and len(seen) < n_warm:
-            seen.append(config)
-            rec.warm_start_reasons.append(
-                f"portfolio: good on {covered:.0%} of {len(ranked)} past tasks (greedy coverage)")
-    rec.warm_start = seen
+    rec.guide = _guide(store, ranked[:GUIDE_TASKS], meta, searchable, metric, direction, model_family, model)
+    for pick in rec.guide.plan([], n_warm):
+        rec.warm_start.append(pick.config)
+        rec.warm_start_reasons.append(pick.reason + _rating_note(pick.candidate.row, model))
     # narrow around tasks about as close as the nearest one, not every one of the k
     closest = distance(meta, nearest[0][1]["meta"])
     close = [(t, info) for t, info in nearest if distance(meta, info["meta"]) <= closest + 1.0]
@@ -237,27 +135,58 @@ def recommend(store: Store, *, meta: dict[str, Any], specs: dict[str, ParamSpec]
     best_scores = [info["rows"][0]["score"] for _, info in nearest]
     rec.expected_range = (min(best_scores), max(best_scores))
     rec.sampler = "tpe"
-    rec.sampler_reason = ("warm-started TPE: the recommended configurations seed its model"
+    rec.sampler_reason = (f"TPE after the {len(rec.warm_start)} knowledge-driven trials, which it learns from"
                           if rec.warm_start else "TPE is a robust default for mixed spaces")
     rec.budget, rec.budget_reason = _budget(nearest)
     return rec
 
 
-def _best_of_task(rows: list[dict[str, Any]], direction: str, model: ratings.RatingModel | None) -> dict[str, Any]:
-    """A task's configuration to warm-start from: its best, where the person's ratings (learned
-    when there are enough of them) may prefer a slightly worse one they like better."""
-    if model is None:  # a few ratings: rated rows first among the top three, by stars then score
-        preferred = sorted(rows, key=lambda r: (-(r["rating"] or 3), 0))
-        return max(preferred[:3], key=lambda r: (r["rating"] or 3, _oriented(r["score"], direction)))
-    lo, hi = rows[0].get("task_min"), rows[0].get("task_max")
+GUIDE_TASKS = 30  # the nearest tasks vote (bounded work with a large table)
+GUIDE_ROWS = 64  # rows per task the guide looks at: its best ones
 
-    def share(row: dict[str, Any]) -> float:
-        if lo is None or hi is None or hi == lo:
-            return 1.0
-        value = (row["score"] - lo) / (hi - lo)
-        return value if direction == "maximize" else 1.0 - value
 
-    return max(rows, key=lambda r: (share(r) * model.weight(r), _oriented(r["score"], direction)))
+def _guide(store: Store, ranked: list, meta: dict[str, Any], specs: dict[str, ParamSpec], metric: str,
+           direction: str, family: str | None, model: ratings.RatingModel | None) -> guide.KnowledgeGuide:
+    """Past tasks with their best rows in the unit cube; candidates are each task's top three."""
+    past: list[guide.PastTask] = []
+    candidates: list[guide.Candidate] = []
+    for task, info in ranked:
+        lo, hi = info["rows"][0].get("task_min"), info["rows"][0].get("task_max")
+        rows = [r for r in store.task_rows(family, metric, direction, task, GUIDE_ROWS)
+                if _usable(r["config"], specs)]
+        if not rows:
+            continue
+        past.append(guide.PastTask(info["name"] or task[:8], distance(meta, info["meta"]),
+                                   np.array([guide.unit_point(r["config"], specs) for r in rows]),
+                                   np.array([_share(r["score"], lo, hi, direction) for r in rows])))
+        for row in rows[:guide.CANDIDATES_PER_TASK]:
+            config = _usable(row["config"], specs)
+            if all(c.config != config for c in candidates):
+                row = {**row, "task": task, "task_min": lo, "task_max": hi}
+                candidates.append(guide.Candidate(config, info["name"] or task[:8],
+                                                  model.weight(row) if model else 1.0, row))
+    return guide.KnowledgeGuide(past, candidates, specs, direction)
+
+
+def _usable(config: dict[str, Any], specs: dict[str, ParamSpec]) -> dict[str, Any] | None:
+    """The configuration within this search space (clipped to its bounds), or None if nothing fits."""
+    clipped = {n: _clip(config.get(n), s) for n, s in specs.items() if n in config}
+    return {k: v for k, v in clipped.items() if v is not None} or None
+
+
+def _share(score: float, lo: float | None, hi: float | None, direction: str) -> float:
+    if lo is None or hi is None or hi == lo:
+        return 1.0
+    share = (score - lo) / (hi - lo)
+    return share if direction == "maximize" else 1.0 - share
+
+
+def _rating_note(row: dict[str, Any] | None, model: ratings.RatingModel | None) -> str:
+    if row is None:
+        return ""
+    if row.get("rating") is not None:
+        return f"; you rated it {row['rating']}/5"
+    return f"; your ratings predict {model.predicted_stars(row):.1f}/5" if model is not None else ""
 
 
 def _oriented(score: float, direction: str) -> float:

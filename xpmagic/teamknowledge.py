@@ -99,6 +99,12 @@ class SharedKnowledge:
     def best_per_task(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         return self._read(lambda k: k.best_per_task(*args, **kwargs))
 
+    def task_rows(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        return self._read(lambda k: k.task_rows(*args, **kwargs))
+
+    def rated_rows(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        return self._read(lambda k: k.rated_rows(*args, **kwargs))
+
     def knowledge_families(self) -> list[str]:
         return self._read(lambda k: k.knowledge_families())
 

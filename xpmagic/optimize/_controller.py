@@ -277,7 +277,7 @@ class StudyController:
 
     def _ask(self) -> tuple[Any, dict[str, Any]]:
         if self.queue:
-            config = self.queue.pop(0)
+            config = self.space.clip(self.queue.pop(0))
             self.study.enqueue_trial(config, skip_if_exists=False)
         trial = self.study.ask(self.space.distributions())
         params = {**self.space.fixed, **trial.params}
@@ -356,6 +356,8 @@ class StudyController:
             info.params = {**params, **result.values}
             info.error = None if error is None else f"{error.type}: {error.message}"
             self._after_trial(state)
+            if state == "complete":
+                self._adapt_warm_starts()
 
     def _active_run(self, run_id: int, trial: Any, params: dict[str, Any], store: Store) -> ActiveRun:
         def suggest(spec: ParamSpec) -> Any:
@@ -561,6 +563,29 @@ class StudyController:
         trial.set_user_attr("xpmagic_cancelled", True)
         self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
         self.trials.append(TrialInfo(trial.number, dict(trial.params), state="cancelled"))
+
+    def _adapt_warm_starts(self) -> None:
+        """With the lock held: the recommended trials still queued are chosen again from this
+        study's results so far (guide.py re-weighs past tasks by how they ranked them)."""
+        rec = self.recommendation
+        guide = getattr(rec, "guide", None)
+        pending = [i for i, q in enumerate(self.queue) if rec is not None and q in rec.warm_start]
+        observed = [(t.params, t.value) for t in self.trials if t.state == "complete" and t.value is not None]
+        if guide is None or not pending or len(observed) < 2:
+            return
+        others = [q for i, q in enumerate(self.queue) if i not in pending]
+
+        def taken(config: dict[str, Any]) -> bool:
+            return config in others or any(all(t.params.get(k) == v for k, v in config.items()) for t in self.trials)
+
+        for index, pick in zip(pending, guide.plan(observed, len(pending), exclude=taken)):
+            old = self.queue[index]
+            if pick.config == old:
+                continue
+            self.queue[index] = dict(pick.config)
+            slot = rec.warm_start.index(old)
+            rec.warm_start[slot], rec.warm_start_reasons[slot] = dict(pick.config), pick.reason
+            self._record("recommendation-adapted", "system", old, pick.config, None)
 
     def _replan(self) -> None:
         """Planned (unapproved) trials were sampled from the old space or queue: sample again."""

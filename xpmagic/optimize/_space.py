@@ -106,6 +106,22 @@ class SearchSpace:
         self.specs[name] = new
         self.fixed.pop(name, None)
 
+    def clip(self, config: dict[str, Any]) -> dict[str, Any]:
+        """A queued configuration within the current space: a number outside its range moves to
+        the nearest bound (a narrowed space must not turn a recommendation into a random trial)."""
+        clipped = {}
+        for name, value in config.items():
+            spec = self.searchable().get(name)
+            if spec is not None and spec.choices is None and isinstance(value, (int, float)) \
+                    and not isinstance(value, bool):
+                value = min(max(value, spec.low), spec.high)
+                if isinstance(distribution(spec).low, int):
+                    value = int(round(value))
+            elif spec is not None and spec.choices is not None and value not in spec.choices:
+                continue  # Optuna samples it
+            clipped[name] = value
+        return clipped
+
     def fix(self, name: str, value: Any) -> None:
         if name not in self.specs:
             raise UsageError(f"no parameter {name!r} in this study; parameters: {', '.join(self.specs)}")

@@ -119,6 +119,16 @@ class KnowledgeMixin:
                              "task_min": lo, "task_max": hi, "task_rows": n})
         return rows
 
+    def task_rows(self, model_family: str | None, metric: str, direction: str, task: str,
+                  limit: int = 64) -> list[dict[str, Any]]:
+        """One task's best rows, best first; configurations rated 1-2 stars left out."""
+        order = "DESC" if direction == "maximize" else "ASC"
+        rows = self.conn.execute(
+            f"SELECT config, score, cost_s, rating FROM knowledge WHERE model_family {self._null_safe_equal} ?"
+            f" AND metric = ? AND direction = ? AND task = ? AND (rating IS NULL OR rating > 2)"
+            f" ORDER BY score {order}, id LIMIT ?", (model_family, metric, direction, task, limit)).fetchall()
+        return [{"config": json.loads(c), "score": sc, "cost_s": cost, "rating": ra} for c, sc, cost, ra in rows]
+
     def rated_rows(self, model_family: str | None, metric: str, direction: str,
                    limit: int = 500) -> list[dict[str, Any]]:
         """The newest rows a person rated (low ratings included), each with its task's score range."""
