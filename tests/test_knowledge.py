@@ -93,7 +93,7 @@ def test_recommendations_come_from_the_most_similar_task_first(constructed):
     low, high = rec.space["C"]["low"], rec.space["C"]["high"]
     assert low <= 1.0 <= high  # the default stays inside the narrowed space
     assert rec.expected_range[0] <= 0.95 <= rec.expected_range[1]
-    assert "backed by near" in rec.warm_start_reasons[0]
+    assert "most support from near" in rec.warm_start_reasons[0]
     again = recommend(constructed, meta=NEAR, specs=SPECS, metric="accuracy",
                       direction="maximize", model_family="SVC")
     assert again.to_dict() == rec.to_dict()  # deterministic
@@ -177,7 +177,7 @@ def test_the_guide_listens_to_the_results_of_this_task(tmp_path):
     assert [p.config for p in before] == [{"C": 1000.0}, {"C": 0.001}]
     after = rec.guide.plan(observed, 1, exclude=lambda c: c in [o for o, _ in observed])
     assert after[0].config == {"C": 0.001} and "ranked your 3 results" in after[0].reason
-    assert "other-" in after[0].reason.partition("backed by")[2].split(",")[0]
+    assert "other-" in after[0].reason.partition("most support from")[2].split(",")[0]
     assert list(rec.guide.weights(observed[:1])) == list(rec.guide.prior)  # one result ranks nothing
 
 

@@ -113,11 +113,11 @@ class KnowledgeGuide:
 
     def _reason(self, index: int, weights: np.ndarray, observed: int) -> str:
         support = sorted(range(len(self.tasks)), key=lambda j: -weights[j] * self._credit[index, j])[:3]
-        voters = ", ".join(f"{self.tasks[j].name} ({weights[j]:.0%})" for j in support)
-        basis = (f"weights from similarity and how past tasks ranked your {observed} results"
-                 if observed >= 2 else "weights from meta-feature similarity")
-        return (f"among the best on {self.candidates[index].origin}; backed by {voters} "
-                f"({basis})")
+        voters = ", ".join(f"{self.tasks[j].name} {weights[j]:.0%}" for j in support)
+        basis = (f"similarity and how each ranked your {observed} results" if observed >= 2
+                 else "meta-feature similarity")
+        return (f"among the best on {self.candidates[index].origin}; most support from {voters} "
+                f"(task weights from {basis})")
 
 
 def unit_point(config: dict[str, Any], specs: dict[str, ParamSpec]) -> np.ndarray:
