@@ -365,6 +365,35 @@ def growth(model: Model, table_: dict, configs: np.ndarray, metas: dict, seeds: 
         buckets.items(), key=lambda kv: ["1-5", "6-10", "11-15", "16+"].index(kv[0]))]
 
 
+def blend_rows(model: Model, table_: dict, configs: np.ndarray, metas: dict, seeds: int,
+               folder: str) -> list[tuple]:
+    """How the blend was decided: the share of each task's vote that follows meta-feature
+    similarity (0: every past task counts the same, a pure portfolio vote; 1: similarity only),
+    leave-one-task-out, xpmagic's default otherwise."""
+    from xpmagic import guide as guide_module
+
+    names, rows = sorted(table_), []
+    chosen = guide_module.SIMILARITY_SHARE
+    try:
+        for share in (0.0, 0.25, 0.5, 0.75, 1.0):
+            guide_module.SIMILARITY_SHARE = share
+            at5, at10 = [], []
+            for target in names:
+                past = [t for t in names if t != target]
+                guide, space, _ = xpmagic_recommendation(os.path.join(folder, "blend.db"), model, metas, table_,
+                                                         configs, target, past)
+                scores = table_[target]["scores"]
+                for seed in range(seeds):
+                    r = regret(run_guided(model, scores, configs, guide, seed, 10, space), scores)
+                    at5.append(r[4])
+                    at10.append(r[9])
+            rows.append((f"{share:g}" + (" (default)" if share == chosen else ""),
+                         f"{statistics.mean(at5):.3f}", f"{statistics.mean(at10):.3f}"))
+    finally:
+        guide_module.SIMILARITY_SHARE = chosen
+    return rows
+
+
 def person_who_needs_speed(table_: dict, task: str, top: int = 10) -> dict[tuple[str, int], int]:
     """A simulated person rates a task's `top` best configurations: 5 stars when the fit is at
     most the median fit time of those configurations, 1 star when slower."""
@@ -503,6 +532,9 @@ def report_model(model: Model, tasks: dict, table_: dict, configs: np.ndarray, m
     growth_rows = growth(model, table_, configs, metas, max(2, seeds // 10), trials, folder)
     print("\nChronological growth: regret at 5 trials by the number of past tasks known")
     print(table(growth_rows, ("past tasks", "regret@5", "runs")))
+    blend = blend_rows(model, table_, configs, metas, max(2, seeds // 4), folder)
+    print("\nThe blend: share of each past task's vote that follows similarity (the rest is equal for all)")
+    print(table(blend, ("similarity share", "regret@5", "regret@10")))
     rating_rows = ratings_check(model, table_, configs, metas, folder)
     print("\nRatings: a simulated person who needs fast models rated half the past tasks' top 10 "
           "(5 stars: at most their median fit time, else 1); warm starts on the other task")
@@ -518,7 +550,7 @@ def report_model(model: Model, tasks: dict, table_: dict, configs: np.ndarray, m
     plot(summary, growth_rows, plot_path, trials)
     print(f"plot: {plot_path}")
     return {"summary": summary["summary"], "wilcoxon": tests, "clusters": clusters, "growth": growth_rows,
-            "ratings": rating_rows, "recommend_ms": rec_ms}
+            "blend": blend, "ratings": rating_rows, "recommend_ms": rec_ms}
 
 
 def main() -> None:
