@@ -194,10 +194,11 @@ def xpmagic_recommendation(store_path: str, model: Model, metas: dict, table_: d
 def run_guided(model: Model, scores: list[float], configs: np.ndarray, guide, seed: int, trials: int,
                space: list[tuple[float, float]] | None = None) -> list[float]:
     """Like run_method, but the first N_WARM trials come from xpmagic's guide one at a time, each
-    chosen after the results before it (as the study controller does), then TPE."""
+    chosen after the results before it, and a pick outside the narrowed space widens it (as the
+    study controller does), then TPE."""
     import optuna
 
-    ranges = space or [(d.lo, d.hi) for d in model.dims]
+    ranges = [list(r) for r in (space or [(d.lo, d.hi) for d in model.dims])]
     study = optuna.create_study(direction="maximize",
                                 sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=N_WARM))
     observed: list[tuple[dict, float]] = []
@@ -207,7 +208,9 @@ def run_guided(model: Model, scores: list[float], configs: np.ndarray, guide, se
             picks = guide.plan(observed, 1, exclude=lambda c: any(c == o for o, _ in observed))
             if picks:
                 coords = model.to_coords({**model.to_config(model.default), **picks[0].config})
-                study.enqueue_trial({d.key: min(max(c, lo), hi) for d, c, (lo, hi) in zip(model.dims, coords, ranges)})
+                for bounds, c in zip(ranges, coords):
+                    bounds[0], bounds[1] = min(bounds[0], c), max(bounds[1], c)
+                study.enqueue_trial({d.key: c for d, c in zip(model.dims, coords)})
         trial = study.ask()
         point = [trial.suggest_float(d.key, lo, hi) for d, (lo, hi) in zip(model.dims, ranges)]
         value = scores[nearest(model, configs, point)]

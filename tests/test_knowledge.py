@@ -249,8 +249,13 @@ def test_recommended_trials_follow_the_results_as_they_come(shell, db_path):
     adapted = [i for i in study.interactions if i["action"] == "recommendation-adapted"]
     assert adapted and adapted[0]["after"]["C"] < 1, "the queued recommendations were never chosen again"
     ran = [t.params["C"] for t in sorted(study.controller.trials, key=lambda t: t.number)]
-    low = study.controller.space.specs["C"].low  # the narrowed space: a small C runs at its bound
-    assert ran[0] == pytest.approx(planned[0]["C"]) and min(ran) == pytest.approx(max(low, 0.01))
+    assert ran[0] == pytest.approx(planned[0]["C"])
+    # the space had been narrowed around the large-C tasks; a small-C recommendation ran as it
+    # was (the favourite of a task that ranks like this one) and widened the space
+    small = [c for c in ran if c < 0.3]
+    assert small and min(small) in [pytest.approx(c) for c in (0.001, 0.01, 0.1)]
+    assert study.controller.space.specs["C"].low <= min(small)
+    assert any(i["action"] == "space" and i["source"] == "system" for i in study.interactions)
 
 
 def test_panel_apply_and_ignore(shell):

@@ -277,8 +277,10 @@ class StudyController:
 
     def _ask(self) -> tuple[Any, dict[str, Any]]:
         if self.queue:
-            config = self.space.clip(self.queue.pop(0))
-            self.study.enqueue_trial(config, skip_if_exists=False)
+            config = self.queue.pop(0)
+            if self.recommendation is not None and config in self.recommendation.warm_start:
+                self._widen_for(config)
+            self.study.enqueue_trial(self.space.clip(config), skip_if_exists=False)
         trial = self.study.ask(self.space.distributions())
         params = {**self.space.fixed, **trial.params}
         self.trials.append(TrialInfo(trial.number, params))
@@ -563,6 +565,16 @@ class StudyController:
         trial.set_user_attr("xpmagic_cancelled", True)
         self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
         self.trials.append(TrialInfo(trial.number, dict(trial.params), state="cancelled"))
+
+    def _widen_for(self, config: dict[str, Any]) -> None:
+        """A recommended trial outside the narrowed space widens it instead of being clipped:
+        when this task's results pointed to other past tasks, their good region is where it is
+        (transfer.py measured widening better than clipping)."""
+        before = self.space.to_dict()
+        widened = self.space.widen_to(config)
+        if widened:
+            self._record("space", "system", before, self.space.to_dict(), None)
+            self.message = f"widened {', '.join(widened)} to take in a recommended trial"
 
     def _adapt_warm_starts(self) -> None:
         """With the lock held: the recommended trials still queued are chosen again from this

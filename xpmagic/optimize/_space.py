@@ -122,6 +122,18 @@ class SearchSpace:
             clipped[name] = value
         return clipped
 
+    def widen_to(self, config: dict[str, Any]) -> list[str]:
+        """Stretch ranges so the configuration lies inside; returns the parameters widened."""
+        widened = []
+        for name, value in config.items():
+            spec = self.searchable().get(name)
+            if spec is None or spec.choices is not None or not isinstance(value, (int, float)) \
+                    or isinstance(value, bool) or spec.low <= value <= spec.high:
+                continue
+            self.specs[name] = replace(spec, low=min(spec.low, value), high=max(spec.high, value))
+            widened.append(name)
+        return widened
+
     def fix(self, name: str, value: Any) -> None:
         if name not in self.specs:
             raise UsageError(f"no parameter {name!r} in this study; parameters: {', '.join(self.specs)}")
