@@ -181,6 +181,14 @@ def test_the_guide_listens_to_the_results_of_this_task(tmp_path):
     assert list(rec.guide.weights(observed[:1])) == list(rec.guide.prior)  # one result ranks nothing
 
 
+def test_knowledge_of_other_parameters_recommends_no_trials(tmp_path):
+    store = Store(tmp_path / "k.db")
+    store.add_knowledge([{**_row(f"o{i}", "near", NEAR, 1.0, 0.5 + i / 10), "config": {"kernel_width": i}}
+                         for i in range(3)])
+    rec = recommend(store, meta=NEAR, specs=SPECS, metric="accuracy", direction="maximize", model_family="SVC")
+    assert rec.warm_start == [] and rec.guide is None and rec.similar_tasks[0]["name"] == "near"
+
+
 def test_nothing_known_gives_an_empty_recommendation(tmp_path):
     rec = recommend(Store(tmp_path / "empty.db"), meta=NEAR, specs=SPECS, metric="accuracy",
                     direction="maximize", model_family="SVC")
@@ -256,6 +264,22 @@ def test_recommended_trials_follow_the_results_as_they_come(shell, db_path):
     assert small and min(small) in [pytest.approx(c) for c in (0.001, 0.01, 0.1)]
     assert study.controller.space.specs["C"].low <= min(small)
     assert any(i["action"] == "space" and i["source"] == "system" for i in study.interactions)
+
+
+def test_a_failing_recommender_leaves_the_study_running_cold(shell, monkeypatch):
+    import xpmagic.recommend
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("knowledge unreadable")
+
+    monkeypatch.setattr(xpmagic.recommend, "for_cell", broken)
+    run_ok(shell, WINE)
+    run_ok(shell, f"%%experiment cold --optimize accuracy --trials 2 --seed 0\n{SVC_CELL}")
+    study = shell.user_ns["xp"].study("cold")
+    study.wait(60)
+    assert study.controller.recommendation is None and len(study.controller.finished_trials()) == 2
+    said = [i["after"] for i in study.interactions if i["action"] == "recommendation-unavailable"]
+    assert said == ["started without recommendations: RuntimeError: knowledge unreadable"]
 
 
 def test_panel_apply_and_ignore(shell):

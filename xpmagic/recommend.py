@@ -125,7 +125,7 @@ def recommend(store: Store, *, meta: dict[str, Any], specs: dict[str, ParamSpec]
     model = ratings.learn(rated, ratings.context_for(rows, rated, searchable, direction)) if learn_ratings else None
     rec.ratings_learned = model.n if model else 0
     rec.guide = _guide(store, ranked[:GUIDE_TASKS], meta, searchable, metric, direction, model_family, model)
-    for pick in rec.guide.plan([], n_warm):
+    for pick in rec.guide.plan([], n_warm) if rec.guide is not None else []:
         rec.warm_start.append(pick.config)
         rec.warm_start_reasons.append(pick.reason + _rating_note(pick.candidate.row, model))
     # narrow around tasks about as close as the nearest one, not every one of the k
@@ -146,8 +146,9 @@ GUIDE_ROWS = 64  # rows per task the guide looks at: its best ones
 
 
 def _guide(store: Store, ranked: list, meta: dict[str, Any], specs: dict[str, ParamSpec], metric: str,
-           direction: str, family: str | None, model: ratings.RatingModel | None) -> guide.KnowledgeGuide:
-    """Past tasks with their best rows in the unit cube; candidates are each task's top three."""
+           direction: str, family: str | None, model: ratings.RatingModel | None) -> guide.KnowledgeGuide | None:
+    """Past tasks with their best rows in the unit cube; candidates are each task's top three.
+    None when no past configuration fits this search space (other parameter names, say)."""
     past: list[guide.PastTask] = []
     candidates: list[guide.Candidate] = []
     for task, info in ranked:
@@ -165,6 +166,8 @@ def _guide(store: Store, ranked: list, meta: dict[str, Any], specs: dict[str, Pa
                 row = {**row, "task": task, "task_min": lo, "task_max": hi}
                 candidates.append(guide.Candidate(config, info["name"] or task[:8],
                                                   model.weight(row) if model else 1.0, row))
+    if not past or not candidates:
+        return None
     return guide.KnowledgeGuide(past, candidates, specs, direction)
 
 

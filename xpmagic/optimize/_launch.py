@@ -6,7 +6,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from ..errors import MissingDependency, UsageError
+from ..errors import MissingDependency, UsageError, first_line
 from ..store import Store, utc_now
 from ._controller import StudyConfig, StudyController, TrialInfo, make_sampler
 from ._space import SearchSpace
@@ -88,9 +88,14 @@ def launch(*, store: Store, store_factory: Any, experiment: str, body: str, code
     if config.recommend and not config.resume and knowledge is not None:
         from ..recommend import for_cell
 
-        controller.use_recommendation(for_cell(
-            knowledge(), source=body, namespace=namespace, specs=space.specs, metric=config.metric,
-            direction=config.direction))
+        try:
+            recommendation = for_cell(knowledge(), source=body, namespace=namespace, specs=space.specs,
+                                      metric=config.metric, direction=config.direction)
+        except Exception as exc:  # the study matters more than its head start: run it cold, say why
+            recommendation = None
+            controller.message = f"started without recommendations: {type(exc).__name__}: {first_line(exc)}"
+            controller._record("recommendation-unavailable", "system", None, controller.message, None)
+        controller.use_recommendation(recommendation)
     controller.start()
     return controller
 
