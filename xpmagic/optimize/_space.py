@@ -107,11 +107,11 @@ class SearchSpace:
         self.fixed.pop(name, None)
 
     def clip(self, config: dict[str, Any]) -> dict[str, Any]:
-        """A queued configuration within the current space: a number outside its range moves to
-        the nearest bound (a narrowed space must not turn a recommendation into a random trial)."""
-        clipped = {}
+        """A configuration someone queued, within the current space: a number outside its range
+        moves to the nearest bound (Optuna would silently sample it instead)."""
+        searchable, clipped = self.searchable(), {}
         for name, value in config.items():
-            spec = self.searchable().get(name)
+            spec = searchable.get(name)
             if spec is not None and spec.choices is None and isinstance(value, (int, float)) \
                     and not isinstance(value, bool):
                 value = min(max(value, spec.low), spec.high)
@@ -124,9 +124,9 @@ class SearchSpace:
 
     def widen_to(self, config: dict[str, Any]) -> list[str]:
         """Stretch ranges so the configuration lies inside; returns the parameters widened."""
-        widened = []
+        searchable, widened = self.searchable(), []
         for name, value in config.items():
-            spec = self.searchable().get(name)
+            spec = searchable.get(name)
             if spec is None or spec.choices is not None or not isinstance(value, (int, float)) \
                     or isinstance(value, bool) or spec.low <= value <= spec.high:
                 continue
