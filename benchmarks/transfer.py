@@ -1,7 +1,9 @@
 """Knowledge transfer: does accumulated knowledge make experiments cheaper? (benchmarks.md s.4)
 
-Tasks: scikit-learn's bundled classification sets plus families of make_classification
-tasks whose generator settings define clusters of similar tasks. Models (benchmarks/_models.py):
+Tasks (31): scikit-learn's bundled classification sets (and diabetes, its target split at the
+median), real survey and economic data bundled with statsmodels made classification tasks,
+and families of make_classification tasks whose generator settings define clusters of
+similar tasks. Models (benchmarks/_models.py):
 RBF SVC over log C in [1e-3, 1e3] and log gamma in [1e-4, 10]; HistGradientBoosting over
 learning rate, max leaf nodes, min samples leaf and l2 regularization. Each task's 128 fixed
 configurations (a Sobol sample) are pre-evaluated with 3-fold CV once and cached; trials are
@@ -40,8 +42,10 @@ import numpy as np  # noqa: E402
 from _common import parser, table, write_json  # noqa: E402
 from _models import MODELS, N_CONFIGS, SVC_MODEL, Model  # noqa: E402
 
+from xpmagic.guide import KNOWLEDGE_TRIALS  # noqa: E402
+
 CHECKPOINTS = (1, 5, 10, 25, 50)
-N_WARM = 5  # knowledge-driven trials for every warm method: xpmagic's default (guide.KNOWLEDGE_TRIALS)
+N_WARM = KNOWLEDGE_TRIALS  # knowledge-driven trials for every warm method: xpmagic's default
 DEFAULT_METHOD = "xpmagic + space"  # what --optimize does by default: warm starts and a narrowed space
 
 
@@ -58,6 +62,9 @@ def make_tasks() -> dict[str, tuple]:
             index = np.random.RandomState(0).choice(len(X), 1000, replace=False)
             X, y = X[index], y[index]
         tasks[name] = (X, y)
+    tasks.update(statsmodels_tasks())
+    X, y = datasets.load_diabetes(return_X_y=True)
+    tasks["diabetes"] = (X, (y > np.median(y)).astype(int))  # disease progression above the median
     families = {  # generator settings define clusters of similar tasks
         "easy": dict(n_features=10, n_informative=5, class_sep=2.0, flip_y=0.01),
         "hard": dict(n_features=20, n_informative=4, class_sep=0.6, flip_y=0.1),
@@ -73,13 +80,44 @@ def make_tasks() -> dict[str, tuple]:
     return tasks
 
 
+def statsmodels_tasks() -> dict[str, tuple]:
+    """Real survey and economic data bundled with statsmodels, each made a classification task
+    (at most 2,000 rows, so a trial stays cheap)."""
+    from statsmodels import datasets as sm
+
+    def frame(module):
+        return module.load_pandas().data
+
+    anes, fair, mode = frame(sm.anes96), frame(sm.fair), frame(sm.modechoice)
+    rand, star, grun = frame(sm.randhie), frame(sm.star98), frame(sm.grunfeld)
+    share_above = star.NABOVE / (star.NABOVE + star.NBELOW)
+    raw = {
+        "anes96": (anes.drop(columns=["vote"]), anes.vote),  # voted Dole or Clinton
+        "fair": (fair.drop(columns=["affairs"]), fair.affairs > 0),
+        "modechoice": (mode.drop(columns=["choice", "individual"]), mode.choice),  # the travel mode taken
+        "randhie": (rand.drop(columns=["mdvis"]), rand.mdvis > 0),  # any visit to a doctor
+        "star98": (star.drop(columns=["NABOVE", "NBELOW"]), share_above > share_above.median()),
+        "grunfeld": (grun[["invest", "value", "capital", "year"]], grun.firm),  # which firm
+    }
+    tasks = {}
+    for name, (X, y) in raw.items():
+        X, y = X.to_numpy(dtype=float), np.unique(np.asarray(y).astype(str), return_inverse=True)[1]
+        if len(X) > 2000:
+            index = np.random.RandomState(0).choice(len(X), 2000, replace=False)
+            X, y = X[index], y[index]
+        tasks[name] = (X, y)
+    return tasks
+
+
 def evaluate_table(tasks: dict[str, tuple], model: Model, configs: np.ndarray) -> dict[str, dict]:
     """Accuracy and fit time of every configuration on every task (cached on disk)."""
+    cached: dict[str, dict] = {}
     if os.path.exists(model.cache):
         with open(model.cache) as handle:
-            cached = json.load(handle)
-        if set(cached) == set(tasks) and all(len(v["scores"]) == len(configs) for v in cached.values()):
-            return cached
+            cached = {name: row for name, row in json.load(handle).items()
+                      if name in tasks and len(row["scores"]) == len(configs)}
+    if set(cached) == set(tasks):
+        return cached
     from joblib import Parallel, delayed
     from sklearn.model_selection import cross_val_score
 
@@ -89,8 +127,10 @@ def evaluate_table(tasks: dict[str, tuple], model: Model, configs: np.ndarray) -
         return score, time.perf_counter() - start
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one process per core, not threads fighting over them
-    result = {}
+    result = dict(cached)  # only tasks new since the cache was written are evaluated
     for name, (X, y) in tasks.items():
+        if name in result:
+            continue
         started = time.perf_counter()
         pairs = Parallel(n_jobs=2)(delayed(one)(X, y, coords) for coords in configs)
         result[name] = {"scores": [p[0] for p in pairs], "costs": [p[1] for p in pairs]}
@@ -328,11 +368,11 @@ def wilcoxon_rows(per_task: dict) -> list[tuple]:
 
 
 def cluster_rows(per_task: dict, targets: list[str]) -> list[tuple]:
-    """Regret at 10 trials by task cluster (the make_classification family, or the bundled sets):
+    """Regret at 10 trials by task cluster (the make_classification family, or the real data sets):
     the default must never lose to cold TPE on a cluster by more than the noise across its tasks."""
     clusters: dict[str, list[int]] = {}
     for i, name in enumerate(targets):
-        clusters.setdefault(name.split("-")[0] if "-" in name else "bundled", []).append(i)
+        clusters.setdefault(name.split("-")[0] if "-" in name else "real data", []).append(i)
     rows = []
     for cluster, index in sorted(clusters.items()):
         ours = [per_task[DEFAULT_METHOD][10][i] for i in index]
