@@ -232,6 +232,11 @@ def test_optimize_warm_starts_from_knowledge_and_says_so(shell, db_path):
     assert "Recommended from the knowledge table" in panel.recommendation_html.value
     used = [i for i in study.interactions if i["action"] == "recommendation-used"]
     assert used and used[0]["after"]["warm_start"][0]["C"] == pytest.approx(best["C"])
+    warm = len(controller.recommendation.warm_start)
+    run_ok(shell, f"%%experiment second --optimize accuracy --trials 7 --seed 1 --resume\n{SVC_CELL}")
+    resumed = shell.user_ns["xp"].study("second")
+    resumed.wait(60)  # TPE keeps the warm starts' startup when the study resumes
+    assert resumed.controller.study.sampler._n_startup_trials == warm
     run_ok(shell, f"%%experiment third --optimize accuracy --trials 3 --seed 1 --no-recommend\n{SVC_CELL}")
     assert shell.user_ns["xp"].study("third").controller.recommendation is None
 
@@ -293,11 +298,16 @@ def test_panel_apply_and_ignore(shell):
     controller = panel.controller
     rec = controller.recommendation
     assert rec.space and controller.space.specs["C"].low == pytest.approx(rec.space["C"]["low"])
+    # TPE models the results right after the warm starts, not after its default 10 random trials
+    assert controller.study.sampler._n_startup_trials == len(rec.warm_start) < 10
+    assert controller.study.user_attrs["xpmagic_startup_trials"] == len(rec.warm_start)
     panel.ignore_recommendation.click()  # undoes the warm starts and the narrowed space
     assert not any(q in rec.warm_start for q in controller.queue)
     assert controller.space.specs["C"].low == pytest.approx(1e-3)
+    assert controller.study.sampler._n_startup_trials == 10  # Optuna's default again
     panel.apply_recommendation.click()  # and back
     assert controller.space.specs["C"].low == pytest.approx(rec.space["C"]["low"])
+    assert controller.study.sampler._n_startup_trials == len(rec.warm_start)
     actions = [i["action"] for i in controller._store().interactions(controller.study_id)]
     assert {"recommendation-used", "apply-recommendation", "ignore-recommendation"} <= set(actions)
 

@@ -135,7 +135,8 @@ def recommend(store: Store, *, meta: dict[str, Any], specs: dict[str, ParamSpec]
     best_scores = [info["rows"][0]["score"] for _, info in nearest]
     rec.expected_range = (min(best_scores), max(best_scores))
     rec.sampler = "tpe"
-    rec.sampler_reason = (f"TPE after the {len(rec.warm_start)} knowledge-driven trials, which it learns from"
+    rec.sampler_reason = (f"TPE, modelling the results from trial {len(rec.warm_start) + 1} on: the "
+                          f"{len(rec.warm_start)} knowledge-driven trials replace its random startup trials"
                           if rec.warm_start else "TPE is a robust default for mixed spaces")
     rec.budget, rec.budget_reason = _budget(nearest)
     return rec

@@ -67,11 +67,16 @@ class TrialInfo:
     rating: int | None = None
 
 
-def make_sampler(name: str, seed: int | None, space: SearchSpace) -> Any:
+STARTUP_ATTR = "xpmagic_startup_trials"  # study user attribute: TPE's startup after warm starts
+
+
+def make_sampler(name: str, seed: int | None, space: SearchSpace, startup: int | None = None) -> Any:
+    """``startup``: trials before TPE models the results (Optuna's default 10); after
+    knowledge-driven warm starts it is their number, so TPE learns from them at once."""
     import optuna
 
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
+        return optuna.samplers.TPESampler(seed=seed, **({"n_startup_trials": startup} if startup else {}))
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":
@@ -157,10 +162,19 @@ class StudyController:
         self._space_before_recommendation = self.space.to_dict()
         self.queue = [dict(c) for c in recommendation.warm_start] + self.queue
         self._narrow_to(recommendation)
+        self._startup_after(len(recommendation.warm_start))
         self._record("recommendation-used", "system", self._space_before_recommendation,
                      recommendation.to_dict(), None)
         self.message = (f"warm-started with {len(recommendation.warm_start)} recommended configurations"
                         f"{' and a narrowed space' if recommendation.space else ''}; Ignore undoes it")
+
+    def _startup_after(self, warm_starts: int) -> None:
+        """TPE starts modelling right after the warm starts instead of sampling at random
+        until its default 10 trials (transfer.py simulates exactly this). 0: Optuna's default."""
+        if self.config.sampler != "tpe":
+            return
+        self.study.sampler = make_sampler("tpe", self.config.seed, self.space, startup=warm_starts or None)
+        self.study.set_user_attr(STARTUP_ATTR, warm_starts or None)  # a resumed study or a worker reads it
 
     def _narrow_to(self, recommendation: Any) -> None:
         for name, bounds in recommendation.space.items():
@@ -514,6 +528,7 @@ class StudyController:
                    and not any(t.params == c for t in self.trials)]
         self.queue = missing + self.queue
         self._narrow_to(rec)
+        self._startup_after(len(rec.warm_start))
         self._replan()
         return before, self.space.to_dict(), None, (
             f"applied: {len(missing)} warm starts queued, narrowed {', '.join(rec.space) or 'nothing'}")
@@ -528,6 +543,7 @@ class StudyController:
         original = getattr(self, "_space_before_recommendation", None)
         if original is not None:
             self.space = SearchSpace.from_dict(original)
+        self._startup_after(0)
         self.message = None
         self._replan()
         return before, {"queue": list(self.queue), "space": self.space.to_dict()}, None, (

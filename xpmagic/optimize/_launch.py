@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import MissingDependency, UsageError, first_line
 from ..store import Store, utc_now
-from ._controller import StudyConfig, StudyController, TrialInfo, make_sampler
+from ._controller import STARTUP_ATTR, StudyConfig, StudyController, TrialInfo, make_sampler
 from ._space import SearchSpace
 from ._storage import default_url, open_storage, optuna_path, recorded_url
 
@@ -50,8 +50,8 @@ def launch(*, store: Store, store_factory: Any, experiment: str, body: str, code
             raise UsageError(f"study {record['name']!r} is already running in this kernel")
         name, study_id = record["name"], record["id"]
         space = SearchSpace.from_dict(record["space"]) if record["space"] else space
-        study = optuna.load_study(study_name=record["optuna_name"], storage=storage,
-                                  sampler=make_sampler(config.sampler, config.seed, space))
+        study = optuna.load_study(study_name=record["optuna_name"], storage=storage)
+        study.sampler = make_sampler(config.sampler, config.seed, space, study.user_attrs.get(STARTUP_ATTR))
         run_ids = {number: run_id for run_id, number, _, _ in store.study_runs(study_id)}
         done = _recover_trials(optuna, study, run_ids)
         store.claim_study(study_id, utc_now())

@@ -24,7 +24,7 @@ from ..recorder import split_cell
 from ..store import Store
 from ..teamknowledge import open_knowledge
 from . import _remote as remote
-from ._controller import StudyConfig, StudyController, make_sampler
+from ._controller import STARTUP_ATTR, StudyConfig, StudyController, make_sampler
 from ._space import SearchSpace
 from ._storage import open_storage
 
@@ -88,9 +88,9 @@ class Worker:
         self._stop = threading.Event()
         storage_url = storage or self.record["storage"]
         # Unseeded: a worker must not propose the configurations the kernel's seeded sampler does.
-        sampler = make_sampler(self.record["sampler"], None, SearchSpace.from_dict(self.record["space"]))
-        self.study = optuna.load_study(study_name=self.record["optuna_name"], storage=open_storage(storage_url),
-                                       sampler=sampler)
+        self.study = optuna.load_study(study_name=self.record["optuna_name"], storage=open_storage(storage_url))
+        self.study.sampler = make_sampler(self.record["sampler"], None, SearchSpace.from_dict(self.record["space"]),
+                                          self.study.user_attrs.get(STARTUP_ATTR))
 
     def _space(self) -> SearchSpace:
         published = remote.read_control(self.study).get("space")
