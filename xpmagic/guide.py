@@ -20,7 +20,7 @@ import numpy as np
 
 from .records import ParamSpec
 
-KNOWLEDGE_TRIALS = 5  # trials chosen by the guide before the sampler takes over
+KNOWLEDGE_TRIALS = 10  # trials chosen by the guide before the sampler takes over (transfer.py: 10 beat 5)
 SIMILARITY_SHARE = 0.5  # the rest of the weight is spread evenly: the portfolio part
 SIMILARITY_SCALE = 0.1  # meta-feature distance over which a task's prior weight falls by e
 DISAGREEMENT = 3.0  # how fast a task that misranks this task's results loses weight
