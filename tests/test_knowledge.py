@@ -258,6 +258,7 @@ def test_recommended_trials_follow_the_results_as_they_come(shell, db_path):
     study = shell.user_ns["xp"].study("follows")
     study.wait(60)
     planned = next(i for i in study.interactions if i["action"] == "recommendation-used")["after"]["warm_start"]
+    assert len(planned) == 5  # 18 candidates, but no more warm starts than the budget runs
     assert planned[0]["C"] >= 100  # the meta-features' guess (a large C) came first
     adapted = [i for i in study.interactions if i["action"] == "recommendation-adapted"]
     assert adapted and adapted[0]["after"]["C"] < 1, "the queued recommendations were never chosen again"

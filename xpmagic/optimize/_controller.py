@@ -160,6 +160,8 @@ class StudyController:
         if recommendation is None or recommendation.empty:
             return
         self._space_before_recommendation = self.space.to_dict()
+        if self.budget is not None:  # a warm start beyond the budget would never run
+            del recommendation.warm_start[self.budget:], recommendation.warm_start_reasons[self.budget:]
         self.queue = [dict(c) for c in recommendation.warm_start] + self.queue
         self._narrow_to(recommendation)
         self._startup_after(len(recommendation.warm_start))
