@@ -14,7 +14,8 @@ Methods (warm-start configurations count as trials): random search; cold TPE (de
 and with as many startup trials as the warm methods seed); the default configuration
 first; a portfolio of configurations good across past tasks; configurations from random
 past tasks; xpmagic's recommendations (its guide picks the first trials one at a time, each
-after the results before it, as the study controller does; with and without the narrowed space).
+after the results before it, as the study controller does; by default in the cell's space, and
+with the narrowed space as --narrow does).
 Every warm method gets the same number of knowledge-driven trials (N_WARM).
 Splits: leave-one-task-out, and chronological growth (task i knows tasks 1..i-1).
 Reports normalized regret at 1/5/10/25/50 trials, median trials to reach within 0.5
@@ -46,7 +47,7 @@ from xpmagic.guide import KNOWLEDGE_TRIALS  # noqa: E402
 
 CHECKPOINTS = (1, 5, 10, 25, 50)
 N_WARM = KNOWLEDGE_TRIALS  # knowledge-driven trials for every warm method: xpmagic's default
-DEFAULT_METHOD = "xpmagic + space"  # what --optimize does by default: warm starts and a narrowed space
+DEFAULT_METHOD = "xpmagic"  # what --optimize does by default: knowledge-driven trials, the cell's own space
 
 
 # -- tasks -------------------------------------------------------------------------------
@@ -278,7 +279,7 @@ def evaluate(model: Model, table_: dict, configs: np.ndarray, metas: dict, targe
              past_of: dict[str, list[str]], seeds: int, trials: int, folder: str) -> dict:
     """Curves of every method on every target task and seed."""
     methods = ["random", "tpe (cold)", f"tpe (cold, {N_WARM} startup)", "default first",
-               "portfolio", "random past tasks", "xpmagic", "xpmagic + space"]
+               "portfolio", "random past tasks", "xpmagic", "xpmagic + space (--narrow)"]
     curves: dict[str, dict[str, list[list[float]]]] = {m: {} for m in methods}
     timings = []
     default = model.default
@@ -301,7 +302,7 @@ def evaluate(model: Model, table_: dict, configs: np.ndarray, metas: dict, targe
                 "portfolio": run_method(model, scores, configs, folio, seed, trials, "tpe", N_WARM),
                 "random past tasks": run_method(model, scores, configs, random_past, seed, trials, "tpe", N_WARM),
                 "xpmagic": run_guided(model, scores, configs, rec_guide, seed, trials),
-                "xpmagic + space": run_guided(model, scores, configs, rec_guide, seed, trials, rec_space),
+                "xpmagic + space (--narrow)": run_guided(model, scores, configs, rec_guide, seed, trials, rec_space),
             }
             for method, curve in runs.items():
                 curves[method].setdefault(target, []).append(curve)
@@ -397,11 +398,11 @@ def growth(model: Model, table_: dict, configs: np.ndarray, metas: dict, seeds: 
         random.Random(order_seed).shuffle(order)
         for i, target in enumerate(order[1:], start=1):
             past = order[:i]
-            guide, space, _ = xpmagic_recommendation(os.path.join(folder, "growth.db"), model, metas, table_,
+            guide, _, _ = xpmagic_recommendation(os.path.join(folder, "growth.db"), model, metas, table_,
                                                 configs, target, past)
             scores = table_[target]["scores"]
             for seed in range(seeds):
-                curve = run_guided(model, scores, configs, guide, seed, min(trials, 10), space)
+                curve = run_guided(model, scores, configs, guide, seed, min(trials, 10))
                 bucket = "1-5" if i <= 5 else "6-10" if i <= 10 else "11-15" if i <= 15 else "16+"
                 buckets.setdefault(bucket, []).append(regret(curve, scores)[4])
     return [(b, f"{statistics.mean(v):.3f}", len(v)) for b, v in sorted(
@@ -423,11 +424,11 @@ def blend_rows(model: Model, table_: dict, configs: np.ndarray, metas: dict, see
             at5, at10 = [], []
             for target in names:
                 past = [t for t in names if t != target]
-                guide, space, _ = xpmagic_recommendation(os.path.join(folder, "blend.db"), model, metas, table_,
+                guide, _, _ = xpmagic_recommendation(os.path.join(folder, "blend.db"), model, metas, table_,
                                                          configs, target, past)
                 scores = table_[target]["scores"]
                 for seed in range(seeds):
-                    r = regret(run_guided(model, scores, configs, guide, seed, 10, space), scores)
+                    r = regret(run_guided(model, scores, configs, guide, seed, 10), scores)
                     at5.append(r[4])
                     at10.append(r[9])
             rows.append((f"{share:g}" + (" (default)" if share == chosen else ""),
@@ -588,7 +589,7 @@ def report_model(model: Model, tasks: dict, table_: dict, configs: np.ndarray, m
           f"(knowledge of {len(names) - 1} tasks x {N_CONFIGS} rows)")
     cold = summary["summary"]["tpe (cold)"]["median_trials_to_target"]
     ours = summary["summary"][DEFAULT_METHOD]["median_trials_to_target"]
-    print(f"median trials to target: xpmagic's default (warm start + narrowed space) {ours:g} vs cold TPE "
+    print(f"median trials to target: xpmagic's default (knowledge-driven trials, then TPE) {ours:g} vs cold TPE "
           f"{cold:g} ({'at most half' if ours <= cold / 2 else 'NOT at most half'})")
     plot(summary, growth_rows, plot_path, trials)
     print(f"plot: {plot_path}")

@@ -254,7 +254,7 @@ def test_recommended_trials_follow_the_results_as_they_come(shell, db_path):
     Store(db_path).add_knowledge(rows)
     cell = ("C = xp.param('C', 1.0, low=1e-3, high=1e3, log=True)\nxp.dataset(X, y, name='wine')\n"
             "model = SVC(C=C)\nxp.log(accuracy=0.9 - 0.1 * abs(math.log10(C / 0.01)))\n")
-    run_ok(shell, f"%%experiment follows --optimize accuracy --trials 5 --seed 0\n{cell}")
+    run_ok(shell, f"%%experiment follows --optimize accuracy --trials 5 --seed 0 --narrow\n{cell}")
     study = shell.user_ns["xp"].study("follows")
     study.wait(60)
     planned = next(i for i in study.interactions if i["action"] == "recommendation-used")["after"]["warm_start"]
@@ -298,7 +298,7 @@ def test_panel_apply_and_ignore(shell):
     panel.pause_button.click()
     controller = panel.controller
     rec = controller.recommendation
-    assert rec.space and controller.space.specs["C"].low == pytest.approx(rec.space["C"]["low"])
+    assert rec.space and controller.space.specs["C"].low == pytest.approx(1e-3)  # offered, not taken
     # TPE models the results right after the warm starts, not after its default 10 random trials
     assert controller.study.sampler._n_startup_trials == len(rec.warm_start) < 10
     assert controller.study.user_attrs["xpmagic_startup_trials"] == len(rec.warm_start)
@@ -306,9 +306,11 @@ def test_panel_apply_and_ignore(shell):
     assert not any(q in rec.warm_start for q in controller.queue)
     assert controller.space.specs["C"].low == pytest.approx(1e-3)
     assert controller.study.sampler._n_startup_trials == 10  # Optuna's default again
-    panel.apply_recommendation.click()  # and back
+    panel.apply_recommendation.click()  # the warm starts back, and the narrowed space
     assert controller.space.specs["C"].low == pytest.approx(rec.space["C"]["low"])
     assert controller.study.sampler._n_startup_trials == len(rec.warm_start)
+    panel.ignore_recommendation.click()  # the cell's own space again
+    assert controller.space.specs["C"].low == pytest.approx(1e-3)
     actions = [i["action"] for i in controller._store().interactions(controller.study_id)]
     assert {"recommendation-used", "apply-recommendation", "ignore-recommendation"} <= set(actions)
 

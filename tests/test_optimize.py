@@ -214,6 +214,7 @@ def test_magic_steering_commands(shell):
     ("--sampler bogus", "invalid choice"),
     ("--constraint 'import os'", "--constraint"),
     ("--jobs 0", "--jobs must be at least 1"),
+    ("--narrow --no-recommend", "cannot go with --no-recommend"),
 ])
 def test_bad_optimize_arguments_are_one_line(shell, capsys, options, expected):
     result = shell.run_cell(f"%%experiment bad --optimize score {options}\n{QUADRATIC}")

@@ -142,6 +142,8 @@ class XPMagics(Magics):
     @argument("--resume", action="store_true", help="Continue this experiment's latest study")
     @argument("--no-recommend", action="store_true",
               help="Do not warm-start from the knowledge table")
+    @argument("--narrow", action="store_true",
+              help="Also search only the recommended narrowed space (widened when a recommended trial lies outside)")
     @cell_magic
     def experiment(self, line: str, cell: str) -> None:
         """Run the cell as a recorded run of experiment NAME.
@@ -263,12 +265,14 @@ def _study_config(parsed: Any) -> Any:
         raise UsageError("--timeout must be a positive number of seconds")
     for text in parsed.constraint:
         Constraint(text)  # validates now, with a clear message
+    if parsed.narrow and parsed.no_recommend:
+        raise UsageError("--narrow searches the recommended space; it cannot go with --no-recommend")
     return StudyConfig(metric=metric, direction=direction, trials=parsed.trials,
                        timeout_s=parsed.timeout, sampler=parsed.sampler, seed=parsed.seed,
                        jobs=jobs, cluster=cluster, storage=parsed.storage, approve=parsed.approve is not None,
                        approve_batch=parsed.approve or 3,
                        constraints=tuple(parsed.constraint), resume=parsed.resume,
-                       recommend=not parsed.no_recommend)
+                       recommend=not parsed.no_recommend, narrow=parsed.narrow)
 
 
 def _jobs(text: str) -> tuple[int, str | None]:

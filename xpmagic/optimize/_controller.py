@@ -48,6 +48,7 @@ class StudyConfig:
     resume: bool = False
     max_failures: int = 5
     recommend: bool = True
+    narrow: bool = False  # also take the recommended narrowed space from the start (--narrow)
     storage: str | None = None   # an Optuna storage URL; None: the SQLite file beside the database
     cluster: str | None = None   # dask://HOST:PORT (or "dask": the notebook's Client) for the trials
 
@@ -154,8 +155,9 @@ class StudyController:
 
     # -- lifecycle ---------------------------------------------------------------
     def use_recommendation(self, recommendation: Any) -> None:
-        """Warm-start configurations go first in the queue (they count as trials) and the space
-        is narrowed: benchmarks/transfer.py measured this blend best. Ignore undoes both."""
+        """Warm-start configurations go first in the queue (they count as trials). The narrowed
+        space is offered, and taken only with --narrow or Apply: benchmarks/transfer.py measured
+        it no better at 10 or 25 trials and worse at 50 (SVC). Ignore undoes both."""
         self.recommendation = recommendation
         if recommendation is None or recommendation.empty:
             return
@@ -163,12 +165,15 @@ class StudyController:
         if self.budget is not None:  # a warm start beyond the budget would never run
             del recommendation.warm_start[self.budget:], recommendation.warm_start_reasons[self.budget:]
         self.queue = [dict(c) for c in recommendation.warm_start] + self.queue
-        self._narrow_to(recommendation)
+        narrowed = self.config.narrow and bool(recommendation.space)
+        if narrowed:
+            self._narrow_to(recommendation)
         self._startup_after(len(recommendation.warm_start))
         self._record("recommendation-used", "system", self._space_before_recommendation,
                      recommendation.to_dict(), None)
+        offer = "" if narrowed or not recommendation.space else "; Apply also narrows the space"
         self.message = (f"warm-started with {len(recommendation.warm_start)} recommended configurations"
-                        f"{' and a narrowed space' if recommendation.space else ''}; Ignore undoes it")
+                        f"{' and a narrowed space' if narrowed else ''}{offer}; Ignore undoes it")
 
     def _startup_after(self, warm_starts: int) -> None:
         """TPE starts modelling right after the warm starts instead of sampling at random

@@ -63,8 +63,10 @@ class StudyPanel(w.VBox):
         self.reject_select = w.Dropdown(description="reject", options=[])
         self.reject_button = w.Button(description="Reject")
         self.recommendation_html = w.HTML()
-        self.apply_recommendation = w.Button(description="Apply", icon="check")
-        self.ignore_recommendation = w.Button(description="Ignore", icon="times")
+        self.apply_recommendation = w.Button(description="Apply", icon="check",
+                                             tooltip="queue the recommended trials and narrow the space")
+        self.ignore_recommendation = w.Button(description="Ignore", icon="times",
+                                              tooltip="drop the recommended trials and restore the cell's space")
         self.rate_trial = w.BoundedIntText(description="trial", min=0, max=10**9,
                                            layout=w.Layout(width="160px"))
         self.rate_stars = w.Dropdown(description="stars", options=[1, 2, 3, 4, 5], value=3,
