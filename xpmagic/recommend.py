@@ -56,7 +56,7 @@ class Recommendation:
         lines = ["warm-start configurations (the first trials; those not yet run are re-chosen as results come in):"]
         lines += [f"  {c}  ({r})" for c, r in zip(self.warm_start, self.warm_start_reasons)]
         if self.space:
-            lines.append("narrowed space:")
+            lines.append("narrowed space (offered; --narrow or Apply searches only it):")
             lines += [f"  {name}: [{s['low']:.4g}, {s['high']:.4g}]" + (" log" if s.get("log") else "")
                       for name, s in self.space.items()]
             lines += [f"  ({r})" for r in self.space_reasons]
