@@ -411,30 +411,79 @@ def growth(model: Model, table_: dict, configs: np.ndarray, metas: dict, seeds: 
 
 def blend_rows(model: Model, table_: dict, configs: np.ndarray, metas: dict, seeds: int,
                folder: str) -> list[tuple]:
-    """How the blend was decided: the share of each task's vote that follows meta-feature
-    similarity (0: every past task counts the same, a pure portfolio vote; 1: similarity only),
-    leave-one-task-out, xpmagic's default otherwise."""
-    from xpmagic import guide as guide_module
+    """How the blend was decided: fixed shares of each task's vote that follow meta-feature
+    similarity (0: every past task counts the same, a pure portfolio vote; 1: similarity only)
+    against xpmagic's default, the share similarity has earned on the past tasks (guide.py),
+    leave-one-task-out."""
+    from xpmagic import similarity as similarity_module
 
     names, rows = sorted(table_), []
-    chosen = guide_module.SIMILARITY_SHARE
+    earned = similarity_module.similarity_evidence
     try:
-        for share in (0.0, 0.25, 0.5, 0.75, 1.0):
-            guide_module.SIMILARITY_SHARE = share
-            at5, at10 = [], []
+        for share in (0.0, 0.25, 0.5, 0.75, 1.0, None):
+            if share is not None:
+                similarity_module.similarity_evidence = (
+                    lambda tasks, vectors, s=share: similarity_module.SimilarityEvidence(s, None, len(tasks)))
+            else:
+                similarity_module.similarity_evidence = earned
+            at5, at10, shares = [], [], []
             for target in names:
                 past = [t for t in names if t != target]
                 guide, _, _ = xpmagic_recommendation(os.path.join(folder, "blend.db"), model, metas, table_,
-                                                         configs, target, past)
+                                                     configs, target, past)
+                shares.append(guide.evidence.share)
                 scores = table_[target]["scores"]
                 for seed in range(seeds):
                     r = regret(run_guided(model, scores, configs, guide, seed, 10), scores)
                     at5.append(r[4])
                     at10.append(r[9])
-            rows.append((f"{share:g}" + (" (default)" if share == chosen else ""),
-                         f"{statistics.mean(at5):.3f}", f"{statistics.mean(at10):.3f}"))
+            label = (f"{share:g}" if share is not None
+                     else f"earned (default): {min(shares):.2f}-{max(shares):.2f}")
+            rows.append((label, f"{statistics.mean(at5):.3f}", f"{statistics.mean(at10):.3f}"))
     finally:
-        guide_module.SIMILARITY_SHARE = chosen
+        similarity_module.similarity_evidence = earned
+    return rows
+
+
+def oracle_vote(table_: dict, past: list[str], target: str, k: int, temperature: float = 0.05) -> list[int]:
+    """Not a method: the portfolio vote with each past task weighted by how alike it and the target
+    rank the table's configurations (Spearman), which needs the target's own table. An upper
+    bound for any way of choosing which past tasks to listen to before the first result."""
+    def ranks(name: str) -> np.ndarray:
+        return np.argsort(np.argsort(table_[name]["scores"]))
+
+    agreement = np.array([np.corrcoef(ranks(target), ranks(t))[0, 1] for t in past])
+    weights = np.exp((agreement - agreement.max()) / temperature)
+    matrix = np.array([normalized(table_, t) for t in past])
+    chosen: list[int] = []
+    covered = np.zeros(len(past))
+    for _ in range(k):
+        gains = (np.maximum(covered[:, None], matrix) * weights[:, None]).sum(axis=0)
+        gains[chosen] = -1
+        best = int(np.argmax(gains))
+        chosen.append(best)
+        covered = np.maximum(covered, matrix[:, best])
+    return chosen
+
+
+def oracle_rows(model: Model, table_: dict, configs: np.ndarray, seeds: int, trials: int,
+                summary: dict) -> list[tuple]:
+    """The oracle vote (then TPE) next to xpmagic and the portfolio: how much any similarity could add."""
+    names = sorted(table_)
+    at5, at10, to_target = [], [], []
+    for target in names:
+        scores = table_[target]["scores"]
+        warm = [tuple(configs[i]) for i in oracle_vote(table_, [t for t in names if t != target], target, N_WARM)]
+        for seed in range(seeds):
+            curve = run_method(model, scores, configs, warm, seed, trials, "tpe", N_WARM)
+            r = regret(curve, scores)
+            at5.append(r[4])
+            at10.append(r[9])
+            to_target.append(trials_to_target(curve, scores))
+    rows = [(m, f"{summary[m]['regret'][5]:.3f}", f"{summary[m]['regret'][10]:.3f}",
+             f"{summary[m]['median_trials_to_target']:g}") for m in ("portfolio", DEFAULT_METHOD, "tpe (cold)")]
+    rows.append(("oracle vote (not a method)", f"{statistics.mean(at5):.3f}", f"{statistics.mean(at10):.3f}",
+                 f"{statistics.median(to_target):g}"))
     return rows
 
 
@@ -573,6 +622,10 @@ def report_model(model: Model, tasks: dict, table_: dict, configs: np.ndarray, m
     clusters = cluster_rows(summary["per_task_regret"], summary["targets"])
     print("\nBy task cluster, regret at 10 trials (noise: standard error of the per-task differences)")
     print(table(clusters, ("cluster", "tasks", "xpmagic (default)", "tpe (cold)", "noise", "xpmagic is")))
+    oracle = oracle_rows(model, table_, configs, max(2, seeds // 4), trials, summary["summary"])
+    print("\nHow much could similarity add? The vote weighted by each past task's true ranking agreement "
+          "with the target (read from the target's own table: no real method can)")
+    print(table(oracle, ("method", "regret@5", "regret@10", "median trials to target")))
     growth_rows = growth(model, table_, configs, metas, max(2, seeds // 10), trials, folder)
     print("\nChronological growth: regret at 5 trials by the number of past tasks known")
     print(table(growth_rows, ("past tasks", "regret@5", "runs")))
@@ -593,8 +646,8 @@ def report_model(model: Model, tasks: dict, table_: dict, configs: np.ndarray, m
           f"{cold:g} ({'at most half' if ours <= cold / 2 else 'NOT at most half'})")
     plot(summary, growth_rows, plot_path, trials)
     print(f"plot: {plot_path}")
-    return {"summary": summary["summary"], "wilcoxon": tests, "clusters": clusters, "growth": growth_rows,
-            "blend": blend, "ratings": rating_rows, "recommend_ms": rec_ms}
+    return {"summary": summary["summary"], "wilcoxon": tests, "clusters": clusters, "oracle": oracle,
+            "growth": growth_rows, "blend": blend, "ratings": rating_rows, "recommend_ms": rec_ms}
 
 
 def main() -> None:

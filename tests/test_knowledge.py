@@ -181,6 +181,32 @@ def test_the_guide_listens_to_the_results_of_this_task(tmp_path):
     assert list(rec.guide.weights(observed[:1])) == list(rec.guide.prior)  # one result ranks nothing
 
 
+def _curved_tasks(store, tasks):
+    """Tasks given as (name, rows in the meta-features, +1 if a large C is good there, -1 if a small one)."""
+    store.add_knowledge([_row(f"{task}-{c}", task, {**NEAR, "rows": rows}, c, 0.5 + 0.1 * sign * math.log10(c))
+                         for task, rows, sign in tasks for c in (0.001, 0.01, 0.1, 10.0, 100.0, 1000.0)])
+    return recommend(store, meta=NEAR, specs=SPECS, metric="accuracy", direction="maximize", model_family="SVC")
+
+
+def test_similarity_gets_the_share_of_the_vote_it_has_earned(tmp_path, constructed):
+    # Close tasks rank configurations alike, distant ones do not: similarity keeps its full share.
+    earned = _curved_tasks(Store(tmp_path / "earned.db"),
+                           [(f"{kind}-{i}", rows + i, sign) for i in range(3)
+                            for kind, rows, sign in (("alike", 200, 1), ("other", 2000, -1))])
+    assert earned.guide.evidence.correlation > 0.5 and earned.similarity_share == 0.5
+    assert "similarity has 50% of the vote" in repr(earned) and "similarity (50%)" in earned.warm_start_reasons[0]
+    # In every cluster of close tasks, one likes a large C and one a small C: closeness predicts nothing.
+    unearned = _curved_tasks(Store(tmp_path / "unearned.db"),
+                             [(f"c{k}-{sign}", 200 * 10 ** k + (sign > 0), sign) for k in range(3) for sign in (1, -1)])
+    assert unearned.guide.evidence.correlation < 0 and unearned.similarity_share == 0
+    assert "similarity has no say" in repr(unearned) and "an equal say for every task" in unearned.warm_start_reasons[0]
+    assert len(set(unearned.guide.prior)) == 1  # every task starts with the same weight
+    # Three past tasks cannot tell: similarity keeps half the vote, and the reason says why.
+    few = recommend(constructed, meta=NEAR, specs=SPECS, metric="accuracy", direction="maximize", model_family="SVC")
+    assert few.guide.evidence.correlation is None and few.similarity_share == 0.5
+    assert "3 past tasks are too few" in few.similarity_reason and few.to_dict()["similarity_share"] == 0.5
+
+
 def test_knowledge_of_other_parameters_recommends_no_trials(tmp_path):
     store = Store(tmp_path / "k.db")
     store.add_knowledge([{**_row(f"o{i}", "near", NEAR, 1.0, 0.5 + i / 10), "config": {"kernel_width": i}}

@@ -211,6 +211,7 @@ def test_knowledge_recommendations_and_the_phase_heatmap(page, lab_shell):
     assert "wine" in page.inner_text(".xp-knowledge-rows")
     assert "SVC" in page.get_attribute(".xp-knowledge-rows tbody tr", "title")
     assert page.locator(".xp-warm li").count() >= 1  # warm starts from this experiment's own rows
+    assert "1 past task is too few" in page.inner_text(".xp-similarity")  # why similarity has the say it has
     screenshot(page, "sidebar-knowledge")
     page.click(".xp-back")
     page.click(".xp-phases", timeout=30_000)

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from . import guide, ratings
-from .metafeatures import distance
+from . import guide, ratings, similarity
+from .metafeatures import distance, similarity_vector
 from .records import ParamSpec
 from .store import Store
 
@@ -36,6 +36,8 @@ class Recommendation:
     budget: int | None = None
     budget_reason: str = ""
     similar_tasks: list[dict[str, Any]] = field(default_factory=list)
+    similarity_share: float | None = None  # of the first trials' vote (guide.py); None: no guide
+    similarity_reason: str = ""
     ratings_learned: int = 0  # ratings the learned weight came from (0: no rating model)
     # Chooses the knowledge-driven trials as results come in (not part of the record).
     guide: Any = field(default=None, repr=False, compare=False)
@@ -55,6 +57,8 @@ class Recommendation:
             return "no recommendation: the knowledge table has nothing on this model family and metric yet"
         lines = ["warm-start configurations (the first trials; those not yet run are re-chosen as results come in):"]
         lines += [f"  {c}  ({r})" for c, r in zip(self.warm_start, self.warm_start_reasons)]
+        if self.similarity_reason:
+            lines.append(f"  ({self.similarity_reason})")
         if self.space:
             lines.append("narrowed space (offered; --narrow or Apply searches only it):")
             lines += [f"  {name}: [{s['low']:.4g}, {s['high']:.4g}]" + (" log" if s.get("log") else "")
@@ -125,6 +129,9 @@ def recommend(store: Store, *, meta: dict[str, Any], specs: dict[str, ParamSpec]
     model = ratings.learn(rated, ratings.context_for(rows, rated, searchable, direction)) if learn_ratings else None
     rec.ratings_learned = model.n if model else 0
     rec.guide = _guide(store, ranked[:GUIDE_TASKS], meta, searchable, metric, direction, model_family, model)
+    if rec.guide is not None:
+        rec.similarity_share = rec.guide.evidence.share
+        rec.similarity_reason = rec.guide.evidence.reason
     for pick in rec.guide.plan([], n_warm) if rec.guide is not None else []:
         rec.warm_start.append(pick.config)
         rec.warm_start_reasons.append(pick.reason + _rating_note(pick.candidate.row, model))
@@ -151,6 +158,7 @@ def _guide(store: Store, ranked: list, meta: dict[str, Any], specs: dict[str, Pa
     """Past tasks with their best rows in the unit cube; candidates are each task's top three.
     None when no past configuration fits this search space (other parameter names, say)."""
     past: list[guide.PastTask] = []
+    vectors: list[list[float]] = []
     candidates: list[guide.Candidate] = []
     for task, info in ranked:
         lo, hi = info["rows"][0].get("task_min"), info["rows"][0].get("task_max")
@@ -161,6 +169,7 @@ def _guide(store: Store, ranked: list, meta: dict[str, Any], specs: dict[str, Pa
         past.append(guide.PastTask(info["name"] or task[:8], distance(meta, info["meta"]),
                                    np.array([guide.unit_point(r["config"], specs) for r in rows]),
                                    np.array([_share(r["score"], lo, hi, direction) for r in rows])))
+        vectors.append(similarity_vector(info["meta"]))
         for row in rows[:guide.CANDIDATES_PER_TASK]:
             config = _usable(row["config"], specs)
             if all(c.config != config for c in candidates):
@@ -169,7 +178,7 @@ def _guide(store: Store, ranked: list, meta: dict[str, Any], specs: dict[str, Pa
                                                   model.weight(row) if model else 1.0, row))
     if not past or not candidates:
         return None
-    return guide.KnowledgeGuide(past, candidates, specs, direction)
+    return guide.KnowledgeGuide(past, candidates, specs, direction, similarity.similarity_evidence(past, vectors))
 
 
 def _usable(config: dict[str, Any], specs: dict[str, ParamSpec]) -> dict[str, Any] | None:
