@@ -90,6 +90,8 @@ def test_recommendations_come_from_the_most_similar_task_first(constructed):
     assert rec.warm_start[0] == {"C": 10.0} and "near" in rec.warm_start_reasons[0]
     assert {"C": 999.0} not in rec.warm_start  # rated 1 star: never recommended
     assert rec.similar_tasks[-1]["name"] == "far"
+    assert rec.similar_tasks[-1]["why"] == "differs most in classes (3 vs 20) and rows (200 vs 100,000)"
+    assert rec.similar_tasks[0]["why"] == "alike in every meta-feature"  # near: the same meta-features
     low, high = rec.space["C"]["low"], rec.space["C"]["high"]
     assert low <= 1.0 <= high  # the default stays inside the narrowed space
     assert rec.expected_range[0] <= 0.95 <= rec.expected_range[1]
@@ -352,6 +354,7 @@ def test_recommend_and_knowledge_commands(shell, db_path):
     assert data["warm_start"] and data["similar_tasks"][0]["name"] == "wine"
     shown = xpmagic("knowledge", "--db", str(db_path), "--experiment", "wine-a")
     assert "4 knowledge rows" in shown.stdout and "most similar past tasks" in shown.stdout
+    assert "alike in every meta-feature" in shown.stdout  # why: its own task
     assert math.isfinite(json.loads(xpmagic("knowledge", "--db", str(db_path), "--json").stdout)["rows"][0]["score"])
     study = shell.user_ns["xp"].study("wine-a")
     for trial, stars in ((0, 2), (1, 4), (2, 5)):  # the panel's stars, through the study handle

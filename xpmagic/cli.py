@@ -250,9 +250,9 @@ class KnowledgeView:
     def __repr__(self) -> str:
         text = f"{len(self.rows)} knowledge rows\n{self._text}"
         if self.similar:
-            text += "most similar past tasks (meta-feature distance):\n" + "\n".join(
-                f"  {t['name'] or t['task'][:8]}: distance {t['distance']}, best score {t['best_score']:.4g}"
-                for t in self.similar)
+            text += "most similar past tasks (meta-feature distance; values: this task vs that one):\n" + "\n".join(
+                f"  {t['name'] or t['task'][:8]}: distance {t['distance']}, best score {t['best_score']:.4g}; "
+                f"{t['why']}" for t in self.similar)
         return text
 
 

@@ -67,6 +67,38 @@ def distance(a: dict[str, Any], b: dict[str, Any]) -> float:
     return math.dist(similarity_vector(a), similarity_vector(b))
 
 
+# Each similarity dimension as people read it: label, the meta-feature it comes from, format.
+_LABELS = {
+    "log_rows": ("rows", "rows", "{:,.0f}"),
+    "log_features": ("features", "features", "{:,.0f}"),
+    "log_classes": ("classes", "classes", "{:.0f}"),
+    "class_entropy": ("class entropy", "class_entropy", "{:.2f}"),
+    "minority_share": ("minority class share", "minority_share", "{:.2f}"),
+    "share_categorical": ("categorical share", "share_categorical", "{:.2f}"),
+    "share_missing": ("missing share", "share_missing", "{:.2f}"),
+    "mean_abs_skew": ("skew", "mean_abs_skew", "{:.2f}"),
+    "stump_accuracy": ("stump accuracy", "stump_accuracy", "{:.2f}"),
+    "nb_accuracy": ("naive Bayes accuracy", "nb_accuracy", "{:.2f}"),
+}
+
+
+def explain_distance(a: dict[str, Any], b: dict[str, Any], top: int = 2) -> str:
+    """Why two tasks are as close as they are: the meta-features that differ most, with both
+    values (a, then b), e.g. 'differs most in rows (178 vs 2,000) and stump accuracy (0.58 vs 0.91)'."""
+    gaps = sorted(((abs(x - y), key) for key, x, y in zip(VECTOR_KEYS, similarity_vector(a), similarity_vector(b))),
+                  reverse=True)
+    parts = []
+    for gap, key in gaps[:top]:
+        if gap < 0.01:
+            break
+        label, name, fmt = _LABELS[key]
+        left, right = a.get(name), b.get(name)
+        shown = (f" ({fmt.format(left)} vs {fmt.format(right)})"
+                 if isinstance(left, (int, float)) and isinstance(right, (int, float)) else "")
+        parts.append(label + shown)
+    return "differs most in " + " and ".join(parts) if parts else "alike in every meta-feature"
+
+
 def _as_frame(X: Any) -> Any:
     import numpy as np
     import pandas as pd

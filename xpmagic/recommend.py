@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import guide, ratings, similarity
-from .metafeatures import distance, similarity_vector
+from .metafeatures import distance, explain_distance, similarity_vector
 from .records import ParamSpec
 from .store import Store
 
@@ -123,7 +123,8 @@ def recommend(store: Store, *, meta: dict[str, Any], specs: dict[str, ParamSpec]
     ranked = sorted(tasks.items(), key=lambda kv: (distance(meta, kv[1]["meta"]), kv[0]))
     nearest = ranked[:n_similar]
     rec.similar_tasks = [{"task": t, "name": info["name"], "distance": round(distance(meta, info["meta"]), 4),
-                          "best_score": info["rows"][0]["score"]} for t, info in nearest]
+                          "why": explain_distance(meta, info["meta"]), "best_score": info["rows"][0]["score"]}
+                         for t, info in nearest]
     searchable = {n: s for n, s in specs.items() if s.choices is not None or s.low is not None}
     rated = [r for r in store.rated_rows(model_family, metric, direction) if r["task"] != exclude_task]
     model = ratings.learn(rated, ratings.context_for(rows, rated, searchable, direction)) if learn_ratings else None
