@@ -278,12 +278,15 @@ export class XPSidebar extends Widget {
       <span class="xp-muted">${escapeHtml(rec.warm_start_reasons[i] ?? '')}</span></li>`).join('');
     const space = Object.entries(rec.space as Record<string, any>).map(([name, s]) =>
       `<li>${escapeHtml(name)}: [${formatValue(s.low)}, ${formatValue(s.high)}]${s.log ? ' log' : ''}</li>`).join('');
+    const similar = (rec.similar_tasks as any[] ?? []).map(t => `<li>${escapeHtml(t.name ?? t.task.slice(0, 8))}
+      <span class="xp-muted">distance ${formatValue(t.distance)}, best ${formatValue(t.best_score)}; ${escapeHtml(t.why ?? '')}</span></li>`).join('');
     const recommendation = warm || space
       ? `<h4>Warm-start configurations</h4><ol class="xp-warm">${warm}</ol>
          ${rec.similarity_reason ? `<div class="xp-muted xp-similarity">${escapeHtml(rec.similarity_reason)}</div>` : ''}
          ${space ? `<h4>Narrowed space (offered: --narrow or the panel's Apply searches only it)</h4><ul>${space}</ul><div class="xp-muted">${escapeHtml(rec.space_reasons.join(' '))}</div>` : ''}
          <h4>Sampler</h4><div>${escapeHtml(rec.sampler)} <span class="xp-muted">${escapeHtml(rec.sampler_reason)}</span></div>
-         ${rec.budget ? `<h4>Budget</h4><div>${rec.budget} trials <span class="xp-muted">${escapeHtml(rec.budget_reason)}</span></div>` : ''}`
+         ${rec.budget ? `<h4>Budget</h4><div>${rec.budget} trials <span class="xp-muted">${escapeHtml(rec.budget_reason)}</span></div>` : ''}
+         ${similar ? `<h4>Most similar past tasks (this task's value first)</h4><ul class="xp-similar">${similar}</ul>` : ''}`
       : '<div class="xp-muted">No recommendation yet: the knowledge table has nothing on this model family and metric.</div>';
     this.node.innerHTML = `${this.backButton()}<div class="xp-header">Knowledge · ${escapeHtml(experiment)}</div>
       <h3>Recommendations for the next optimization</h3><div class="xp-recommendation">${recommendation}</div>
