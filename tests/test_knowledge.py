@@ -203,10 +203,22 @@ def test_similarity_gets_the_share_of_the_vote_it_has_earned(tmp_path, construct
     assert unearned.guide.evidence.correlation < 0 and unearned.similarity_share == 0
     assert "similarity has no say" in repr(unearned) and "an equal say for every task" in unearned.warm_start_reasons[0]
     assert len(set(unearned.guide.prior)) == 1  # every task starts with the same weight
+    # Past tasks of different sizes (3 to 6 results each) still take part; tasks with 2 results do not.
+    grid = (0.001, 0.01, 0.1, 10.0, 100.0, 1000.0)
+    ragged_store = Store(tmp_path / "ragged.db")
+    ragged_store.add_knowledge([_row(f"r{i}-{c}", f"r{i}", {**NEAR, "rows": 200 * 10 ** (i % 2) + i}, c,
+                                     0.5 + 0.1 * (1 if i % 2 else -1) * math.log10(c))
+                                for i in range(8) for c in grid[:3 + i % 4]]
+                               + [_row(f"s{i}-{c}", f"s{i}", NEAR, c, 0.5 + 0.01 * i * c) for i in range(3)
+                                  for c in grid[:2]])
+    ragged = recommend(ragged_store, meta=NEAR, specs=SPECS, metric="accuracy", direction="maximize",
+                       model_family="SVC")
+    assert ragged.guide.evidence.tasks == 8 and ragged.guide.evidence.correlation is not None
     # Three past tasks cannot tell: similarity keeps half the vote, and the reason says why.
     few = recommend(constructed, meta=NEAR, specs=SPECS, metric="accuracy", direction="maximize", model_family="SVC")
     assert few.guide.evidence.correlation is None and few.similarity_share == 0.5
-    assert "3 past tasks are too few" in few.similarity_reason and few.to_dict()["similarity_share"] == 0.5
+    assert "1 past task with 3 or more results is too few" in few.similarity_reason
+    assert few.to_dict()["similarity_share"] == 0.5
 
 
 def test_knowledge_of_other_parameters_recommends_no_trials(tmp_path):

@@ -17,6 +17,7 @@ import numpy as np
 
 MAX_SIMILARITY_SHARE = 0.5  # the rest of the weight is spread evenly: the portfolio part
 MIN_TASKS_FOR_EVIDENCE = 6  # fewer past tasks cannot tell whether similarity predicts anything
+MIN_ROWS_FOR_EVIDENCE = 3  # a task with fewer results has (almost) no ranking to compare
 
 
 @dataclass(frozen=True)
@@ -25,12 +26,13 @@ class SimilarityEvidence:
 
     share: float  # of the prior vote, 0 to MAX_SIMILARITY_SHARE
     correlation: float | None  # closeness vs. ranking agreement over pairs of past tasks (None: too few)
-    tasks: int
+    tasks: int  # past tasks with enough results to take part in the test
 
     @property
     def reason(self) -> str:
         if self.correlation is None:
-            counted = f"{self.tasks} past task is" if self.tasks == 1 else f"{self.tasks} past tasks are"
+            counted = (f"{self.tasks} past task with {MIN_ROWS_FOR_EVIDENCE} or more results is" if self.tasks == 1
+                       else f"{self.tasks} past tasks with {MIN_ROWS_FOR_EVIDENCE} or more results are")
             return (f"similarity has half the vote: {counted} too few to test whether "
                     "closer meta-features mean configurations rank alike")
         if self.share == 0:
@@ -44,15 +46,22 @@ def similarity_evidence(tasks: list[Any], metas: list[list[float]]) -> Similarit
     """Over pairs of past tasks (guide.PastTask, with their meta-feature vectors): does closeness
     go with ranking configurations alike? Agreement is how well one task's rows predict the
     order of the other's probe rows, averaged both ways."""
-    if len(tasks) < MIN_TASKS_FOR_EVIDENCE:
-        return SimilarityEvidence(MAX_SIMILARITY_SHARE, None, len(tasks))
+    taking_part = [i for i, t in enumerate(tasks) if len(t.shares) >= MIN_ROWS_FOR_EVIDENCE]
+    if len(taking_part) < MIN_TASKS_FOR_EVIDENCE:
+        return SimilarityEvidence(MAX_SIMILARITY_SHARE, None, len(taking_part))
+    tasks = [tasks[i] for i in taking_part]
     probes = [t.probes() for t in tasks]
-    points = np.concatenate([p for p, _ in probes])
-    actual = np.array([shares for _, shares in probes])  # tasks x PROBE_ROWS
-    predicted = np.array([a.predict(points).reshape(actual.shape) for a in tasks])  # a x b x rows
+    width = max(len(shares) for _, shares in probes)
+    # Tasks have different numbers of probe rows: pad with NaN, which no pair counts.
+    actual = np.full((len(tasks), width), np.nan)
+    points = np.zeros((len(tasks), width, probes[0][0].shape[1]))
+    for b, (task_points, shares) in enumerate(probes):
+        actual[b, :len(shares)], points[b, :len(shares)] = shares, task_points
+    flat = points.reshape(-1, points.shape[2])
+    predicted = np.array([a.predict(flat).reshape(actual.shape) for a in tasks])  # a x b x rows
     agreement = _rank_agreement(predicted, actual[None, :, :])
     agreement = (agreement + agreement.T) / 2
-    vectors = np.array(metas)
+    vectors = np.array([metas[i] for i in taking_part])
     upper = np.triu_indices(len(tasks), k=1)
     closeness = -np.sqrt(((vectors[:, None, :] - vectors[None, :, :]) ** 2).sum(axis=2))[upper]
     correlation = _spearman(closeness, agreement[upper])
@@ -60,11 +69,12 @@ def similarity_evidence(tasks: list[Any], metas: list[list[float]]) -> Similarit
 
 
 def _rank_agreement(predicted: np.ndarray, actual: np.ndarray) -> np.ndarray:
-    """Kendall-style, over the last axis: (concordant - discordant) / pairs; ties count as neither."""
+    """Kendall-style, over the last axis: (concordant - discordant) / pairs; ties count as neither,
+    NaN (padding) rows are left out."""
     signs = (np.sign(predicted[..., :, None] - predicted[..., None, :])
              * np.sign(actual[..., :, None] - actual[..., None, :]))
-    rows = actual.shape[-1]
-    return signs.sum(axis=(-2, -1)) / max(1, rows * (rows - 1))
+    rows = (~np.isnan(actual)).sum(axis=-1)
+    return np.nansum(signs, axis=(-2, -1)) / np.maximum(1, rows * (rows - 1))
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
