@@ -40,6 +40,28 @@ def test_series_keep_every_step(shell, db_path):
         (25_000, pytest.approx(1 / 25_000), 1.0, 49_998)]
 
 
+def test_a_finished_run_leaves_nothing_for_the_garbage_collector(shell, db_path):
+    """A run's objects are freed when it ends, not at the next collection (no reference cycles)."""
+    import gc
+
+    from xpmagic.run import ActiveRun, MetricSeries
+
+    cell = ("%%experiment tidy\nC = xp.param('C', 1)\nxp.log(acc=0.5)\n"
+            "for s in range(3):\n    xp.log('loss', 1.0, step=s)\n")
+    run_ok(shell, cell)
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(3):
+            run_ok(shell, cell)
+        gc.collect()
+        left = [o for o in gc.garbage if isinstance(o, (ActiveRun, MetricSeries))]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert left == [] and len(rows(db_path, "SELECT id FROM runs")) == 4
+
+
 def test_failing_cell_is_recorded_and_its_exception_reaches_the_user(shell, db_path, capsys):
     result = shell.run_cell("%%experiment boom\nx = 1\nraise ValueError('bad data')\n")
     assert isinstance(result.error_in_exec, ValueError)

@@ -11,6 +11,7 @@ import hashlib
 import math
 import os
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from .errors import UsageError
@@ -77,6 +78,11 @@ class MetricSeries:
                              self.min if seen else None, self.max if seen else None, self.count)
 
 
+def _write_one_chunk(write_chunk: Callable[[int, list[MetricChunk]], None], run_id: int,
+                     chunk: MetricChunk) -> None:
+    write_chunk(run_id, [chunk])
+
+
 def _as_step(name: str, step: Any) -> int:
     try:
         as_int = int(step)
@@ -133,11 +139,10 @@ class ActiveRun:
         if series is None:
             if not isinstance(name, str) or not name:
                 raise UsageError(f"a metric name must be a non-empty string, got {name!r}")
-            series = self.series[name] = MetricSeries(name, self._flush_chunk)
+            # A partial, not a bound method: a series holding its run would make a reference
+            # cycle that only the garbage collector frees, once per run.
+            series = self.series[name] = MetricSeries(name, partial(_write_one_chunk, self._write_chunk, self.id))
         series.append(value, step)
-
-    def _flush_chunk(self, chunk: MetricChunk) -> None:
-        self._write_chunk(self.id, [chunk])
 
     def final_metrics(self) -> tuple[list[MetricSummary], list[MetricChunk]]:
         """Summaries of every metric, and the points not yet written.
