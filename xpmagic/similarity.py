@@ -31,10 +31,9 @@ class SimilarityEvidence:
     @property
     def reason(self) -> str:
         if self.correlation is None:
-            counted = (f"{self.tasks} past task with {MIN_ROWS_FOR_EVIDENCE} or more results is" if self.tasks == 1
-                       else f"{self.tasks} past tasks with {MIN_ROWS_FOR_EVIDENCE} or more results are")
-            return (f"similarity has half the vote: {counted} too few to test whether "
-                    "closer meta-features mean configurations rank alike")
+            return (f"similarity has half the vote: too few past tasks to test whether closer meta-features mean "
+                    f"configurations rank alike (the test needs {MIN_TASKS_FOR_EVIDENCE} with "
+                    f"{MIN_ROWS_FOR_EVIDENCE} or more results; there are {self.tasks})")
         if self.share == 0:
             return (f"similarity has no say: across your {self.tasks} past tasks, closer meta-features did not "
                     f"mean configurations ranked alike (rank correlation {self.correlation:.2f})")
