@@ -31,6 +31,7 @@ import sys
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE] + [_HERE]
 
+import collections  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import math  # noqa: E402
@@ -281,7 +282,7 @@ def evaluate(model: Model, table_: dict, configs: np.ndarray, metas: dict, targe
     methods = ["random", "tpe (cold)", f"tpe (cold, {N_WARM} startup)", "default first",
                "portfolio", "random past tasks", "xpmagic", "xpmagic + space (--narrow)"]
     curves: dict[str, dict[str, list[list[float]]]] = {m: {} for m in methods}
-    timings = []
+    timings, strengths = [], []
     default = model.default
     for target in targets:
         scores = table_[target]["scores"]
@@ -289,6 +290,7 @@ def evaluate(model: Model, table_: dict, configs: np.ndarray, metas: dict, targe
         rec_guide, rec_space, elapsed = xpmagic_recommendation(
             os.path.join(folder, "knowledge.db"), model, metas, table_, configs, target, past)
         timings.append(elapsed)
+        strengths.append(rec_guide.adaptation.strength)
         folio = [tuple(configs[i]) for i in portfolio(table_, past, N_WARM)] if past else []
         for seed in range(seeds):
             rng = random.Random(seed)
@@ -306,7 +308,7 @@ def evaluate(model: Model, table_: dict, configs: np.ndarray, metas: dict, targe
             }
             for method, curve in runs.items():
                 curves[method].setdefault(target, []).append(curve)
-    return {"curves": curves, "recommend_ms": [t * 1000 for t in timings]}
+    return {"curves": curves, "recommend_ms": [t * 1000 for t in timings], "strengths": strengths}
 
 
 def summarize(table_: dict, results: dict, trials: int) -> tuple[list[tuple], dict]:
@@ -642,6 +644,9 @@ def report_model(model: Model, tasks: dict, table_: dict, configs: np.ndarray, m
           "(5 stars: at most their median fit time, else 1); warm starts on the other task")
     print(table(rating_rows, ("recommender", "warm starts slower than the person accepts",
                               "median fit time vs accepted", "regret of best warm start")))
+    chosen = collections.Counter(results["strengths"])
+    print("\nHow strongly the first results re-weight past tasks (adaptation.py: chosen by replaying the guide on "
+          "the past tasks): " + ", ".join(f"strength {s:g} for {n} targets" for s, n in sorted(chosen.items())))
     rec_ms = results["recommend_ms"]
     print(f"\nrecommendation time: median {statistics.median(rec_ms):.1f} ms "
           f"(knowledge of {len(names) - 1} tasks x {N_CONFIGS} rows)")
@@ -652,7 +657,8 @@ def report_model(model: Model, tasks: dict, table_: dict, configs: np.ndarray, m
     plot(summary, growth_rows, plot_path, trials)
     print(f"plot: {plot_path}")
     return {"summary": summary["summary"], "wilcoxon": tests, "clusters": clusters, "oracle": oracle,
-            "growth": growth_rows, "blend": blend, "ratings": rating_rows, "recommend_ms": rec_ms}
+            "growth": growth_rows, "blend": blend, "ratings": rating_rows, "recommend_ms": rec_ms,
+            "strengths": dict(chosen)}
 
 
 def main() -> None:

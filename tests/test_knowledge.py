@@ -183,6 +183,56 @@ def test_the_guide_listens_to_the_results_of_this_task(tmp_path):
     assert list(rec.guide.weights(observed[:1])) == list(rec.guide.prior)  # one result ranks nothing
 
 
+GRID = [float(c) for c in np.logspace(-3, 3, 31)]
+
+
+def _peaked_tasks(store, peaks):
+    """Tasks with one meta-feature vector (an equal say for each), given as (name, peak, width) in
+    decades of C; every task has a row at every grid value, so predictions are exact."""
+    store.add_knowledge([_row(f"{task}-{i}", task, NEAR, c, 0.5 + 0.4 * math.exp(-((math.log10(c) - peak) / width) ** 2)
+                              + 0.001 * i / len(GRID))  # no exact ties
+                         for task, peak, width in peaks for i, c in enumerate(GRID)])
+    return recommend(store, meta=NEAR, specs=SPECS, metric="accuracy", direction="maximize", model_family="SVC")
+
+
+def test_the_strength_of_adaptation_is_what_worked_when_replayed_on_past_tasks(tmp_path):
+    """The guide replays itself on every past task, as if it were new, at every strength (all at
+    once, in numpy). The figures must be what the guide itself does: replay one task by hand with
+    plan() and weights() at a fixed strength and compare."""
+    from xpmagic import adaptation
+
+    shapes = [(-2.5, 0.6), (-2.0, 1.5), (-0.5, 0.4), (0.0, 2.0), (0.5, 0.5), (1.5, 1.0), (2.5, 0.7), (2.0, 3.0)]
+    peaks = [(f"t{i}", peak, width) for i, (peak, width) in enumerate(shapes)]
+    rec = _peaked_tasks(Store(tmp_path / "k.db"), peaks)
+    evidence = rec.guide.adaptation
+    assert evidence.replayed == len(peaks) and set(evidence.regret) == set(adaptation.STRENGTHS)
+    assert evidence.regret[evidence.strength] == min(evidence.regret.values())
+    assert rec.adaptation_strength == evidence.strength and rec.to_dict()["adaptation_reason"] == evidence.reason
+    assert f"each of your {len(peaks)} past tasks" in repr(rec)
+    for strength in (1.0, 20.0):
+        by_hand = []
+        for task, _, _ in peaks:
+            replay = recommend(Store(tmp_path / "k.db"), meta=NEAR, specs=SPECS, metric="accuracy",
+                               direction="maximize", model_family="SVC", exclude_task=task).guide
+            replay.adaptation = adaptation.AdaptationEvidence(strength, 0, {})
+            truth = {r["config"]["C"]: r["score"] for r in Store(tmp_path / "k.db").task_rows("SVC", "accuracy",
+                                                                                              "maximize", task, 200)}
+            lo, hi = min(truth.values()), max(truth.values())
+            observed = []
+            for _ in range(10):
+                tried = [o for o, _ in observed]
+                pick = replay.plan(observed, 1, exclude=lambda c, tried=tried: c in tried)[0]
+                observed.append((pick.config, truth[pick.config["C"]]))
+            found = [max(v for _, v in observed[:k]) for k in adaptation.CHECKPOINTS]
+            by_hand.append(np.mean([(hi - f) / (hi - lo) for f in found]))
+        assert evidence.regret[strength] == pytest.approx(np.mean(by_hand), abs=1e-9)
+    # Too few past tasks to replay: a middle strength, and the reason says why.
+    few = _peaked_tasks(Store(tmp_path / "few.db"), peaks[:3])
+    assert few.adaptation_strength == adaptation.DEFAULT_STRENGTH and few.guide.adaptation.replayed == 0
+    assert few.adaptation_reason.endswith("too few past tasks to test which strength works (the test needs 6; "
+                                          "there are 3)")
+
+
 def _curved_tasks(store, tasks):
     """Tasks given as (name, rows in the meta-features, +1 if a large C is good there, -1 if a small one)."""
     store.add_knowledge([_row(f"{task}-{c}", task, {**NEAR, "rows": rows}, c, 0.5 + 0.1 * sign * math.log10(c))

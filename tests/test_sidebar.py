@@ -212,6 +212,7 @@ def test_knowledge_recommendations_and_the_phase_heatmap(page, lab_shell):
     assert "SVC" in page.get_attribute(".xp-knowledge-rows tbody tr", "title")
     assert page.locator(".xp-warm li").count() >= 1  # warm starts from this experiment's own rows
     assert "too few past tasks to test" in page.inner_text(".xp-similarity")  # why similarity has the say it has
+    assert "test which strength works" in page.inner_text(".xp-adaptation")  # how strongly results re-weight
     assert "alike in every meta-feature" in page.inner_text(".xp-similar")  # the most similar task, and why
     screenshot(page, "sidebar-knowledge")
     page.click(".xp-back")

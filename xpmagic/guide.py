@@ -5,28 +5,29 @@ weighted by meta-feature similarity, blended with an equal say for every task (s
 portfolio of generally good configurations is part of the mix). Similarity gets the
 share of the vote it has earned: how well, among the past tasks themselves, closer
 meta-features meant configurations ranked alike (none when it did not). As this task's own
-results come in, a past task that ranked the configurations tried so far the way this
-task did gains weight, one that ranked them the other way loses it. The next trial is
-the candidate that adds the most to what the tried configurations already cover,
-summed over the weighted tasks (greedy coverage).
+results come in, a past task that predicted their order gains weight, one that predicted
+it the other way loses it, at a strength the past tasks earned the same way: replaying the
+guide on each of them (adaptation.py). The next trial is the candidate that adds the most
+to what the tried configurations already cover, summed over the weighted tasks (greedy
+coverage).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from . import adaptation
 from .records import ParamSpec
 from .similarity import MAX_SIMILARITY_SHARE, SimilarityEvidence
 
 KNOWLEDGE_TRIALS = 10  # trials chosen by the guide before the sampler takes over (transfer.py: 10 beat 5)
 PROBE_ROWS = 16  # rows per task, spread over its ranks, on which two tasks' rankings are compared
 SIMILARITY_SCALE = 0.1  # meta-feature distance over which a task's prior weight falls by e
-DISAGREEMENT = 2.0  # how fast a task that misranks this task's results loses weight
 RADIUS = 0.15  # a past task knows a configuration when one of its rows lies this close (unit cube)
 CANDIDATES_PER_TASK = 3
 
@@ -59,6 +60,7 @@ class Candidate:
     origin: str  # the past task it was among the best of
     weight: float = 1.0  # what the person's ratings say about it (ratings.py)
     row: dict[str, Any] | None = None  # the knowledge row it came from
+    sources: list[int] = field(default_factory=list)  # indices of the past tasks it was among the best of
 
 
 @dataclass
@@ -75,33 +77,47 @@ class KnowledgeGuide:
     """Chooses knowledge-driven trials for one new task, given what it has observed so far."""
 
     def __init__(self, tasks: list[PastTask], candidates: list[Candidate], specs: dict[str, ParamSpec],
-                 direction: str, evidence: SimilarityEvidence | None = None):
+                 direction: str, evidence: SimilarityEvidence | None = None,
+                 vectors: np.ndarray | None = None):
         self.tasks = tasks
         self.specs = specs
         self.direction = direction
         self.candidates = candidates
         self._bonus = np.array([c.weight for c in candidates])
-        self._points = np.array([unit_point(c.config, specs) for c in candidates])
+        self._points = unit_points([c.config for c in candidates], specs)[0]
         # predicted share of every candidate on every past task (candidates x tasks)
         self._credit = np.column_stack([t.predict(self._points) for t in tasks])
-        distances = np.array([t.distance for t in tasks])
-        similarity = np.exp(-(distances - distances.min()) / SIMILARITY_SCALE)
         self.evidence = evidence or SimilarityEvidence(MAX_SIMILARITY_SHARE, None, len(tasks))
-        share = self.evidence.share
-        self.prior = (1 - share) / len(tasks) + share * similarity / similarity.sum()
+        self.prior = _prior(np.array([t.distance for t in tasks]), self.evidence.share)
+        # A replayed task's own best rows are not knowledge to it, unless another task had them too.
+        allowed = np.array([[c.sources != [u] for c in candidates] for u in range(len(tasks))])
+        self.adaptation = adaptation.choose_strength(self._credit, self._replay_priors(vectors), allowed,
+                                                     self._bonus, KNOWLEDGE_TRIALS)
+
+    def _replay_priors(self, vectors: np.ndarray | None) -> np.ndarray:
+        """Row u: the prior weights if past task u were the new task (meta-feature vectors give
+        the distances; without them every other task has an equal say)."""
+        n = len(self.tasks)
+        priors = np.zeros((n, n))
+        for u in range(n):
+            others = np.arange(n) != u
+            if not others.any():
+                continue
+            if vectors is None:
+                priors[u, others] = 1.0 / others.sum()
+            else:
+                distances = np.sqrt(((vectors[others] - vectors[u]) ** 2).sum(axis=1))
+                priors[u, others] = _prior(distances, self.evidence.share)
+        return priors
 
     def weights(self, observed: list[tuple[dict[str, Any], float]]) -> np.ndarray:
-        """Prior weights times how well each task ranks the observed results (pairs of trials)."""
-        values = [v if self.direction == "maximize" else -v for _, v in observed]
-        points = [unit_point(c, self.specs) for c, _ in observed]
-        pairs = [(a, b) for a in range(len(observed)) for b in range(a + 1, len(observed)) if values[a] != values[b]]
-        if not pairs:
+        """Prior weights, lowered for tasks that mispredicted the order of the observed results."""
+        values = np.array([v if self.direction == "maximize" else -v for _, v in observed], dtype=float)
+        if len(values) < 2 or np.all(values == values[0]):
             return self.prior
-        predicted = np.array([t.predict(np.array(points)) for t in self.tasks])
-        wrong = np.array([sum((row[a] - row[b]) * (values[a] - values[b]) < 0 for a, b in pairs)
-                          for row in predicted]) / len(pairs)
-        weights = self.prior * np.exp(-DISAGREEMENT * len(pairs) * wrong)
-        return weights / weights.sum()
+        points = np.array([unit_point(c, self.specs) for c, _ in observed])
+        predicted = np.array([t.predict(points) for t in self.tasks])
+        return adaptation.adapted(self.prior, adaptation.misranking(predicted, values), self.adaptation.strength)
 
     def plan(self, observed: list[tuple[dict[str, Any], float]], count: int,
              exclude: Callable[[dict[str, Any]], bool] = lambda c: False) -> list[Pick]:
@@ -114,7 +130,7 @@ class KnowledgeGuide:
         picks: list[Pick] = []
         taken = [i for i, c in enumerate(self.candidates) if exclude(c.config)]
         for _ in range(count):
-            gains = (np.maximum(covered[None, :], self._credit) * weights[None, :]).sum(axis=1) * self._bonus
+            gains = (np.maximum(covered[None, :], self._credit) @ weights) * self._bonus
             gains[taken] = -math.inf
             best = int(gains.argmax())
             if not math.isfinite(gains[best]):
@@ -134,18 +150,43 @@ class KnowledgeGuide:
                 f"(task weights from {basis})")
 
 
+def _prior(distances: np.ndarray, share: float) -> np.ndarray:
+    """``share`` of the weight by meta-feature similarity, the rest evenly."""
+    similarity = np.exp(-(distances - distances.min()) / SIMILARITY_SCALE)
+    return (1 - share) / len(distances) + share * similarity / similarity.sum()
+
+
 def unit_point(config: dict[str, Any], specs: dict[str, ParamSpec]) -> np.ndarray:
-    """A configuration in the unit cube of the space (log scale where the parameter is log);
-    a categorical parameter is one coordinate per choice, so a different choice is distance 1."""
-    coordinates: list[float] = []
+    """A configuration in the unit cube of the space (unit_points, for one)."""
+    return unit_points([config], specs)[0][0]
+
+
+def unit_points(configs: list[dict[str, Any]], specs: dict[str, ParamSpec]) -> tuple[np.ndarray, np.ndarray]:
+    """Configurations in the unit cube of the space (log scale where the parameter is log), and
+    whether each has at least one value that fits the space. A categorical parameter is one
+    coordinate per choice, so a different choice is distance 1; a missing or unfitting value is
+    the middle. One numpy pass per parameter: the guide places thousands of rows."""
+    columns: list[np.ndarray] = []
+    fits = np.zeros(len(configs), dtype=bool)
     for name, spec in specs.items():
-        value = config.get(name)
+        values = [config.get(name) for config in configs]
         if spec.choices is not None:
-            coordinates += [math.sqrt(0.5) if value == choice else 0.0 for choice in spec.choices]
-        elif not isinstance(value, (int, float)) or isinstance(value, bool) or spec.low is None:
-            coordinates.append(0.5)
-        elif spec.log and spec.low > 0 and value > 0:
-            coordinates.append(min(1.0, max(0.0, math.log(value / spec.low) / (math.log(spec.high / spec.low) or 1.0))))
+            for choice in spec.choices:
+                columns.append(np.array([math.sqrt(0.5) if v == choice else 0.0 for v in values]))
+            fits |= np.array([v in spec.choices for v in values], dtype=bool)
+            continue
+        numeric = np.array([isinstance(v, (int, float)) and not isinstance(v, bool) for v in values], dtype=bool)
+        if spec.low is None:
+            columns.append(np.full(len(configs), 0.5))
+            continue
+        fits |= numeric
+        x = np.array([float(v) if ok else math.nan for v, ok in zip(values, numeric)])
+        if spec.log and spec.low > 0:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                logged = np.log(x / spec.low) / (math.log(spec.high / spec.low) or 1.0)
+            scaled = np.where(x > 0, logged, (x - spec.low) / ((spec.high - spec.low) or 1.0))
         else:
-            coordinates.append(min(1.0, max(0.0, (value - spec.low) / ((spec.high - spec.low) or 1.0))))
-    return np.array(coordinates)
+            scaled = (x - spec.low) / ((spec.high - spec.low) or 1.0)
+        columns.append(np.where(numeric, np.clip(scaled, 0.0, 1.0), 0.5))
+    points = np.column_stack(columns) if columns else np.zeros((len(configs), 0))
+    return points, fits

@@ -11,6 +11,7 @@ broken by the order rows were recorded.
 from __future__ import annotations
 
 import ast
+import json
 import math
 import statistics
 from dataclasses import asdict, dataclass, field, replace
@@ -38,6 +39,8 @@ class Recommendation:
     similar_tasks: list[dict[str, Any]] = field(default_factory=list)
     similarity_share: float | None = None  # of the first trials' vote (guide.py); None: no guide
     similarity_reason: str = ""
+    adaptation_strength: float | None = None  # how strongly this task's results re-weight past tasks (adaptation.py)
+    adaptation_reason: str = ""
     ratings_learned: int = 0  # ratings the learned weight came from (0: no rating model)
     # Chooses the knowledge-driven trials as results come in (not part of the record).
     guide: Any = field(default=None, repr=False, compare=False)
@@ -57,8 +60,7 @@ class Recommendation:
             return "no recommendation: the knowledge table has nothing on this model family and metric yet"
         lines = ["warm-start configurations (the first trials; those not yet run are re-chosen as results come in):"]
         lines += [f"  {c}  ({r})" for c, r in zip(self.warm_start, self.warm_start_reasons)]
-        if self.similarity_reason:
-            lines.append(f"  ({self.similarity_reason})")
+        lines += [f"  ({reason})" for reason in (self.similarity_reason, self.adaptation_reason) if reason]
         if self.space:
             lines.append("narrowed space (offered; --narrow or Apply searches only it):")
             lines += [f"  {name}: [{s['low']:.4g}, {s['high']:.4g}]" + (" log" if s.get("log") else "")
@@ -133,6 +135,8 @@ def recommend(store: Store, *, meta: dict[str, Any], specs: dict[str, ParamSpec]
     if rec.guide is not None:
         rec.similarity_share = rec.guide.evidence.share
         rec.similarity_reason = rec.guide.evidence.reason
+        rec.adaptation_strength = rec.guide.adaptation.strength
+        rec.adaptation_reason = rec.guide.adaptation.reason
     for pick in rec.guide.plan([], n_warm) if rec.guide is not None else []:
         rec.warm_start.append(pick.config)
         rec.warm_start_reasons.append(pick.reason + _rating_note(pick.candidate.row, model))
@@ -151,7 +155,9 @@ def recommend(store: Store, *, meta: dict[str, Any], specs: dict[str, ParamSpec]
 
 
 GUIDE_TASKS = 30  # the nearest tasks vote (bounded work with a large table)
-GUIDE_ROWS = 64  # rows per task the guide looks at: its best ones
+# Rows per task the guide looks at, best first. Its poor rows too: a task that predicts a result
+# poor must say how poor, or it cannot be told apart from one that predicts it well (transfer.py).
+GUIDE_ROWS = 128
 
 
 def _guide(store: Store, ranked: list, meta: dict[str, Any], specs: dict[str, ParamSpec], metric: str,
@@ -163,23 +169,29 @@ def _guide(store: Store, ranked: list, meta: dict[str, Any], specs: dict[str, Pa
     candidates: list[guide.Candidate] = []
     for task, info in ranked:
         lo, hi = info["rows"][0].get("task_min"), info["rows"][0].get("task_max")
-        rows = [r for r in store.task_rows(family, metric, direction, task, GUIDE_ROWS)
-                if _usable(r["config"], specs)]
-        if not rows:
+        rows = store.task_rows(family, metric, direction, task, GUIDE_ROWS)
+        points, fits = guide.unit_points([r["config"] for r in rows], specs)
+        if not fits.any():
             continue
-        past.append(guide.PastTask(info["name"] or task[:8], distance(meta, info["meta"]),
-                                   np.array([guide.unit_point(r["config"], specs) for r in rows]),
+        rows = [r for r, fit in zip(rows, fits) if fit]
+        past.append(guide.PastTask(info["name"] or task[:8], distance(meta, info["meta"]), points[fits],
                                    np.array([_share(r["score"], lo, hi, direction) for r in rows])))
         vectors.append(similarity_vector(info["meta"]))
         for row in rows[:guide.CANDIDATES_PER_TASK]:
             config = _usable(row["config"], specs)
-            if all(c.config != config for c in candidates):
-                row = {**row, "task": task, "task_min": lo, "task_max": hi}
-                candidates.append(guide.Candidate(config, info["name"] or task[:8],
-                                                  model.weight(row) if model else 1.0, row))
+            known = next((c for c in candidates if c.config == config), None)
+            if known is not None:
+                known.sources.append(len(past) - 1)
+                continue
+            row = {**row, "task": task, "task_min": lo, "task_max": hi}
+            candidates.append(guide.Candidate(config, info["name"] or task[:8],
+                                              model.weight(row) if model else 1.0, row, [len(past) - 1]))
     if not past or not candidates:
         return None
-    return guide.KnowledgeGuide(past, candidates, specs, direction, similarity.similarity_evidence(past, vectors))
+    # Equal gains go to the same configuration whichever task brought it (the replay relies on it).
+    candidates.sort(key=lambda c: json.dumps(c.config, sort_keys=True, default=str))
+    return guide.KnowledgeGuide(past, candidates, specs, direction, similarity.similarity_evidence(past, vectors),
+                                np.array(vectors))
 
 
 def _usable(config: dict[str, Any], specs: dict[str, ParamSpec]) -> dict[str, Any] | None:

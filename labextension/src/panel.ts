@@ -283,6 +283,7 @@ export class XPSidebar extends Widget {
     const recommendation = warm || space
       ? `<h4>Warm-start configurations</h4><ol class="xp-warm">${warm}</ol>
          ${rec.similarity_reason ? `<div class="xp-muted xp-similarity">${escapeHtml(rec.similarity_reason)}</div>` : ''}
+         ${rec.adaptation_reason ? `<div class="xp-muted xp-adaptation">${escapeHtml(rec.adaptation_reason)}</div>` : ''}
          ${space ? `<h4>Narrowed space (offered: --narrow or the panel's Apply searches only it)</h4><ul>${space}</ul><div class="xp-muted">${escapeHtml(rec.space_reasons.join(' '))}</div>` : ''}
          <h4>Sampler</h4><div>${escapeHtml(rec.sampler)} <span class="xp-muted">${escapeHtml(rec.sampler_reason)}</span></div>
          ${rec.budget ? `<h4>Budget</h4><div>${rec.budget} trials <span class="xp-muted">${escapeHtml(rec.budget_reason)}</span></div>` : ''}
