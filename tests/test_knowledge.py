@@ -181,6 +181,8 @@ def test_the_guide_listens_to_the_results_of_this_task(tmp_path):
     assert after[0].config == {"C": 0.001} and "ranked your 3 results" in after[0].reason
     assert "other-" in after[0].reason.partition("most support from")[2].split(",")[0]
     assert list(rec.guide.weights(observed[:1])) == list(rec.guide.prior)  # one result ranks nothing
+    with_nan = rec.guide.weights([*observed, ({"C": 0.1}, float("nan"))])  # a diverged trial orders nothing
+    assert np.allclose(with_nan, weights)
 
 
 GRID = [float(c) for c in np.logspace(-3, 3, 31)]

@@ -112,6 +112,7 @@ class KnowledgeGuide:
 
     def weights(self, observed: list[tuple[dict[str, Any], float]]) -> np.ndarray:
         """Prior weights, lowered for tasks that mispredicted the order of the observed results."""
+        observed = [(c, v) for c, v in observed if math.isfinite(v)]  # a NaN score orders nothing
         values = np.array([v if self.direction == "maximize" else -v for _, v in observed], dtype=float)
         if len(values) < 2 or np.all(values == values[0]):
             return self.prior
