@@ -172,6 +172,9 @@ def test_the_guide_listens_to_the_results_of_this_task(tmp_path):
     store.add_knowledge(rows)
     rec = recommend(store, meta=NEAR, specs=SPECS, metric="accuracy", direction="maximize", model_family="SVC")
     assert rec.warm_start[0] == {"C": 1000.0}  # the similar tasks' favourite
+    # Six grid tasks: the replay finds every task's best within the first trials whatever the strength.
+    assert rec.adaptation_strength == 5 and "middle strength (5): replaying" in rec.adaptation_reason
+    assert "every strength left 0.000 of the range to go" in rec.adaptation_reason
     observed = [({"C": 1000.0}, 0.60), ({"C": 100.0}, 0.62), ({"C": 10.0}, 0.65)]  # ranks like the others
     weights = rec.guide.weights(observed)
     assert sum(weights[[t.name.startswith("other") for t in rec.guide.tasks]]) > 0.9

@@ -39,9 +39,13 @@ class AdaptationEvidence:
         if not self.replayed:
             return (f"your results re-weight past tasks at a middle strength ({self.strength:g}): too few past tasks "
                     f"to test which strength works (the test needs {MIN_TASKS_TO_REPLAY}; there are {self.tasks})")
+        replay = (f"replaying the first {max(CHECKPOINTS)} trials on each of your {self.replayed} past tasks "
+                  f"as if it were new")
         worst = max(self.regret, key=lambda s: self.regret[s])
-        return (f"your results re-weight past tasks at strength {self.strength:g}: replaying the first "
-                f"{max(CHECKPOINTS)} trials on each of your {self.replayed} past tasks as if it were new, it left "
+        if self.regret[worst] - self.regret[self.strength] < 1e-9:
+            return (f"your results re-weight past tasks at a middle strength ({self.strength:g}): {replay}, every "
+                    f"strength left {self.regret[worst]:.3f} of the range to go on average")
+        return (f"your results re-weight past tasks at strength {self.strength:g}: {replay}, it left "
                 f"{self.regret[self.strength]:.3f} of the range to go on average "
                 f"(strength {worst:g}: {self.regret[worst]:.3f})")
 
