@@ -231,6 +231,12 @@ def test_the_strength_of_adaptation_is_what_worked_when_replayed_on_past_tasks(t
             found = [max(v for _, v in observed[:k]) for k in adaptation.CHECKPOINTS]
             by_hand.append(np.mean([(hi - f) / (hi - lo) for f in found]))
         assert evidence.regret[strength] == pytest.approx(np.mean(by_hand), abs=1e-9)
+    # A replayed task that runs out of other tasks' candidates stops, as plan() does: its own best
+    # row never counts as found.
+    own = np.eye(6)
+    evidence = adaptation.choose_strength(credit=0.2 + 0.8 * own, prior_of=(1 - own) / 5, allowed=own == 0,
+                                          bonus=np.ones(6), picks=10)
+    assert all(r == pytest.approx(0.8) for r in evidence.regret.values())
     # Too few past tasks to replay: a middle strength, and the reason says why.
     few = _peaked_tasks(Store(tmp_path / "few.db"), peaks[:3])
     assert few.adaptation_strength == adaptation.DEFAULT_STRENGTH and few.guide.adaptation.replayed == 0

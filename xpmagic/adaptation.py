@@ -81,6 +81,7 @@ def choose_strength(credit: np.ndarray, prior_of: np.ndarray, allowed: np.ndarra
     runs = (n_tasks, len(strengths))
     covered = np.zeros((*runs, n_tasks))
     chosen = np.zeros((*runs, 0), dtype=int)
+    real = np.zeros((*runs, 0), dtype=bool)  # False: the run had no candidate left (plan() stops there)
     regret = np.zeros(runs)
     truth = credit.T  # tasks x candidates
     blocked = np.broadcast_to(~allowed[:, None, :], (*runs, n_candidates)).copy()
@@ -93,10 +94,11 @@ def choose_strength(credit: np.ndarray, prior_of: np.ndarray, allowed: np.ndarra
         gains[blocked] = -np.inf
         best = gains.argmax(axis=2)
         chosen = np.concatenate([chosen, best[:, :, None]], axis=2)
+        real = np.concatenate([real, np.isfinite(gains.max(axis=2))[:, :, None]], axis=2)
         blocked[np.arange(n_tasks)[:, None], np.arange(len(strengths))[None, :], best] = True
         covered = np.maximum(covered, credit[best])
         if step + 1 in CHECKPOINTS:
-            found = np.take_along_axis(truth[:, None, :], chosen, axis=2).max(axis=2)
+            found = np.where(real, np.take_along_axis(truth[:, None, :], chosen, axis=2), 0.0).max(axis=2)
             regret += (1.0 - found) / len(CHECKPOINTS)
     mean = regret.mean(axis=0)
     # Among strengths the replay cannot tell apart, the one nearest the middle default.
