@@ -84,6 +84,7 @@ def test_every_command_has_help():
     (("show", "99"), 1, "no run 99"),
     (("show", "abc"), 2, "not a run id"),
     (("frobnicate",), 2, "invalid choice"),
+    (("runs", "--experiment", "nosuch"), 2, "no experiment 'nosuch'"),
 ])
 def test_bad_input_is_one_line(recorded, args, code, expected):
     result = xpmagic(*args, "--db", str(recorded)) if args[0] != "frobnicate" else xpmagic(*args)

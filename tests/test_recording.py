@@ -270,6 +270,12 @@ def test_bad_input_gives_one_clear_line(shell, capsys, cell, expected):
     assert "Traceback" not in text and "xpmagic/" not in text
 
 
+def test_a_rejected_metric_value_leaves_no_metric_behind(shell, db_path):
+    assert not shell.run_cell("%%experiment n\nxp.log(acc='high')\n").success
+    assert rows(db_path, "SELECT status FROM runs") == [("failed",)]
+    assert rows(db_path, "SELECT count(*) FROM metrics") == [(0,)]
+
+
 def test_xp_calls_outside_a_run_say_where_they_belong(shell, capsys):
     result = shell.run_cell("xp.log(acc=1)")
     assert not result.success

@@ -177,7 +177,9 @@ def notebook_command(options: argparse.Namespace, store: Store, knowledge_store:
     if name == "db":
         return DatabaseInfo(store)
     if name == "runs":
-        return queries.runs_frame(store, options.experiment or options.experiment_opt, options.limit)
+        experiment = options.experiment or options.experiment_opt
+        _require_experiment(store, experiment)
+        return queries.runs_frame(store, experiment, options.limit)
     if name == "show":
         return display.RunView(store.get_run(resolve_run(store, options.run)))
     if name == "diff":
@@ -440,6 +442,16 @@ class DatabaseInfo:
 
     def __repr__(self) -> str:
         return f"{self.path} (schema {self.schema}, {self.runs} runs, {self.size / 1024:.0f} KiB)"
+
+
+def _require_experiment(store: Store, experiment: str | None) -> None:
+    """A misspelt experiment name says so, instead of listing no runs."""
+    if experiment is None:
+        return
+    names = [e["name"] for e in store.experiments()]
+    if experiment not in names:
+        known = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "") if names else "none yet"
+        raise UsageError(f"no experiment {experiment!r} in {store.path}; experiments: {known}")
 
 
 def _knowledge_store(store: Store) -> Any:

@@ -142,6 +142,12 @@ class ActiveRun:
             # A partial, not a bound method: a series holding its run would make a reference
             # cycle that only the garbage collector frees, once per run.
             series = self.series[name] = MetricSeries(name, partial(_write_one_chunk, self._write_chunk, self.id))
+            try:
+                series.append(value, step)
+            except Exception:
+                del self.series[name]  # a rejected first value leaves no empty metric behind
+                raise
+            return
         series.append(value, step)
 
     def final_metrics(self) -> tuple[list[MetricSummary], list[MetricChunk]]:
