@@ -254,3 +254,17 @@ def test_optuna_dashboard_reads_the_study_unchanged(shell):
     assert {t["state"] for t in detail["trials"]} == {"Complete"}
     values = [t["values"][0] for t in detail["trials"]]
     assert max(values) == pytest.approx(study.best_value)
+
+
+def test_a_study_keeps_its_database_when_the_session_switches_or_closes_its_own(shell, db_path, tmp_path):
+    """Closing the session's connection under a running study's query crashed the kernel."""
+    study, _ = optimize(shell, "steady", "--trials 12", SLOW.replace("0.1", "0.05"))
+    wait_for(lambda: len(study.controller.finished_trials()) >= 2)
+    other = tmp_path / "other.db"
+    shell.run_line_magic("config", f"XPMagics.db_path = {str(other)!r}")
+    run_ok(shell, "%%experiment elsewhere\nx = 1\n")  # the session now records into other.db
+    shell.run_line_magic("unload_ext", "xpmagic")  # closes the session's connection
+    assert study.controller.wait(30) and study.controller.state == "finished"
+    shell.run_line_magic("load_ext", "xpmagic")
+    assert rows(db_path, "SELECT count(*), min(status) FROM runs WHERE trial_number IS NOT NULL") == [(12, "ok")]
+    assert rows(other, "SELECT count(*) FROM runs WHERE trial_number IS NOT NULL") == [(0,)]

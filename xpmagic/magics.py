@@ -171,14 +171,24 @@ class XPMagics(Magics):
         config = args.optimize
         if config.storage is None and self.optuna_storage:
             config = replace(config, storage=self.optuna_storage)
+        study_store, study_knowledge = self._connections_for_a_study(store)
         controller = launch(
-            store=store, store_factory=self.store, experiment=args.name, body=body,
+            store=store, store_factory=lambda: study_store, experiment=args.name, body=body,
             code=redact_url(recorder.current_raw_cell() or body),  # a --storage password is never recorded
             config=config, namespace=self.shell.user_ns, notebook=recorder.notebook_path(),
             environment_id=store.environment_id(recorder.environment.snapshot()),
-            max_output_chars=self.max_output_chars, knowledge=self.knowledge,
+            max_output_chars=self.max_output_chars, knowledge=lambda: study_knowledge,
             lineage=recorder.inputs_of(body))
         return study_display(controller)
+
+    def _connections_for_a_study(self, store: Store) -> tuple[Store, Any]:
+        """A study's threads get connections of their own: closing or switching the session's
+        database (%unload_ext, %config XPMagics.db_path) must neither pull a connection from under
+        a running query (SQLite crashes the process) nor move the study to another file."""
+        from .teamknowledge import open_knowledge
+
+        study_store = Store(store.path)
+        return study_store, open_knowledge(study_store, self.knowledge_url or self.knowledge_path)
 
     # -- %xp ----------------------------------------------------------------------
     @line_magic
