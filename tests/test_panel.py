@@ -109,3 +109,16 @@ def test_view_model_and_history_plot(panel):
     svg = history_svg(view)
     assert svg.count("<circle") == len(view.history) and "polyline" in svg
     time.sleep(0.01)
+
+
+def test_the_panel_says_why_trials_failed(shell):
+    result = run_ok(shell, "%%experiment typo --optimize score --trials 2\n"
+                           "x = xp.param('x', 0.0, low=0.0, high=1.0)\nxp.log(scor=x)\n")
+    panel = result.result
+    wait_for(lambda: len(panel.controller.finished_trials()) == 2 and panel.controller.state == "finished")
+    panel.refresh()
+    assert "trial 1 failed: XPError: the cell did not log &#x27;score&#x27; with xp.log (it logged: scor)" \
+        in panel.table.value
+    assert "%xp show" in panel.table.value
+    studies = repr(shell.run_line_magic("xp", "studies"))
+    assert "typo: finished, 2/2 trials, no trial has logged score yet" in studies

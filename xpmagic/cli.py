@@ -425,9 +425,14 @@ class StudiesInfo:
     def __repr__(self) -> str:
         if not self.studies:
             return "no studies yet; start one with %%experiment NAME --optimize METRIC"
-        return "\n".join(
-            f"{s['name']}: {s['state']}, {s['n_trials']}/{s['budget'] or '∞'} trials, "
-            f"best {s['metric']} {s['best_value']} {s['best_params'] or ''}" for s in self.studies)
+        return "\n".join(_study_line(s) for s in self.studies)
+
+
+def _study_line(study: dict[str, Any]) -> str:
+    best = (f"best {study['metric']} {study['best_value']:.6g} {study['best_params'] or ''}".rstrip()
+            if study["best_value"] is not None else f"no trial has logged {study['metric']} yet")
+    line = f"{study['name']}: {study['state']}, {study['n_trials']}/{study['budget'] or '∞'} trials, {best}"
+    return line + (f" ({study['message']})" if study["message"] else "")
 
 
 class DatabaseInfo:

@@ -357,7 +357,7 @@ class StudyController:
         value = result.last.get(self.config.metric)
         error = result.error
         if error is None and (value is None or not math.isfinite(value)):
-            error = ErrorInfo("XPError", f"the cell did not log a finite {self.config.metric!r} with xp.log", "")
+            error = ErrorInfo("XPError", _missing_metric(self.config.metric, value, result.last), "")
         violations = [c.violation({**result.values, **result.last}) for c in self._constraints]
         state = "failed" if error is not None else "infeasible" if any(v > 0 for v in violations) else "complete"
         if state == "complete" and any(d.meta for d in result.datasets):
@@ -737,3 +737,11 @@ def _describe(spec: ParamSpec) -> str:
     if spec.choices is not None:
         return f"one of {list(spec.choices)}"
     return f"in [{spec.low}, {spec.high}]" + (" (log)" if spec.log else "")
+
+
+def _missing_metric(metric: str, value: float | None, logged: dict[str, Any]) -> str:
+    """Why a trial without a usable objective failed, naming what the cell did log."""
+    if value is not None:
+        return f"the cell logged {metric}={value}; the objective must be a finite number"
+    others = ", ".join(sorted(logged)) or "nothing"
+    return f"the cell did not log {metric!r} with xp.log (it logged: {others})"

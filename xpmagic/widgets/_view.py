@@ -124,11 +124,24 @@ def trials_table_html(view: StudyView, limit: int = 15) -> str:
     for row in view.rows[-limit:]:
         colour = {"complete": "#1a7f37", "failed": "#cf222e", "infeasible": "#9a6700",
                   "cancelled": "#57606a"}.get(row["state"], "#0969da")
-        cells = [row["trial"], f"<span style='color:{colour}'>{row['state']}</span>", _fmt(row["value"]),
+        why = f" title='{escape(row['error'], quote=True)}'" if row.get("error") else ""
+        cells = [row["trial"], f"<span style='color:{colour}'{why}>{row['state']}</span>", _fmt(row["value"]),
                  *[escape(_fmt(row["params"].get(n))) for n in names], _fmt(row["duration_s"]),
                  _fmt(row["run"]), _fmt(row["rating"])]
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return f"<table class='xpmagic-trials'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    table = f"<table class='xpmagic-trials'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return table + _last_failure_html(view)
+
+
+def _last_failure_html(view: StudyView) -> str:
+    """Why the latest failed trial failed: a red state alone sends people to %xp show."""
+    failed = [row for row in view.rows if row["state"] == "failed" and row.get("error")]
+    if not failed:
+        return ""
+    row = failed[-1]
+    count = f"{len(failed)} failed trials; " if len(failed) > 1 else ""
+    return (f"<div class='xpmagic-failure' style='color:#cf222e'>{count}trial {row['trial']} failed: "
+            f"{escape(row['error'])} (details: <code>%xp show {row['run']}</code>)</div>")
 
 
 def view_text(view: StudyView) -> str:
