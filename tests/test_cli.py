@@ -85,6 +85,10 @@ def test_every_command_has_help():
     (("show", "abc"), 2, "not a run id"),
     (("frobnicate",), 2, "invalid choice"),
     (("runs", "--experiment", "nosuch"), 2, "no experiment 'nosuch'"),
+    (("runs", "--limit", "0"), 2, "--limit: must be at least 1"),
+    (("replay", "1", "--tolerance", "-1"), 2, "--tolerance: must be 0 or more"),
+    (("export", "--to", "json", "--out", "/nonexistent-folder/runs.json"), 2, "cannot use the file /nonexistent"),
+    (("knowledge", "export", "/nonexistent-folder/k.json"), 2, "check the path and that its folder exists"),
 ])
 def test_bad_input_is_one_line(recorded, args, code, expected):
     result = xpmagic(*args, "--db", str(recorded)) if args[0] != "frobnicate" else xpmagic(*args)

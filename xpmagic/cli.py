@@ -10,7 +10,7 @@ import json
 import sys
 from typing import Any
 
-from .errors import UsageError, XPError
+from .errors import UsageError, XPError, file_error
 from .store import Store
 
 
@@ -33,6 +33,26 @@ def run_ref(text: str) -> int | str:
     return value
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _not_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
 def build_parser(prog: str = "xpmagic", in_notebook: bool = False) -> argparse.ArgumentParser:
     parser = _Parser(prog=prog, description="Query and export xpmagic experiment records.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -50,7 +70,7 @@ def build_parser(prog: str = "xpmagic", in_notebook: bool = False) -> argparse.A
     runs = command("runs", "list runs, newest first")
     runs.add_argument("experiment", nargs="?", default=None, help="only this experiment")
     runs.add_argument("--experiment", dest="experiment_opt", default=None, help=argparse.SUPPRESS)
-    runs.add_argument("--limit", type=int, default=None, help="at most this many runs")
+    runs.add_argument("--limit", type=_at_least_one, default=None, help="at most this many runs")
     show = command("show", "one run in full")
     show.add_argument("run", type=run_ref, help="run id, or 'last'")
     diff = command("diff", "what changed between two runs")
@@ -111,7 +131,7 @@ def build_parser(prog: str = "xpmagic", in_notebook: bool = False) -> argparse.A
     replay.add_argument("--all", action="store_true", help="every run of the experiment")
     replay.add_argument("--best", action="store_true",
                         help="TARGET is a study or experiment: re-run its best trial as a single recorded run")
-    replay.add_argument("--tolerance", type=float, default=1e-9, help="relative and absolute (default 1e-9)")
+    replay.add_argument("--tolerance", type=_not_negative, default=1e-9, help="relative and absolute (default 1e-9)")
     replay.add_argument("--trust", action="store_true",
                         help="run code from a database another user or machine created")
     if not in_notebook:
@@ -575,6 +595,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        print(file_error(exc).one_line(), file=sys.stderr)
+        return 2
     return 0
 
 

@@ -58,3 +58,9 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (drivers add pages of context), or its type."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def file_error(exc: OSError) -> UsageError:
+    """A file the person named could not be read or written (a missing folder, no permission)."""
+    where = f" {exc.filename}" if exc.filename else ""
+    return UsageError(f"cannot use the file{where}: {exc.strerror or exc}; check the path and that its folder exists")

@@ -17,7 +17,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 from traitlets import Bool, Float, Int, Unicode, observe
 
-from .errors import UsageError, XPError
+from .errors import UsageError, XPError, file_error
 from .phases import normalize_phase
 from .recorder import MAGIC_PREFIX, CaptureSettings, ExperimentArgs, Recorder
 from .store import Store
@@ -223,9 +223,12 @@ class XPMagics(Magics):
         options = cli.parse_args(argv, prog="%xp", in_notebook=True)
         if options is None:
             return None  # help was printed
-        if options.command in cli.PHASE_COMMANDS:
-            return cli.phase_command(options, self.store(), self.recorder.phases)
-        return cli.notebook_command(options, self.store(), self.knowledge(), in_notebook=True)
+        try:
+            if options.command in cli.PHASE_COMMANDS:
+                return cli.phase_command(options, self.store(), self.recorder.phases)
+            return cli.notebook_command(options, self.store(), self.knowledge(), in_notebook=True)
+        except OSError as exc:  # a file the person named (export, import, csv, plot)
+            raise file_error(exc) from None
 
 
 def _display_summary(summary: Any) -> None:
