@@ -74,7 +74,17 @@ def test_unseeded_randomness_is_flagged(shell, tmp_path, db_path):
     run_ok(shell, "%%experiment noisy\nimport random\nxp.log(score=random.random())\n")
     found = verdicts(xpmagic("replay", "noisy", "--db", str(db_path), "--json", cwd=tmp_path))
     assert found["noisy"]["verdict"] == "differs"
-    assert any("set no seed" in c for c in found["noisy"]["changes"])
+    # Which packages each session happened to import (pytest here, ipykernel there) is not a change.
+    assert len(found["noisy"]["changes"]) == 1 and "set no seed" in found["noisy"]["changes"][0]
+
+
+def test_an_input_from_an_unrecorded_cell_is_named_with_the_way_out(shell, tmp_path, db_path):
+    run_ok(shell, "base = 21\n")
+    run_ok(shell, "%%experiment doubled\nxp.log(v=base * 2)\n")
+    found = verdicts(xpmagic("replay", "doubled", "--db", str(db_path), "--json", cwd=tmp_path))
+    assert found["doubled"]["verdict"] == "failed" and found["doubled"]["error"]["type"] == "NameError"
+    assert any(c.startswith("input 'base' was not defined in the replay") and "without %%experiment" in c
+               for c in found["doubled"]["changes"]), found["doubled"]["changes"]
 
 
 def test_a_cell_that_now_fails_reports_its_index_and_error(recorded, tmp_path):

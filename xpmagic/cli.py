@@ -221,8 +221,12 @@ def notebook_command(options: argparse.Namespace, store: Store, knowledge_store:
     if name == "replay":
         from .replay import replay_target
 
-        return replay_target(store, options.target, tolerance=options.tolerance, trust=options.trust,
-                             all_runs=options.all, best=options.best, progress=_progress_bar(in_notebook))
+        progress = _ProgressBar(in_notebook)
+        try:
+            return replay_target(store, options.target, tolerance=options.tolerance, trust=options.trust,
+                                 all_runs=options.all, best=options.best, progress=progress)
+        finally:
+            progress.close()  # a replay that stopped at a failing cell leaves its bar short of the end
     if name in STEERING:
         return steer(store, options, source="magic")
     raise UsageError(f"unknown command {name!r}")
@@ -355,27 +359,33 @@ class Message:
         return self.text
 
 
-def _progress_bar(in_notebook: bool = False) -> Any:
+class _ProgressBar:
     """Cell-by-cell progress: a widget bar in a notebook, a text bar on stderr in a terminal
     (tqdm when it is installed)."""
-    state: dict[str, Any] = {}
 
-    def update(done: int, total: int) -> None:
+    def __init__(self, in_notebook: bool = False):
+        self.in_notebook = in_notebook
+        self.bar: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
         try:
             from tqdm import tqdm
             from tqdm.auto import tqdm as notebook_tqdm
         except ImportError:
             print(f"replay: cell {done}/{total}", file=sys.stderr)
             return
-        bar = state.get("bar")
-        if bar is None or bar.total != total or done < bar.n:
-            bar = state["bar"] = (notebook_tqdm(total=total, desc="replay", unit="cell") if in_notebook
-                                  else tqdm(total=total, desc="replay", unit="cell", file=sys.stderr))
-        bar.update(done - bar.n)
+        if self.bar is None or self.bar.total != total or done < self.bar.n:
+            self.close()
+            self.bar = (notebook_tqdm(total=total, desc="replay", unit="cell") if self.in_notebook
+                        else tqdm(total=total, desc="replay", unit="cell", file=sys.stderr))
+        self.bar.update(done - self.bar.n)
         if done == total:
-            bar.close()
+            self.close()
 
-    return update
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 STEERING = ("pause", "resume", "stop", "budget", "space", "enqueue", "approve")

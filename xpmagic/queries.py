@@ -71,6 +71,14 @@ class Change:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "a": _jsonable(self.a), "b": _jsonable(self.b)}
 
+    @property
+    def only_in_a(self) -> bool:
+        return self.b is _MISSING
+
+    @property
+    def only_in_b(self) -> bool:
+        return self.a is _MISSING
+
 
 def _jsonable(value: Any) -> Any:
     return None if value is _MISSING else value

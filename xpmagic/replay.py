@@ -156,14 +156,14 @@ def explain(original: Run, replay: Run | None) -> list[str]:
         changes.append(f"data set {change.name!r} fingerprint changed: {change.a} -> {change.b}")
     for change in compare_mappings(original.inputs, replay.inputs):
         if change.name not in originals:
-            changes.append(f"input {change.name!r} changed: {change.a} -> {change.b}")
+            changes.append(_input_change(change, original))
     env_a, env_b = original.env or {}, replay.env or {}
     if env_a.get("python") != env_b.get("python"):
         changes.append(f"Python {env_a.get('python')} -> {env_b.get('python')}")
     for change in compare_mappings(env_a.get("packages", {}), env_b.get("packages", {})):
-        a = change.a if isinstance(change.a, str) else "(not imported)"
-        b = change.b if isinstance(change.b, str) else "(not imported)"
-        changes.append(f"package {change.name} {a} -> {b}")
+        # Only versions: which packages a session happened to import (pytest, ipykernel) is noise.
+        if not (change.only_in_a or change.only_in_b):
+            changes.append(f"package {change.name} {change.a} -> {change.b}")
     commit_a = (original.git or {}).get("commit")
     commit_b = (replay.git or {}).get("commit")
     if commit_a and commit_b and commit_a != commit_b:
@@ -171,6 +171,18 @@ def explain(original: Run, replay: Run | None) -> list[str]:
     if original.seed is None:
         changes.append(unseeded)
     return changes
+
+
+def _input_change(change: Any, original: Run) -> str:
+    if change.only_in_a:
+        where = (f"replay the notebook instead: xpmagic replay {shlex.quote(original.notebook)}"
+                 if original.notebook and original.notebook.endswith(".ipynb")
+                 else "replay its notebook instead")
+        return (f"input {change.name!r} was not defined in the replay: no recorded run it read from wrote it "
+                f"(it came from a cell run without %%experiment); record that cell with %%experiment, or {where}")
+    if change.only_in_b:
+        return f"input {change.name!r} was read only in the replay"
+    return f"input {change.name!r} changed: {change.a} -> {change.b}"
 
 
 def verdict_for(original: Run, replay: Run | None, tolerance: float,
