@@ -21,15 +21,15 @@ _NOT_A_REPO_RECHECK_S = 60.0
 
 
 class GitStateWriter:
-    def __init__(self, attach: Callable[[list[int], dict[str, Any]], None]):
-        self._attach = attach
-        self._queue: queue.Queue[tuple[int, str]] = queue.Queue()
+    def __init__(self, attach: Callable[[Any, list[int], dict[str, Any]], None]):
+        self._attach = attach  # (the database the runs are in, their ids, the state)
+        self._queue: queue.Queue[tuple[int, str, Any]] = queue.Queue()
         self._not_repos: dict[str, float] = {}
         self._thread: threading.Thread | None = None
         self._unfinished = 0
         self._done = threading.Condition()
 
-    def request(self, run_id: int, folder: str | Path) -> None:
+    def request(self, run_id: int, folder: str | Path, database: Any) -> None:
         folder = str(folder)
         checked = self._not_repos.get(folder)
         if checked is not None and time.monotonic() - checked < _NOT_A_REPO_RECHECK_S:
@@ -40,7 +40,7 @@ class GitStateWriter:
                 self._thread = threading.Thread(target=self._work, name="xpmagic-git",
                                                 daemon=True)
                 self._thread.start()
-        self._queue.put((run_id, folder))
+        self._queue.put((run_id, folder, database))
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """For tests and orderly shutdown: wait until every request is written."""
@@ -52,21 +52,21 @@ class GitStateWriter:
             batch = [self._queue.get()]
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            pending: dict[str, list[int]] = {}
-            for run_id, folder in batch:
-                pending.setdefault(folder, []).append(run_id)
-            for folder, run_ids in pending.items():
-                self._capture(folder, run_ids)
+            pending: dict[tuple[str, int], tuple[Any, list[int]]] = {}
+            for run_id, folder, database in batch:
+                pending.setdefault((folder, id(database)), (database, []))[1].append(run_id)
+            for (folder, _), (database, run_ids) in pending.items():
+                self._capture(folder, database, run_ids)
             with self._done:
                 self._unfinished -= len(batch)
                 self._done.notify_all()
 
-    def _capture(self, folder: str, run_ids: list[int]) -> None:
+    def _capture(self, folder: str, database: Any, run_ids: list[int]) -> None:
         try:
             state = git_snapshot(folder)
             if state is None:
                 self._not_repos[folder] = time.monotonic()
                 return
-            self._attach(run_ids, state)
+            self._attach(database, run_ids, state)
         except Exception:  # a background thread must never take the kernel down
             return

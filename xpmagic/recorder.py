@@ -207,7 +207,7 @@ class Recorder:
             out.route(cell.stdout)
             err.route(cell.stderr)
         if settings.record_git:
-            self.git.request(run_id, self.working_folder())
+            self.git.request(run_id, self.working_folder(), store)  # the run's database, even if the session switches
         self._stop_clock_before_tracebacks(cell)
         self._cell = cell
         self.foreground = run
@@ -387,8 +387,9 @@ class Recorder:
             return os.path.dirname(notebook)
         return os.getcwd()
 
-    def _attach_git(self, run_ids: list[int], state: dict[str, Any]) -> None:
-        self._store().set_git_state(run_ids, state)
+    @staticmethod
+    def _attach_git(store: Store, run_ids: list[int], state: dict[str, Any]) -> None:
+        store.set_git_state(run_ids, state)
 
 
 def seed_everything(seed: int) -> None:
