@@ -258,6 +258,7 @@ def test_phase_is_normalised(shell, db_path):
     ("%%experiment n --phase nowhere\nx = 1\n", "valid phases"),
     ("%%experiment n\nxp.param('C', 5, low=0, high=1)\n", "outside [0, 1]"),
     ("%%experiment n\nxp.log('loss', 'high')\n", "must be a number"),
+    ("%%experiment n\nxp.param('p', 1)\nxp.param('p', 2)\n", "declared twice in this run, differently"),
     ("%%experiment n\nxp.artifact('missing.txt')\n", "no file at"),
 ])
 def test_bad_input_gives_one_clear_line(shell, capsys, cell, expected):
@@ -268,6 +269,11 @@ def test_bad_input_gives_one_clear_line(shell, capsys, cell, expected):
     lines = [line for line in text.splitlines() if line.startswith("xpmagic:") and expected in line]
     assert lines, text
     assert "Traceback" not in text and "xpmagic/" not in text
+
+
+def test_a_parameter_declared_again_alike_keeps_its_value(shell, db_path):
+    run_ok(shell, "%%experiment n\nfor _ in range(3):\n    p = xp.param('p', 2, low=0, high=5)\nxp.log(v=p)\n")
+    assert rows(db_path, "SELECT name, value FROM params") == [("p", "2")]
 
 
 def test_a_rejected_metric_value_leaves_no_metric_behind(shell, db_path):

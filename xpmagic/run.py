@@ -107,6 +107,7 @@ class ActiveRun:
         self.overrides = overrides or {}
         self._suggest = suggest  # an optimization trial samples parameters it did not plan
         self.params: dict[str, ParamSpec] = {}
+        self._declared: dict[str, tuple] = {}  # each parameter's declaration as written in the cell
         self.series: dict[str, MetricSeries] = {}
         self.datasets: dict[str, DatasetRecord] = {}
         self.artifacts: dict[str, ArtifactRecord] = {}
@@ -117,7 +118,12 @@ class ActiveRun:
     def param(self, name: str, default: Any, *, low: float | None = None,
               high: float | None = None, log: bool = False, step: float | None = None,
               choices: list | tuple | None = None) -> Any:
+        declaration = (default, low, high, log, step, None if choices is None else tuple(choices))
         if name in self.params:
+            if not _same_declaration(self._declared[name], declaration):
+                raise UsageError(f"parameter {name!r} is declared twice in this run, differently "
+                                 f"(default {self._declared[name][0]!r}, then {default!r}); declare it once, "
+                                 "or give the second one another name")
             return self.params[name].value
         spec = make_param_spec(name, default, low=low, high=high, log=log, step=step,
                                choices=choices)
@@ -128,6 +134,7 @@ class ActiveRun:
             spec = ParamSpec(name, self._suggest(spec), spec.low, spec.high, spec.log,
                              spec.step, spec.choices)
         self.params[name] = spec
+        self._declared[name] = declaration
         return spec.value
 
     def values(self) -> dict[str, Any]:
@@ -177,6 +184,13 @@ class ActiveRun:
         record = describe_artifact(path, name)
         self.artifacts[record.name] = record
         return record
+
+
+def _same_declaration(first: tuple, second: tuple) -> bool:
+    try:
+        return bool(first == second)
+    except Exception:  # values whose == is not a bool (arrays): compare as text
+        return repr(first) == repr(second)
 
 
 def make_param_spec(name: str, default: Any, *, low: float | None, high: float | None,
