@@ -63,6 +63,23 @@ def test_corrupt_file_is_refused_and_not_overwritten(db_path):
     assert db_path.read_bytes() == b"this is not a database at all" * 10
 
 
+def test_opening_the_database_twice_in_one_process_keeps_its_wal_when_another_process_leaves(db_path):
+    """A study opens its own connection while the session's is open. Reading the file's header
+    with open()/close() dropped this process's SQLite locks; a CLI process closing next then took
+    itself for the last user and deleted the WAL: 'disk I/O error', committed runs unreadable."""
+    session = Store(db_path)
+    run_id, _ = session.start_run(_new_run())
+    session.finish_run(run_id, RunOutcome(status=RunStatus.OK, ended_at=utc_now(), duration_s=0.1))
+    study = Store(db_path)
+    subprocess.run([sys.executable, "-c", f"import sqlite3; c = sqlite3.connect({str(db_path)!r}); "
+                    "c.execute('SELECT count(*) FROM runs').fetchall(); c.close()"], check=True)
+    run_id, _ = study.start_run(_new_run())
+    assert session.run_count() == 2
+    assert rows(db_path, "SELECT count(*), sum(status = 'ok') FROM runs") == [(2, 1)]
+    session.close()
+    study.close()
+
+
 def test_another_applications_database_is_refused(db_path):
     with sqlite3.connect(db_path) as conn:
         conn.execute("CREATE TABLE customers (id INTEGER)")

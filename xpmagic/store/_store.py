@@ -30,7 +30,6 @@ from ._phases import PhasesMixin
 from ._studies import StudiesMixin
 
 BUSY_TIMEOUT_S = 60.0
-SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def utc_now() -> str:
@@ -60,16 +59,6 @@ def _loads_floats(text: str) -> list[float]:
     return [math.nan if v is None else v for v in json.loads(text)]
 
 
-def _check_is_sqlite(path: Path) -> None:
-    with open(path, "rb") as handle:
-        header = handle.read(16)
-    if header and header != SQLITE_HEADER:
-        raise DatabaseCorrupt(
-            f"{path} is not a SQLite database (corrupt, or another kind of file); "
-            "move it aside or choose another file with XPMAGIC_DB"
-        )
-
-
 class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
     """Typed access to one xpmagic database."""
 
@@ -82,8 +71,10 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
                     "or pass --db / set XPMAGIC_DB to the file you mean"
                 )
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        else:
-            _check_is_sqlite(self.path)
+        # No peeking at the file's header with open(): closing any descriptor of the file drops
+        # every POSIX lock this process holds on it, and another process then deletes the WAL
+        # from under this process's open connections ("disk I/O error"). SQLite reports a file
+        # that is not a database itself, without writing to it.
         self._lock = threading.RLock()
         self._experiment_ids: dict[str, int] = {}
         self._environment_ids: dict[str, int] = {}
@@ -100,6 +91,11 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
             self._migrate()
             self.mark_dead_runs_interrupted()
         except sqlite3.DatabaseError as exc:
+            if "file is not a database" in str(exc):
+                raise DatabaseCorrupt(
+                    f"{self.path} is not a SQLite database (corrupt, or another kind of file); "
+                    "move it aside or choose another file with XPMAGIC_DB"
+                ) from None
             raise DatabaseCorrupt(
                 f"{self.path} cannot be read as an xpmagic database ({exc}); "
                 "move it aside or choose another file with XPMAGIC_DB"
