@@ -226,6 +226,33 @@ def test_git_state_of_the_working_folder(shell, db_path, tmp_path):
     assert len(commit) == 40 and branch == "main" and dirty == 1  # xp.db is untracked
 
 
+def test_git_snapshot_tells_clean_from_changed_work(tmp_path):
+    import subprocess
+
+    from xpmagic.environment import git_snapshot
+
+    folder = tmp_path / "repo with space"
+    folder.mkdir()
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True)
+
+    git("init", "-q", "-b", "main")
+    assert git_snapshot(folder)["commit"] is None and git_snapshot(folder)["root"] == str(folder)
+    (folder / "model.py").write_text("C = 1\n")
+    git("add", "model.py")
+    git("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "-m", "x")
+    clean = git_snapshot(folder)
+    assert clean["branch"] == "main" and len(clean["commit"]) == 40
+    assert clean["dirty"] is False and clean["diff_hash"] is None
+    (folder / "model.py").write_text("C = 2\n")
+    first = git_snapshot(folder)
+    (folder / "model.py").write_text("C = 3\n")
+    second = git_snapshot(folder)
+    assert first["dirty"] and second["dirty"] and first["diff_hash"] != second["diff_hash"]
+    assert first["commit"] == clean["commit"]
+
+
 def test_config_and_environment_choose_the_database(shell, tmp_path, monkeypatch, capsys):
     other = tmp_path / "other.db"
     run_ok(shell, f"%config XPMagics.db_path = {str(other)!r}")

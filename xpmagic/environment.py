@@ -117,21 +117,18 @@ def git_snapshot(folder: str | Path) -> dict[str, Any] | None:
             check=True,
         ).stdout
 
+    # As few git processes as possible: each costs milliseconds of CPU beside the user's cell.
     try:
-        root = git("rev-parse", "--show-toplevel").strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    try:
-        commit = git("rev-parse", "HEAD").strip() or None
-    except subprocess.SubprocessError:
-        commit = None  # a repository with no commit yet
-    try:
-        branch = git("rev-parse", "--abbrev-ref", "HEAD").strip() or None
-    except subprocess.SubprocessError:
-        branch = None
+        root, commit, branch = git("rev-parse", "--show-toplevel", "HEAD", "--abbrev-ref", "HEAD").splitlines()
+    except (OSError, subprocess.SubprocessError, ValueError):
+        try:
+            root = git("rev-parse", "--show-toplevel").strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+        commit = branch = None  # a repository with no commit yet
     status = git("status", "--porcelain", "--untracked-files=normal")
-    diff = git("diff", "HEAD") if commit else ""
     dirty = bool(status.strip())
+    diff = git("diff", "HEAD") if commit and dirty else ""  # a clean status means no diff
     diff_hash = hashlib.sha256((diff + status).encode()).hexdigest() if dirty else None
     state = {"root": root, "commit": commit, "branch": branch, "dirty": dirty,
              "diff_hash": diff_hash}
