@@ -5,6 +5,8 @@ In one process, interleaved so drift hits every variant alike:
   xpmagic     %%experiment with defaults (full capture: variables fingerprinted, output kept,
               git state, environment), one xp.param and one xp.log
   xpmagic-lean  capture_variables and capture_output off (for comparison)
+  xpmagic-git   defaults, working in a git repository with uncommitted changes (most users'
+              case: the git state is taken in a background thread beside the cell)
   mlflow      mlflow.start_run + log_param + log_metric + end_run, local SQLite backend, warm
               (all of it is added time: a bare cell would run besides)
 Reports the median and p95 of the added milliseconds per cell, and ratios.
@@ -19,7 +21,10 @@ import sys
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE] + [_HERE]
 
+import contextlib  # noqa: E402
 import gc  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 
 from _common import median, parser, pct, quiet, shell_with_xpmagic, table, timed, write_json  # noqa: E402
@@ -33,6 +38,33 @@ REALISTIC_SETUP = (
 )
 REALISTIC_BODY = ("model = RandomForestClassifier(n_estimators=15, max_depth={C}, random_state=0).fit(Xr, yr)\n"
                   "acc = model.score(Xr, yr)\n")
+
+
+def dirty_repository(folder: str) -> str | None:
+    """A git repository of 50 small files with one uncommitted change, or None without git."""
+    if shutil.which("git") is None:
+        return None
+    repo = os.path.join(folder, "repo")
+    os.makedirs(os.path.join(repo, "src"))
+    for i in range(50):
+        with open(os.path.join(repo, "src", f"module{i}.py"), "w") as handle:
+            handle.write(f"VALUE = {i}\n" * 20)
+    git = ["git", "-C", repo, "-c", "user.email=bench@example.com", "-c", "user.name=bench"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "bench"]):
+        subprocess.run(git + args, check=True, capture_output=True)
+    with open(os.path.join(repo, "src", "module0.py"), "a") as handle:
+        handle.write("CHANGED = True\n")
+    return repo
+
+
+@contextlib.contextmanager
+def working_in(folder: str | None):
+    before = os.getcwd()
+    os.chdir(folder or before)
+    try:
+        yield
+    finally:
+        os.chdir(before)
 
 
 def mlflow_run(mlflow) -> None:
@@ -63,7 +95,11 @@ def main() -> None:
         shell.run_line_magic("config", f"XPMagics.capture_variables = {not lean}")
         shell.run_line_magic("config", f"XPMagics.capture_output = {not lean}")
 
-    times: dict[str, list[float]] = {k: [] for k in ("bare", "xpmagic", "xpmagic-lean", "mlflow")}
+    repo = dirty_repository(folder)
+    variants = [("bare", False, TRIVIAL_BARE, None), ("xpmagic", False, TRIVIAL_XP, None),
+                ("xpmagic-lean", True, TRIVIAL_XP, None)] + ([("xpmagic-git", False, TRIVIAL_XP, repo)] if repo else [])
+    times: dict[str, list[float]] = {k[0]: [] for k in variants}
+    times["mlflow"] = []
     with quiet():
         for _ in range(50):  # warm up: imports, caches, the packages map
             shell.run_cell(TRIVIAL_BARE)
@@ -72,10 +108,10 @@ def main() -> None:
         # Blocks of 100, alternating, so drift hits every variant alike; MLflow runs in
         # its own blocks because its background threads slow whatever runs beside them.
         for _ in range(max(1, n_trivial // 100)):
-            for name, lean, cell in (("bare", False, TRIVIAL_BARE), ("xpmagic", False, TRIVIAL_XP),
-                                     ("xpmagic-lean", True, TRIVIAL_XP)):
+            for name, lean, cell, where in variants:
                 set_lean(lean)
-                times[name] += [timed(lambda c=cell: shell.run_cell(c)) for _ in range(100)]
+                with working_in(where):
+                    times[name] += [timed(lambda c=cell: shell.run_cell(c)) for _ in range(100)]
         set_lean(False)
         for _ in range(20):
             mlflow_run(mlflow)
@@ -85,7 +121,7 @@ def main() -> None:
     rows = []
     results: dict[str, dict] = {}
     mlflow_added = median(times["mlflow"])
-    for name in ("xpmagic", "xpmagic-lean", "mlflow"):
+    for name in [v[0] for v in variants[1:]] + ["mlflow"]:
         added = [t - bare_median if name != "mlflow" else t for t in times[name]]
         med, p95 = median(added) * 1000, pct(added, 0.95) * 1000
         results[name] = {"added_median_ms": med, "added_p95_ms": p95}
@@ -97,27 +133,31 @@ def main() -> None:
 
     with quiet():
         shell.run_cell(REALISTIC_SETUP)
-        real: dict[str, list[float]] = {"bare": [], "xpmagic": []}
+        real: dict[str, list[float]] = {"bare": [], "xpmagic": [], **({"xpmagic-git": []} if repo else {})}
         for i in range(n_real + 3):
             C = 8 + i % 3
             bare_body = REALISTIC_BODY.format(C=C)
-            bare = timed(lambda c=bare_body: shell.run_cell(c))
             body = (f"%%experiment bench-real\nC = xp.param('C', {C})\n"
                     + REALISTIC_BODY.format(C="C") + "xp.log(acc=acc)\n")
-            exp = timed(lambda c=body: shell.run_cell(c))
+            measured = {"bare": timed(lambda c=bare_body: shell.run_cell(c)),
+                        "xpmagic": timed(lambda c=body: shell.run_cell(c))}
+            if repo:
+                with working_in(repo):
+                    measured["xpmagic-git"] = timed(lambda c=body: shell.run_cell(c))
             if i >= 3:
-                real["bare"].append(bare)
-                real["xpmagic"].append(exp)
-    bare_real, exp_real = median(real["bare"]), median(real["xpmagic"])
-    paired = median([e - b for e, b in zip(real["xpmagic"], real["bare"])])
-    results["realistic"] = {"bare_median_ms": bare_real * 1000, "xpmagic_median_ms": exp_real * 1000,
-                            "added_median_paired_ms": paired * 1000,
-                            "added_percent": 100 * paired / bare_real}
-    print(f"\nRealistic cell: RandomForestClassifier fit ({n_real} interleaved pairs)")
-    print(table([("bare", f"{bare_real * 1000:.2f}"), ("xpmagic", f"{exp_real * 1000:.2f}")],
-                ("variant", "median ms")))
-    print(f"added (median of paired differences): {paired * 1000:.3f} ms = "
-          f"{100 * paired / bare_real:.2f} %")
+                for name, seconds in measured.items():
+                    real[name].append(seconds)
+    bare_real = median(real["bare"])
+    print(f"\nRealistic cell: RandomForestClassifier fit ({n_real} interleaved rounds)")
+    rows = [("bare", f"{bare_real * 1000:.2f}", "", "")]
+    for name in [n for n in real if n != "bare"]:
+        paired = median([e - b for e, b in zip(real[name], real["bare"])])
+        results[f"realistic-{name}" if name != "xpmagic" else "realistic"] = {
+            "bare_median_ms": bare_real * 1000, "xpmagic_median_ms": median(real[name]) * 1000,
+            "added_median_paired_ms": paired * 1000, "added_percent": 100 * paired / bare_real}
+        rows.append((name, f"{median(real[name]) * 1000:.2f}", f"{paired * 1000:.3f}",
+                     f"{100 * paired / bare_real:.2f} %"))
+    print(table(rows, ("variant", "median ms", "added ms (median of paired differences)", "added")))
     write_json(args.json, {"trivial": results, "n_trivial": n_trivial, "n_realistic": n_real})
 
 
