@@ -253,6 +253,52 @@ def test_git_snapshot_tells_clean_from_changed_work(tmp_path):
     assert first["commit"] == clean["commit"]
 
 
+def _committed_repo(folder):
+    import subprocess
+
+    folder.mkdir()
+    for name in ("a.py", "b.py"):
+        (folder / name).write_text(f"{name} = 1\n")
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"],
+                 ["-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "-m", "x"]):
+        subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True)
+    return folder
+
+
+def test_the_git_shell_answers_as_git_itself_and_recovers(tmp_path):
+    from xpmagic.environment import _git_by_processes
+    from xpmagic.gitshell import GitShell
+
+    repo = _committed_repo(tmp_path / "repo")
+    (repo / "a.py").write_text("a.py = 2\n")
+    (repo / "new.py").write_text("x = 1\n")
+    shell = GitShell()
+    answer = shell.snapshot(repo)
+    assert answer == _git_by_processes(repo) and answer[0][2] == "main" and b"new.py" in answer[1]
+    assert b"+a.py = 2" in answer[2]
+    assert shell.snapshot(tmp_path) == ([], b"", b"")  # not a repository
+    shell._process.kill()  # a shell that died is started again
+    assert shell.snapshot(repo) == answer
+    shell.close()
+    impatient = GitShell(timeout_s=1e-6)
+    assert impatient.snapshot(repo) is None  # too slow: the caller runs git itself
+    impatient.close()
+
+
+def test_taking_git_state_never_rewrites_the_index(tmp_path):
+    """A plain `git status` refreshes and rewrites .git/index, racing the person's own commit."""
+    import os
+
+    from xpmagic.environment import git_snapshot
+
+    repo = _committed_repo(tmp_path / "repo")
+    later = os.stat(repo / "a.py").st_mtime + 30
+    os.utime(repo / "a.py", (later, later))  # stat data no longer matches the index: status would refresh it
+    index = (repo / ".git" / "index").read_bytes()
+    assert git_snapshot(repo)["dirty"] is False
+    assert (repo / ".git" / "index").read_bytes() == index
+
+
 def test_config_and_environment_choose_the_database(shell, tmp_path, monkeypatch, capsys):
     other = tmp_path / "other.db"
     run_ok(shell, f"%config XPMagics.db_path = {str(other)!r}")

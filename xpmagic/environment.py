@@ -111,26 +111,40 @@ class EnvironmentTracker:
 
 def git_snapshot(folder: str | Path) -> dict[str, Any] | None:
     """Commit, branch, dirty flag and diff hash of the repository holding folder, or None."""
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=20,
-            check=True,
-        ).stdout
+    from .gitshell import GIT_SHELL
 
-    # As few git processes as possible: each costs milliseconds of CPU beside the user's cell.
-    try:
-        root, commit, branch = git("rev-parse", "--show-toplevel", "HEAD", "--abbrev-ref", "HEAD").splitlines()
-    except (OSError, subprocess.SubprocessError, ValueError):
-        try:
-            root = git("rev-parse", "--show-toplevel").strip()
-        except (OSError, subprocess.SubprocessError):
-            return None
-        commit = branch = None  # a repository with no commit yet
-    status = git("status", "--porcelain", "--untracked-files=normal")
+    answer = GIT_SHELL.snapshot(folder) or _git_by_processes(folder)
+    if answer is None or not answer[0]:
+        return None
+    lines, status, diff = answer
+    root = lines[0]
+    commit, branch = (lines[1], lines[2]) if len(lines) >= 3 else (None, None)  # no commit yet
     dirty = bool(status.strip())
-    diff = git("diff", "HEAD") if commit and dirty else ""  # a clean status means no diff
-    diff_hash = hashlib.sha256((diff + status).encode()).hexdigest() if dirty else None
+    diff_hash = hashlib.sha256(diff + status).hexdigest() if dirty else None
     state = {"root": root, "commit": commit, "branch": branch, "dirty": dirty,
              "diff_hash": diff_hash}
     state["hash"] = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
     return state
+
+
+def _git_by_processes(folder: str | Path) -> tuple[list[str], bytes, bytes] | None:
+    """What GitShell answers, from git processes started here (where there is no shell)."""
+    from .gitshell import GIT_ENV
+
+    def git(*args: str) -> bytes:
+        return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, timeout=20,
+                              check=True, env={**os.environ, **GIT_ENV}).stdout
+
+    try:
+        lines = git("rev-parse", "--show-toplevel", "HEAD", "--abbrev-ref", "HEAD").decode().splitlines()
+    except (OSError, subprocess.SubprocessError, UnicodeDecodeError):
+        try:
+            lines = git("rev-parse", "--show-toplevel").decode().splitlines()[:1]
+        except (OSError, subprocess.SubprocessError, UnicodeDecodeError):
+            return None
+    try:
+        status = git("status", "--porcelain", "--untracked-files=normal")
+        diff = git("diff", "HEAD") if len(lines) >= 3 and status.strip() else b""  # clean: no diff
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return lines, status, diff

@@ -1,6 +1,7 @@
 """Git state is captured off the cell's critical path.
 
-Calling git costs milliseconds, far more than recording a run. A daemon thread
+Calling git costs milliseconds, far more than recording a run (gitshell.py keeps even
+starting git processes away from the kernel). A daemon thread
 takes the pending run ids, snapshots the repository once for all of them and
 attaches the state to those runs. A run's git state is therefore taken at or
 shortly after its start.
