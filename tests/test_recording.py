@@ -251,6 +251,8 @@ def test_git_snapshot_tells_clean_from_changed_work(tmp_path):
     second = git_snapshot(folder)
     assert first["dirty"] and second["dirty"] and first["diff_hash"] != second["diff_hash"]
     assert first["commit"] == clean["commit"]
+    (folder / "model.py").write_bytes("C = 'café'\n".encode("latin-1"))  # a diff that is not UTF-8
+    assert git_snapshot(folder)["diff_hash"] not in (None, second["diff_hash"])
 
 
 def _committed_repo(folder):
