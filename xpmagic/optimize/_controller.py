@@ -323,6 +323,8 @@ class StudyController:
         if self.state in ("stopped", "finished"):
             return True
         if self.state == "running" and not self.ready and not self.planned and not self._budget_left():
+            if self._running == 0 and self._remote_running == 0 and self._remote_workers:
+                self._look_at_remote_trials()  # a worker may have taken a trial since the last look
             if self._running == 0 and self._remote_running == 0:
                 self._set_state("finished", "system", message="budget reached"
                                 if self._deadline is None or time.time() < self._deadline
@@ -695,6 +697,12 @@ class StudyController:
             except Exception:
                 pass  # the database may be busy; try again on the next tick
             time.sleep(POLL_S)
+
+    def _look_at_remote_trials(self) -> None:
+        try:
+            self._sync_remote_trials()
+        except Exception:
+            pass  # the storage may be busy; the poll thread looks again
 
     def _sync_remote_trials(self) -> None:
         """Fold trials that `xpmagic worker` processes ran into this view (panel, best, budget)."""
