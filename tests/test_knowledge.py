@@ -301,7 +301,7 @@ def xpmagic(*args, cwd=None):
     return subprocess.run([exe, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
-@pytest.mark.parametrize("suffix", [".json", ".csv"])
+@pytest.mark.parametrize("suffix", [".json", ".csv", ".parquet"])
 def test_export_import_merge_round_trip_without_duplicates(constructed, tmp_path, suffix):
     out = tmp_path / f"knowledge{suffix}"
     assert xpmagic("knowledge", "export", str(out), "--db", str(constructed.path)).returncode == 0
@@ -316,6 +316,24 @@ def test_export_import_merge_round_trip_without_duplicates(constructed, tmp_path
     rows = Store(other).knowledge_rows()
     assert len(rows) == 7 and {r["origin"] for r in rows} == {"test"}
     assert {r["uid"]: r["config"] for r in rows} == {r["uid"]: r["config"] for r in constructed.knowledge_rows()}
+
+
+@pytest.mark.parametrize("name, content, expected", [
+    ("broken.json", "{not json", "Expecting property name"),
+    ("list.json", '{"uid": "a"}', "no list of rows"),
+    ("partial.json", '[{"uid": "a", "task": "t"}]', "row 1 has no 'meta'"),
+    ("other.csv", "a,b\n1,2\n", "row 1 has no 'uid'"),
+    ("fake.parquet", "PAR1 not really", "Parquet"),
+])
+def test_importing_a_file_that_is_not_knowledge_is_one_line_and_adds_nothing(tmp_path, name, content, expected):
+    path = tmp_path / name
+    path.write_text(content)
+    db = tmp_path / "k.db"
+    Store(db).close()
+    result = xpmagic("knowledge", "import", str(path), "--db", str(db))
+    assert result.returncode == 2 and f"cannot import {path}" in result.stderr and expected in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert Store(db).knowledge_rows() == []
 
 
 def test_optimize_warm_starts_from_knowledge_and_says_so(shell, db_path):

@@ -16,7 +16,7 @@ import os
 from typing import Any
 
 from . import procinfo
-from .errors import UsageError
+from .errors import UsageError, first_line
 from .records import DatasetRecord
 from .store import Store, utc_now
 
@@ -98,22 +98,54 @@ def write_rows(rows: list[dict[str, Any]], path: str) -> None:
     raise UsageError(f"{path}: choose a .json, .csv or .parquet file")
 
 
+_REQUIRED = ("uid", "task", "meta", "config", "metric", "direction", "score", "created_at", "origin")
+
+
 def read_rows(path: str) -> list[dict[str, Any]]:
+    """Knowledge rows from a file `knowledge export` wrote; anything else is refused in one line."""
     if not os.path.isfile(path):
         raise UsageError(f"no file at {path}")
+    if not path.endswith((".json", ".csv", ".parquet")):
+        raise UsageError(f"{path}: choose a .json, .csv or .parquet file")
+    try:
+        rows = _parse_rows(path)
+        for number, row in enumerate(rows, start=1):
+            _check_row(row, number)
+    except (ValueError, csv.Error) as exc:  # JSON, CSV, Parquet (ArrowInvalid) and our own checks
+        raise UsageError(f"cannot import {path}: {first_line(exc).rstrip('.')}; "
+                         "import files that `xpmagic knowledge export` wrote") from None
+    return rows
+
+
+def _parse_rows(path: str) -> list[dict[str, Any]]:
     if path.endswith(".json"):
         with open(path) as handle:
-            return json.load(handle)
-    if path.endswith(".csv") or path.endswith(".parquet"):
-        if path.endswith(".csv"):
-            with open(path, newline="") as handle:
-                raw = list(csv.DictReader(handle))
-        else:
-            import pandas as pd
+            rows = json.load(handle)
+        if not isinstance(rows, list):
+            raise ValueError("the file holds no list of rows")
+        return rows
+    if path.endswith(".csv"):
+        with open(path, newline="") as handle:
+            raw = list(csv.DictReader(handle))
+    else:
+        import pandas as pd
 
-            raw = pd.read_parquet(path).to_dict("records")
-        return [_decode(row) for row in raw]
-    raise UsageError(f"{path}: choose a .json, .csv or .parquet file")
+        raw = pd.read_parquet(path).to_dict("records")
+    return [_decode(row) for row in raw]
+
+
+def _check_row(row: Any, number: int) -> None:
+    if not isinstance(row, dict):
+        raise ValueError(f"row {number} is not an object")
+    missing = [key for key in _REQUIRED if row.get(key) in (None, "")]
+    if missing:
+        raise ValueError(f"row {number} has no {', '.join(repr(k) for k in missing)}")
+    if row["direction"] not in ("maximize", "minimize"):
+        raise ValueError(f"row {number}: direction {row['direction']!r} is neither maximize nor minimize")
+    if not isinstance(row["config"], dict) or not isinstance(row["meta"], dict):
+        raise ValueError(f"row {number}: config and meta must be objects")
+    if not isinstance(row["score"], (int, float)) or isinstance(row["score"], bool):
+        raise ValueError(f"row {number}: score {row['score']!r} is not a number")
 
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
