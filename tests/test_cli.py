@@ -86,6 +86,7 @@ def test_every_command_has_help():
     (("frobnicate",), 2, "invalid choice"),
     (("runs", "--experiment", "nosuch"), 2, "no experiment 'nosuch'"),
     (("runs", "--limit", "0"), 2, "--limit: must be at least 1"),
+    (("export", "--to", "prov", "--experiment", "nosuch"), 2, "no experiment 'nosuch'"),
     (("replay", "1", "--tolerance", "-1"), 2, "--tolerance: must be 0 or more"),
     (("export", "--to", "json", "--out", "/nonexistent-folder/runs.json"), 2, "cannot use the file /nonexistent"),
     (("knowledge", "export", "/nonexistent-folder/k.json"), 2, "check the path and that its folder exists"),

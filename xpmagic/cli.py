@@ -526,12 +526,14 @@ def command_line(options: argparse.Namespace) -> int | None:
         if options.command == "export":
             from .export import export
 
+            _require_experiment(store, options.experiment)
             export(store, options.to, experiment=options.experiment,
                    tracking_uri=options.tracking_uri, output=options.output)
             return 0
         if options.command == "push":
             from .teamknowledge import push
 
+            _require_experiment(store, options.experiment)
             result = PushResult(push(store, options.to, experiment=options.experiment, run_ids=options.run))
         elif options.command in STEERING:
             result = steer(store, options, source="cli")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import sys
 from collections.abc import Iterator
 from datetime import datetime
@@ -71,6 +72,7 @@ def export_mlflow(store: Store, runs: list[Run], tracking_uri: str) -> tuple[int
         from mlflow.tracking import MlflowClient
     except ImportError:
         raise MissingDependency("mlflow", "export --to mlflow", extra="mlflow") from None
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # its schema-migration chatter is not ours to show
     try:
         client = MlflowClient(tracking_uri=tracking_uri)
         exported = skipped = 0
