@@ -205,6 +205,10 @@ def test_magic_steering_commands(shell):
     assert "budget is now 500" in repr(shell.run_line_magic("xp", "budget magic +100"))
     assert "x now in [0.0, 1.0]" in repr(shell.run_line_magic("xp", "space magic x 0 1"))
     assert "queued" in repr(shell.run_line_magic("xp", "enqueue magic x=0.5"))
+    for bad, expected in (("x=abc", "x='abc' is not a number"), ("x=7", "x=7 is outside the search space [0.0, 1.0]")):
+        result = shell.run_cell(f"%xp enqueue magic {bad}")
+        assert expected in str(result.error_in_exec)  # refused, not clipped or sampled behind the person's back
+    assert len(study.controller.queue) <= 1
     assert "stopped" in repr(shell.run_line_magic("xp", "stop magic"))
     assert [i["source"] for i in study.interactions] == ["magic"] * 5
 

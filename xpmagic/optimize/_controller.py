@@ -493,6 +493,7 @@ class StudyController:
         unknown = set(params) - set(self.space.specs)
         if unknown:
             raise UsageError(f"unknown parameters {sorted(unknown)}; parameters: {', '.join(self.space.specs)}")
+        self.space.check_queued(params)
         self.queue.append(dict(params))
         self._replan()
         return None, dict(params), None, f"queued as #{len(self.queue)}"

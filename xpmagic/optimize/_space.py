@@ -106,6 +106,23 @@ class SearchSpace:
         self.specs[name] = new
         self.fixed.pop(name, None)
 
+    def check_queued(self, config: dict[str, Any]) -> None:
+        """A configuration a person queues must fit the space as it is now (clip() handles the
+        space narrowing afterwards)."""
+        for name, value in config.items():
+            spec = self.searchable().get(name)
+            if spec is None:
+                continue
+            if spec.choices is not None:
+                if value not in spec.choices:
+                    raise UsageError(f"{name}={value!r} is not one of {list(spec.choices)}")
+                continue
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise UsageError(f"{name}={value!r} is not a number; {name} is searched in [{spec.low}, {spec.high}]")
+            if not spec.low <= value <= spec.high:
+                raise UsageError(f"{name}={value!r} is outside the search space [{spec.low}, {spec.high}]; "
+                                 f"widen it first (%xp space STUDY {name} LOW HIGH, or the panel's space editor)")
+
     def clip(self, config: dict[str, Any]) -> dict[str, Any]:
         """A configuration someone queued, within the current space: a number outside its range
         moves to the nearest bound (Optuna would silently sample it instead)."""
