@@ -118,6 +118,15 @@ def test_replaying_a_notebook_compares_with_the_latest_recordings(shell, tmp_pat
     assert second["train"]["verdict"] == "reproduced" and second["train"]["run"] == 2
 
 
+def test_a_notebook_without_experiment_cells_is_refused_before_it_runs(recorded, tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("open('ran.txt', 'w').write('side effect')")]
+    nbformat.write(nb, tmp_path / "plain.ipynb")
+    result = xpmagic("replay", str(tmp_path / "plain.ipynb"), "--db", str(recorded), cwd=tmp_path)
+    assert result.returncode == 2 and "has no %%experiment cells" in result.stderr
+    assert not (tmp_path / "ran.txt").exists()
+
+
 def test_exported_notebook_runs_under_nbclient_and_papermill(recorded, tmp_path):
     out = tmp_path / "train.ipynb"
     assert xpmagic("export-notebook", "2", "--db", str(recorded), "-o", str(out), cwd=tmp_path).returncode == 0

@@ -254,6 +254,10 @@ def replay_notebook(store: Store, path: str, *, tolerance: float = 1e-9, trust: 
         nb = nbformat.read(str(notebook_path), as_version=4)
     except Exception as exc:
         raise UsageError(f"{notebook_path} is not a readable notebook: {exc}") from None
+    if not any(cell.cell_type == "code" and any(line.lstrip().startswith("%%experiment")
+                                                for line in cell.source.splitlines())
+               for cell in nb.cells):
+        raise UsageError(f"{notebook_path} has no %%experiment cells: nothing to replay and compare")
     before = store.max_run_id()
     latest = _latest_by_experiment(store, before)
     execution = execute(nb, str(notebook_path.parent), store.path, progress)
