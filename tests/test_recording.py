@@ -334,6 +334,7 @@ def test_phase_is_normalised(shell, db_path):
     ("%%experiment n\nxp.param('C', 5, low=0, high=1)\n", "outside [0, 1]"),
     ("%%experiment n\nxp.log('loss', 'high')\n", "must be a number"),
     ("%%experiment n\nxp.param('p', 1)\nxp.param('p', 2)\n", "declared twice in this run, differently"),
+    ("%%experiment n\nxp.dataset([[1], [2], [3]], [0, 1])\n", "X has 3 rows but y has 2"),
     ("%%experiment n\nxp.artifact('missing.txt')\n", "no file at"),
 ])
 def test_bad_input_gives_one_clear_line(shell, capsys, cell, expected):
@@ -349,6 +350,17 @@ def test_bad_input_gives_one_clear_line(shell, capsys, cell, expected):
 def test_a_parameter_declared_again_alike_keeps_its_value(shell, db_path):
     run_ok(shell, "%%experiment n\nfor _ in range(3):\n    p = xp.param('p', 2, low=0, high=5)\nxp.log(v=p)\n")
     assert rows(db_path, "SELECT name, value FROM params") == [("p", "2")]
+
+
+def test_meta_features_of_odd_data_print_no_warnings_into_the_cell(shell):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # as a notebook shows them
+        run_ok(shell, "%%experiment odd\nimport numpy as np, pandas as pd\n"
+                      "X = pd.DataFrame({'s': ['a'] * 40, 'n': [np.nan] * 40, 'c': [1.0] * 40})\n"
+                      "xp.dataset(X, ['x', 'y'] * 20, name='odd')\n")
+    assert [str(w.message) for w in caught] == []
 
 
 def test_a_rejected_metric_value_leaves_no_metric_behind(shell, db_path):

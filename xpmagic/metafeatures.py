@@ -9,6 +9,7 @@ depth-1 tree and naive Bayes, 3-fold cross-validated on at most 2,000 rows).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 LANDMARK_ROWS = 2000
@@ -19,7 +20,16 @@ _SCALES = {"log_rows": 3.0, "log_features": 2.0, "log_classes": 1.5, "mean_abs_s
 
 
 def meta_features(X: Any, y: Any = None) -> dict[str, Any]:
-    """Meta-features of X (and y); never raises for odd data, leaves out what it cannot compute."""
+    """Meta-features of X (and y); never raises for odd data, leaves out what it cannot compute.
+
+    Quietly: numpy's and scikit-learn's warnings about odd data (an all-missing column, one
+    class per fold) would land in the person's cell output."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _meta_features(X, y)
+
+
+def _meta_features(X: Any, y: Any) -> dict[str, Any]:
     import numpy as np
 
     frame = _as_frame(X)

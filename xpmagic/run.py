@@ -238,6 +238,9 @@ def describe_dataset(X: Any, y: Any, name: str) -> DatasetRecord:
             f"xp.dataset({name!r}): cannot fingerprint a {type(X).__name__}; "
             "pass a numpy array, a pandas DataFrame/Series or a list"
         )
+    if y is not None and _rows(X) is not None and _rows(y) is not None and _rows(X) != _rows(y):
+        raise UsageError(f"xp.dataset({name!r}): X has {_rows(X)} rows but y has {_rows(y)}; "
+                         "pass the labels of exactly these rows")
     digest = hashlib.blake2b("|".join(p.digest or "" for p in parts).encode(),
                              digest_size=16).hexdigest()
     return DatasetRecord(name=name, fingerprint=digest, kind=parts[0].kind,
@@ -261,6 +264,16 @@ def _meta(digest: str, X: Any, y: Any) -> dict[str, Any] | None:
         except Exception:  # odd data: no knowledge row, never a failed cell
             _META_CACHE[digest] = None
     return _META_CACHE[digest]
+
+
+def _rows(value: Any) -> int | None:
+    shape = getattr(value, "shape", None)
+    if shape:
+        return int(shape[0])
+    try:
+        return len(value)
+    except TypeError:
+        return None
 
 
 def _shape(value: Any) -> list:
