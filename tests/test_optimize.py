@@ -12,6 +12,7 @@ import time
 import pytest
 
 from conftest import rows, run_ok, stop_all_studies
+from xpmagic.errors import UsageError
 
 QUADRATIC = ("x = xp.param('x', 0.0, low=-5.0, high=5.0)\n"
              "print('evaluating', x)\n"
@@ -145,6 +146,21 @@ def test_the_approval_batch_size_is_the_persons_choice(shell):
     assert len(study.controller.finished_trials()) <= 5
     study.approve()
     assert study.wait(30) and len(study.controller.finished_trials()) == 7
+
+
+def test_steering_refuses_what_it_cannot_mean(shell):
+    study, _ = optimize(shell, "gate-bad", "--trials 6 --approve 2", QUADRATIC)
+    wait_for(lambda: len(study.controller.planned) == 2)
+    for call, expected in (
+            (lambda: study.approve(0), "approve at least 1 of the 2 planned trials"),
+            (lambda: study.approve(-1), "approve at least 1"),  # a negative count approved from the end
+            (lambda: study.fix("x", "a"), "x is a number; it cannot be fixed to 'a'"),
+            (lambda: study.move(2, 1), "the queue is empty"),
+            (lambda: study.reject(5), "no planned trial #5; planned trials are #1 to #2")):
+        with pytest.raises(UsageError, match=expected):
+            call()
+    assert len(study.controller.planned) == 2 and not study.controller.ready
+    assert study.approve(1) == "approved 1 trial"
 
 
 def test_an_approval_batch_below_one_is_refused_in_one_line(shell):

@@ -505,6 +505,8 @@ class StudyController:
         return removed, None, None, "removed from the queue"
 
     def _do_reorder(self, index: int, to: int) -> tuple:
+        if not self.queue:
+            raise UsageError("the queue is empty: enqueue a configuration first")
         if not (0 <= index < len(self.queue) and 0 <= to < len(self.queue)):
             raise UsageError(f"queue positions run from 1 to {len(self.queue)}")
         before = list(self.queue)
@@ -515,15 +517,20 @@ class StudyController:
         if not self.planned:
             raise UsageError("nothing is waiting for approval")
         count = len(self.planned) if count is None else int(count)
+        if count < 1:
+            raise UsageError(f"approve at least 1 of the {len(self.planned)} planned trials, "
+                             "or reject the ones you do not want")
         approved, self.planned = self.planned[:count], self.planned[count:]
         for trial, params in approved:
             self.trials.append(TrialInfo(trial.number, params))
         self.ready += approved
-        return None, [p for _, p in approved], None, f"approved {len(approved)} trials"
+        return None, [p for _, p in approved], None, \
+            f"approved {len(approved)} trial{'s' if len(approved) != 1 else ''}"
 
     def _do_reject(self, index: int) -> tuple:
         if not 0 <= index < len(self.planned):
-            raise UsageError(f"no planned trial #{index + 1}")
+            planned = f"planned trials are #1 to #{len(self.planned)}" if self.planned else "nothing is planned"
+            raise UsageError(f"no planned trial #{index + 1}; {planned}")
         trial, params = self.planned.pop(index)
         self._cancel_trial(trial)
         return params, None, trial.number, "rejected"

@@ -152,8 +152,13 @@ class SearchSpace:
         return widened
 
     def fix(self, name: str, value: Any) -> None:
-        if name not in self.specs:
+        spec = self.specs.get(name)
+        if spec is None:
             raise UsageError(f"no parameter {name!r} in this study; parameters: {', '.join(self.specs)}")
+        if spec.choices is not None and value not in spec.choices:
+            raise UsageError(f"{name} can be fixed to one of {list(spec.choices)}, not {value!r}")
+        if spec.choices is None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+            raise UsageError(f"{name} is a number; it cannot be fixed to {value!r}")
         self.fixed[name] = value
 
     def unfix(self, name: str) -> None:
