@@ -66,6 +66,10 @@ def distribution(spec: ParamSpec) -> Any:
                              step=None if spec.log or spec.step is None else float(spec.step))
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 @dataclass
 class SearchSpace:
     """The parameters being searched, the ones the person fixed, and their edits."""
@@ -98,7 +102,7 @@ class SearchSpace:
                           high=spec.high if high is None else high,
                           log=spec.log if log is None else log, choices=None)
             value = new.value
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and new.low is not None:
+            if _is_number(value) and new.low is not None:
                 value = min(max(value, new.low), new.high)
                 new = replace(new, value=type(spec.value)(value))
         make_param_spec(new.name, new.value, low=new.low, high=new.high, log=new.log,
@@ -109,15 +113,16 @@ class SearchSpace:
     def check_queued(self, config: dict[str, Any]) -> None:
         """A configuration a person queues must fit the space as it is now (clip() handles the
         space narrowing afterwards)."""
+        searchable = self.searchable()
         for name, value in config.items():
-            spec = self.searchable().get(name)
+            spec = searchable.get(name)
             if spec is None:
                 continue
             if spec.choices is not None:
                 if value not in spec.choices:
                     raise UsageError(f"{name}={value!r} is not one of {list(spec.choices)}")
                 continue
-            if not isinstance(value, (int, float)) or isinstance(value, bool):
+            if not _is_number(value):
                 raise UsageError(f"{name}={value!r} is not a number; {name} is searched in [{spec.low}, {spec.high}]")
             if not spec.low <= value <= spec.high:
                 raise UsageError(f"{name}={value!r} is outside the search space [{spec.low}, {spec.high}]; "
@@ -129,8 +134,7 @@ class SearchSpace:
         searchable, clipped = self.searchable(), {}
         for name, value in config.items():
             spec = searchable.get(name)
-            if spec is not None and spec.choices is None and isinstance(value, (int, float)) \
-                    and not isinstance(value, bool):
+            if spec is not None and spec.choices is None and _is_number(value):
                 value = min(max(value, spec.low), spec.high)
                 if isinstance(distribution(spec).low, int):
                     value = int(round(value))
@@ -157,7 +161,7 @@ class SearchSpace:
             raise UsageError(f"no parameter {name!r} in this study; parameters: {', '.join(self.specs)}")
         if spec.choices is not None and value not in spec.choices:
             raise UsageError(f"{name} can be fixed to one of {list(spec.choices)}, not {value!r}")
-        if spec.choices is None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+        if spec.choices is None and not _is_number(value):
             raise UsageError(f"{name} is a number; it cannot be fixed to {value!r}")
         self.fixed[name] = value
 
