@@ -276,7 +276,7 @@ def test_the_git_shell_answers_as_git_itself_and_recovers(tmp_path):
     (repo / "new.py").write_text("x = 1\n")
     shell = GitShell()
     answer = shell.snapshot(repo)
-    assert answer == _git_by_processes(repo) and answer[0][2] == "main" and b"new.py" in answer[1]
+    assert answer == _git_by_processes(repo) and answer[0][4] == "main" and b"new.py" in answer[1]
     assert b"+a.py = 2" in answer[2]
     assert shell.snapshot(tmp_path) == ([], b"", b"")  # not a repository
     shell._process.kill()  # a shell that died is started again

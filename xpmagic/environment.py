@@ -7,6 +7,7 @@ Secret-looking environment variables are never recorded.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -109,22 +111,60 @@ class EnvironmentTracker:
                         pass
 
 
+@dataclass(frozen=True)
+class GitReading:
+    """A git snapshot and where it came from: gitcache.py watches these places for changes."""
+
+    state: dict[str, Any]
+    git_dir: str
+    common_dir: str
+    ignored: tuple[str, ...]  # paths git ignores, relative to the root (folders end with "/")
+
+
 def git_snapshot(folder: str | Path) -> dict[str, Any] | None:
     """Commit, branch, dirty flag and diff hash of the repository holding folder, or None."""
+    reading = read_git(folder)
+    return None if reading is None else reading.state
+
+
+def read_git(folder: str | Path) -> GitReading | None:
     from .gitshell import GIT_SHELL
 
     answer = GIT_SHELL.snapshot(folder) or _git_by_processes(folder)
-    if answer is None or not answer[0]:
+    if answer is None or len(answer[0]) < 3:
         return None
     lines, status, diff = answer
-    root = lines[0]
-    commit, branch = (lines[1], lines[2]) if len(lines) >= 3 else (None, None)  # no commit yet
-    dirty = bool(status.strip())
-    diff_hash = hashlib.sha256(diff + status).hexdigest() if dirty else None
+    root, git_dir, common_dir = lines[:3]
+    commit, branch = (lines[3], lines[4]) if len(lines) >= 5 else (None, None)  # no commit yet
+    changes, ignored = _split_ignored(status)
+    dirty = bool(changes.strip())
+    diff_hash = hashlib.sha256(diff + changes).hexdigest() if dirty else None
     state = {"root": root, "commit": commit, "branch": branch, "dirty": dirty,
              "diff_hash": diff_hash}
     state["hash"] = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
-    return state
+    common_dir = os.path.normpath(os.path.join(os.path.abspath(folder), common_dir))  # may be relative
+    return GitReading(state, git_dir, common_dir, ignored)
+
+
+def _split_ignored(status: bytes) -> tuple[bytes, tuple[str, ...]]:
+    """The porcelain status without its "!! " lines (what the diff hash covers), and those paths."""
+    changes, ignored = [], []
+    for line in status.splitlines(keepends=True):
+        if line.startswith(b"!! "):
+            ignored.append(_porcelain_path(line[3:].rstrip(b"\n")))
+        else:
+            changes.append(line)
+    return b"".join(changes), tuple(path for path in ignored if path is not None)
+
+
+def _porcelain_path(raw: bytes) -> str | None:
+    """A path as git's porcelain prints it: C-quoted when it holds unusual characters."""
+    if raw.startswith(b'"'):
+        try:
+            raw = ast.literal_eval("b" + raw.decode("ascii"))
+        except (ValueError, SyntaxError, UnicodeDecodeError):
+            return None
+    return os.fsdecode(raw)
 
 
 def _git_by_processes(folder: str | Path) -> tuple[list[str], bytes, bytes] | None:
@@ -135,16 +175,22 @@ def _git_by_processes(folder: str | Path) -> tuple[list[str], bytes, bytes] | No
         return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, timeout=20,
                               check=True, env={**os.environ, **GIT_ENV}).stdout
 
+    dirs = ("--show-toplevel", "--absolute-git-dir", "--git-common-dir")
     try:
-        lines = git("rev-parse", "--show-toplevel", "HEAD", "--abbrev-ref", "HEAD").decode().splitlines()
+        lines = git("rev-parse", *dirs, "HEAD", "--abbrev-ref", "HEAD").decode().splitlines()
     except (OSError, subprocess.SubprocessError, UnicodeDecodeError):
         try:
-            lines = git("rev-parse", "--show-toplevel").decode().splitlines()[:1]
+            lines = git("rev-parse", *dirs).decode().splitlines()[:3]
         except (OSError, subprocess.SubprocessError, UnicodeDecodeError):
             return None
+    status_args = ("status", "--porcelain", "--untracked-files=normal")
     try:
-        status = git("status", "--porcelain", "--untracked-files=normal")
-        diff = git("diff", "HEAD") if len(lines) >= 3 and status.strip() else b""  # clean: no diff
+        try:
+            status = git(*status_args, "--ignored=matching")
+        except subprocess.CalledProcessError:  # git before 2.16
+            status = git(*status_args)
+        changed = _split_ignored(status)[0].strip()
+        diff = git("diff", "HEAD") if len(lines) >= 5 and changed else b""  # clean: no diff
     except (OSError, subprocess.SubprocessError):
         return None
     return lines, status, diff

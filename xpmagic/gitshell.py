@@ -24,23 +24,35 @@ from pathlib import Path
 # Background git must never take the index lock a person's own `git commit` needs, nor prompt.
 GIT_ENV = {"GIT_OPTIONAL_LOCKS": "0", "GIT_TERMINAL_PROMPT": "0"}
 
-# Prints: rev-parse's lines (root; then commit and branch when there is a commit), NUL,
-# the porcelain status (trailing newline kept), NUL, the diff against HEAD when the status
-# is not clean, NUL, the marker.
+# Prints: rev-parse's lines (root, git dir, common git dir; then commit and branch when there
+# is a commit), NUL, the porcelain status with ignored paths ("!! " lines, for gitcache.py;
+# without them where git is older than 2.16), NUL, the diff against HEAD when something other
+# than ignored paths is listed, NUL, the marker.
 _SCRIPT = r"""
+nl="
+"
 xpmagic_git_snapshot() {
-  info=$(git -C "$1" rev-parse --show-toplevel HEAD --abbrev-ref HEAD 2>/dev/null) ||
-    info=$(git -C "$1" rev-parse --show-toplevel 2>/dev/null) || info=
+  dirs="--show-toplevel --absolute-git-dir --git-common-dir"
+  info=$(git -C "$1" rev-parse $dirs HEAD --abbrev-ref HEAD 2>/dev/null) ||
+    info=$(git -C "$1" rev-parse $dirs 2>/dev/null) || info=
   status=
   if [ -n "$info" ]; then
-    status=$(git -C "$1" status --porcelain --untracked-files=normal 2>/dev/null; echo ".$?")
+    status=$({ git -C "$1" status --porcelain --untracked-files=normal --ignored=matching 2>/dev/null ||
+               git -C "$1" status --porcelain --untracked-files=normal 2>/dev/null; }; echo ".$?")
     code=${status##*.}
     status=${status%.*}
     if [ "$code" != 0 ]; then info= status=; fi  # a status git cannot read is not a clean one
   fi
   printf '%s\0%s\0' "$info" "$status"
-  case "$info" in *"
-"*) if [ -n "$status" ]; then git -C "$1" diff HEAD 2>/dev/null; fi ;; esac
+  changed=
+  while IFS= read -r line; do
+    case "$line" in '!! '*|'') ;; *) changed=1; break ;; esac
+  done <<XPMAGIC_STATUS_END
+$status
+XPMAGIC_STATUS_END
+  if [ -n "$changed" ]; then
+    case "$info" in *"$nl"*"$nl"*"$nl"*"$nl"*) git -C "$1" diff HEAD 2>/dev/null ;; esac  # 5 lines: a commit
+  fi
   printf '\0%s\n' "$2"
 }
 """

@@ -1,9 +1,9 @@
 """Git state is captured off the cell's critical path.
 
 Calling git costs milliseconds, far more than recording a run (gitshell.py keeps even
-starting git processes away from the kernel). A daemon thread
-takes the pending run ids, snapshots the repository once for all of them and
-attaches the state to those runs. A run's git state is therefore taken at or
+starting git processes away from the kernel, gitcache.py skips them while the repository is
+unchanged). A daemon thread takes the pending run ids, snapshots the repository once for all
+of them and attaches the state to those runs. A run's git state is therefore taken at or
 shortly after its start.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .environment import git_snapshot
+from .gitcache import GitSnapshots
 
 _NOT_A_REPO_RECHECK_S = 60.0
 
@@ -26,6 +26,7 @@ class GitStateWriter:
         self._attach = attach  # (the database the runs are in, their ids, the state)
         self._queue: queue.Queue[tuple[int, str, Any]] = queue.Queue()
         self._not_repos: dict[str, float] = {}
+        self._snapshots = GitSnapshots()  # used by the thread only
         self._thread: threading.Thread | None = None
         self._unfinished = 0
         self._done = threading.Condition()
@@ -42,6 +43,14 @@ class GitStateWriter:
                                                 daemon=True)
                 self._thread.start()
         self._queue.put((run_id, folder, database))
+
+    def known_state(self, folder: str | Path) -> dict[str, Any] | None:
+        """The folder's git state when it is known not to have changed since git last read it
+        (cheap: no git, no thread); otherwise None, and ``request`` reads it."""
+        return self._snapshots.reuse(str(folder))
+
+    def close(self) -> None:
+        self._snapshots.close()
 
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """For tests and orderly shutdown: wait until every request is written."""
@@ -64,10 +73,19 @@ class GitStateWriter:
 
     def _capture(self, folder: str, database: Any, run_ids: list[int]) -> None:
         try:
-            state = git_snapshot(folder)
+            state = self._snapshots.read(folder, _database_files(database))
             if state is None:
                 self._not_repos[folder] = time.monotonic()
                 return
             self._attach(database, run_ids, state)
         except Exception:  # a background thread must never take the kernel down
             return
+
+
+def _database_files(database: Any) -> frozenset[str]:
+    """The files of the database runs are written to: our own writes are no change to the work."""
+    path = getattr(database, "path", None)
+    if path is None:
+        return frozenset()
+    path = str(path)
+    return frozenset({path, f"{path}-wal", f"{path}-shm", f"{path}-journal"})

@@ -79,6 +79,7 @@ class _CellRun:
     stderr: TeeStream | None = None
     failed_at: float | None = None
     started_at: str = ""
+    git_state: dict[str, Any] | None = None
 
 
 def code_hash(body: str) -> str:
@@ -143,6 +144,7 @@ class Recorder:
                 self.shell.events.unregister(event, callback)
             except ValueError:
                 pass
+        self.git.close()
 
     def pre_run_cell(self, info: Any) -> None:
         self._depth += 1
@@ -207,7 +209,10 @@ class Recorder:
             out.route(cell.stdout)
             err.route(cell.stderr)
         if settings.record_git:
-            self.git.request(run_id, self.working_folder(), store)  # the run's database, even if the session switches
+            folder = self.working_folder()
+            cell.git_state = self.git.known_state(folder)
+            if cell.git_state is None:
+                self.git.request(run_id, folder, store)  # the run's database, even if the session switches
         self._stop_clock_before_tracebacks(cell)
         self._cell = cell
         self.foreground = run
@@ -290,6 +295,7 @@ class Recorder:
             datasets=list(cell.run.datasets.values()),
             artifacts=list(cell.run.artifacts.values()), metrics=metrics, metric_chunks=chunks,
             environment_id=cell.store.environment_id(self.environment.snapshot()),
+            git_state=cell.git_state,
         )
         if cell.settings.capture_variables:
             outcome.variables = self._variables(cell)

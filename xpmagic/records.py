@@ -175,3 +175,4 @@ class RunOutcome:
     environment_id: int | None = None
     trial_state: str | None = None
     host: str | None = None  # set when the run ran on another machine (a Dask worker)
+    git_state: dict[str, Any] | None = None  # known at the start (gitcache.py); else attached later

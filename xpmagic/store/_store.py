@@ -78,6 +78,7 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
         self._lock = threading.RLock()
         self._experiment_ids: dict[str, int] = {}
         self._environment_ids: dict[str, int] = {}
+        self._git_state_ids: dict[str, int] = {}  # hash -> id, of committed rows only
         try:
             self.conn = sqlite3.connect(
                 str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
@@ -237,16 +238,19 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
     def finish_run(self, run_id: int, outcome: RunOutcome) -> None:
         """Write everything a run produced, atomically, and set its final status."""
         error = outcome.error
+        git_state_id = None
         with self._write() as conn:
+            if outcome.git_state is not None:
+                git_state_id = self._git_state_id(conn, outcome.git_state)
             conn.execute(
                 "UPDATE runs SET status = ?, ended_at = ?, duration_s = ?, stdout = ?, stderr = ?,"
                 " result = ?, error_type = ?, error_message = ?, error_traceback = ?,"
-                " environment_id = coalesce(?, environment_id),"
+                " environment_id = coalesce(?, environment_id), git_state_id = coalesce(?, git_state_id),"
                 " trial_state = coalesce(?, trial_state), host = coalesce(?, host) WHERE id = ?",
                 (outcome.status.value, outcome.ended_at, outcome.duration_s, outcome.stdout,
                  outcome.stderr, outcome.result, error and error.type, error and error.message,
-                 error and error.traceback, outcome.environment_id, outcome.trial_state, outcome.host,
-                 run_id),
+                 error and error.traceback, outcome.environment_id, git_state_id, outcome.trial_state,
+                 outcome.host, run_id),
             )
             if outcome.params:
                 conn.executemany(
@@ -291,10 +295,21 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
                     " VALUES (?, ?, ?, ?, ?)",
                     [(run_id, a.name, a.path, a.sha256, a.size) for a in outcome.artifacts],
                 )
+        if git_state_id is not None:
+            self._git_state_ids[outcome.git_state["hash"]] = git_state_id
 
     def set_git_state(self, run_ids: list[int], state: dict[str, Any]) -> None:
         """Attach a git snapshot (stored once per distinct state) to runs."""
         with self._write() as conn:
+            state_id = self._git_state_id(conn, state)
+            conn.executemany(
+                "UPDATE runs SET git_state_id = ? WHERE id = ?", [(state_id, i) for i in run_ids]
+            )
+        self._git_state_ids[state["hash"]] = state_id  # committed: safe to remember
+
+    def _git_state_id(self, conn: sqlite3.Connection, state: dict[str, Any]) -> int:
+        state_id = self._git_state_ids.get(state["hash"])
+        if state_id is None:
             conn.execute(
                 "INSERT OR IGNORE INTO git_states (hash, root, commit_sha, branch, dirty, diff_hash)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -304,9 +319,7 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
             (state_id,) = conn.execute(
                 "SELECT id FROM git_states WHERE hash = ?", (state["hash"],)
             ).fetchone()
-            conn.executemany(
-                "UPDATE runs SET git_state_id = ? WHERE id = ?", [(state_id, i) for i in run_ids]
-            )
+        return state_id
 
     def mark_dead_runs_interrupted(self) -> int:
         """Runs left 'running' by a process on this host that no longer exists."""

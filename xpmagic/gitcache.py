@@ -1,0 +1,84 @@
+"""Reusing a repository's last git snapshot while nothing git looks at has changed.
+
+A snapshot costs git about 5 ms of CPU, and the thread that waits for it competes with the
+person's cell; most runs follow one another with the repository untouched. So after git
+reads a folder, treewatch.py watches what git looks at, and the next run reuses the
+snapshot unless something changed: checking costs microseconds and needs no thread. Where
+there is no watch (not Linux, out of inotify watches, a change too recent to trust), git
+runs for every run, as it did before. A snapshot is never reused for more than a few minutes.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .environment import GitReading, read_git
+from .treewatch import TreeWatch
+
+MAX_REUSE_S = 300.0
+MAX_FOLDERS = 4  # each watched folder holds an inotify instance (a per-user budget)
+
+
+@dataclass
+class _Cached:
+    reading: GitReading
+    watch: TreeWatch
+    read_at: float
+
+
+class GitSnapshots:
+    """Git state of folders, read by git again only when their repository changed.
+    ``reuse`` is for the cell's thread; ``read`` (which runs git) for a background one."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, _Cached] = {}
+        self._lock = threading.Lock()
+        self._owner_pid = os.getpid()  # a forked child shares the watches: it must not read them
+
+    def reuse(self, folder: str) -> dict[str, Any] | None:
+        """The folder's last snapshot if nothing changed since, else None (ask ``read``)."""
+        with self._lock:
+            cached = self._cache.get(folder)
+            if cached is None or os.getpid() != self._owner_pid:
+                return None
+            if time.monotonic() - cached.read_at < MAX_REUSE_S and not cached.watch.changed():
+                return cached.reading.state
+            self._forget(folder)
+            return None
+
+    def read(self, folder: str, own_files: frozenset[str] = frozenset()) -> dict[str, Any] | None:
+        """Git state of folder, read by git now; own_files (our database's) are no change."""
+        read_at, read_at_ns = time.monotonic(), time.time_ns()
+        reading = read_git(folder)
+        if reading is None:
+            return None
+        root = reading.state["root"]
+        ignored = {os.path.join(root, path.rstrip("/")) for path in reading.ignored if path.endswith("/")}
+        git_folders = [f for f in (reading.git_dir, reading.common_dir, os.path.join(reading.common_dir, "info"))
+                       if os.path.isdir(f)]
+        watch = TreeWatch.start(root, list(dict.fromkeys(git_folders)),
+                                os.path.join(reading.common_dir, "refs", "heads"), ignored,
+                                own_files, read_at_ns)
+        with self._lock:
+            self._forget(folder)
+            if watch is not None and os.getpid() != self._owner_pid:
+                watch.close()
+            elif watch is not None:
+                while len(self._cache) >= MAX_FOLDERS:
+                    self._forget(next(iter(self._cache)))
+                self._cache[folder] = _Cached(reading, watch, read_at)
+        return reading.state
+
+    def close(self) -> None:
+        with self._lock:
+            for folder in list(self._cache):
+                self._forget(folder)
+
+    def _forget(self, folder: str) -> None:
+        cached = self._cache.pop(folder, None)
+        if cached is not None:
+            cached.watch.close()
