@@ -6,7 +6,8 @@ In one process, interleaved so drift hits every variant alike:
               git state, environment), one xp.param and one xp.log
   xpmagic-lean  capture_variables and capture_output off (for comparison)
   xpmagic-git   defaults, working in a git repository with uncommitted changes (most users'
-              case: the git state is taken in a background thread beside the cell)
+              case: git reads it for the first run, in a background thread beside the cell;
+              later runs reuse that state while nothing in the repository changes)
   mlflow      mlflow.start_run + log_param + log_metric + end_run, local SQLite backend, warm
               (all of it is added time: a bare cell would run besides)
 Reports the median and p95 of the added milliseconds per cell, and ratios.

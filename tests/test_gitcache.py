@@ -188,3 +188,22 @@ def test_a_change_just_before_git_read_is_not_trusted(repo, git_reads, monkeypat
     _snapshot(snapshots, str(repo))
     _snapshot(snapshots, str(repo))
     assert len(git_reads) == 3
+
+
+def test_a_repository_changed_between_every_run_is_watched_less_often(repo, git_reads, snapshots,
+                                                                       trust_recent_changes, monkeypatch):
+    """A cell that writes into the repository makes every watch useless; setting them up costs
+    the kernel's thread time, so after n useless ones the next 2**n reads set up none."""
+    watches = []
+    real_start = treewatch.TreeWatch.start
+    monkeypatch.setattr(gitcache.TreeWatch, "start", lambda *a, **k: watches.append(1) or real_start(*a, **k))
+    for i in range(12):
+        (repo / "src" / "model.py").write_text(f"C = {i}\n")
+        assert _snapshot(snapshots, str(repo)) == git_snapshot(repo)
+    assert len(git_reads) == 12 and len(watches) == 3  # reads 1, 4 and 9: 2, then 4, then 8 skipped
+    for _ in range(8):  # unchanged now: the 5 skips left run out, then a watch serves the rest
+        assert _snapshot(snapshots, str(repo)) == git_snapshot(repo)
+    assert len(git_reads) == 18 and len(watches) == 4
+    (repo / "src" / "model.py").write_text("C = 100\n")  # a useful watch resets the count
+    _snapshot(snapshots, str(repo))
+    assert len(git_reads) == 19 and len(watches) == 5

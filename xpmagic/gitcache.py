@@ -21,6 +21,7 @@ from .treewatch import TreeWatch
 
 MAX_REUSE_S = 300.0
 MAX_FOLDERS = 4  # each watched folder holds an inotify instance (a per-user budget)
+MAX_SKIPPED_WATCHES = 32
 
 
 @dataclass
@@ -28,6 +29,7 @@ class _Cached:
     reading: GitReading
     watch: TreeWatch
     read_at: float
+    reused: int = 0
 
 
 class GitSnapshots:
@@ -38,6 +40,10 @@ class GitSnapshots:
         self._cache: dict[str, _Cached] = {}
         self._lock = threading.Lock()
         self._owner_pid = os.getpid()  # a forked child shares the watches: it must not read them
+        # A repository that changes between every two runs (a cell writing into it) makes each
+        # watch useless: after n useless watches in a row, the next 2**n reads set up none.
+        self._useless: dict[str, int] = {}
+        self._unwatched_reads: dict[str, int] = {}
 
     def reuse(self, folder: str) -> dict[str, Any] | None:
         """The folder's last snapshot if nothing changed since, else None (ask ``read``)."""
@@ -46,8 +52,14 @@ class GitSnapshots:
             if cached is None or os.getpid() != self._owner_pid:
                 return None
             if time.monotonic() - cached.read_at < MAX_REUSE_S and not cached.watch.changed():
+                cached.reused += 1
                 return cached.reading.state
             self._forget(folder)
+            if cached.reused:
+                self._useless.pop(folder, None)
+            else:
+                useless = self._useless[folder] = self._useless.get(folder, 0) + 1
+                self._unwatched_reads[folder] = min(2 ** useless, MAX_SKIPPED_WATCHES)
             return None
 
     def read(self, folder: str, own_files: frozenset[str] = frozenset()) -> dict[str, Any] | None:
@@ -56,6 +68,10 @@ class GitSnapshots:
         reading = read_git(folder)
         if reading is None:
             return None
+        with self._lock:
+            if self._unwatched_reads.get(folder, 0) > 0:
+                self._unwatched_reads[folder] -= 1
+                return reading.state
         root = reading.state["root"]
         ignored = {os.path.join(root, path.rstrip("/")) for path in reading.ignored if path.endswith("/")}
         git_folders = [f for f in (reading.git_dir, reading.common_dir, os.path.join(reading.common_dir, "info"))

@@ -21,7 +21,7 @@ except (ImportError, OSError):  # pragma: no cover - other systems
     INotify = None
 
 MAX_FOLDERS = 2000  # inotify watches are a per-user budget, shared with editors
-MAX_ENTRIES = 50_000  # files stat-ed once when a watch starts (background thread)
+MAX_ENTRIES = 20_000  # files stat-ed when a watch starts: about 40 ms of the background thread
 RACY_NS = 2 * 10**9  # a change this close to git's read may share its timestamp tick
 
 _GIT_NAMES = {"HEAD", "index", "packed-refs", "exclude"}  # what matters in git's own folders
