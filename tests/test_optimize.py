@@ -288,3 +288,38 @@ def test_a_study_keeps_its_database_when_the_session_switches_or_closes_its_own(
     shell.run_line_magic("load_ext", "xpmagic")
     assert rows(db_path, "SELECT count(*), min(status) FROM runs WHERE trial_number IS NOT NULL") == [(12, "ok")]
     assert rows(other, "SELECT count(*) FROM runs WHERE trial_number IS NOT NULL") == [(0,)]
+
+
+QUICK = "x = xp.param('x', 0.0, low=-5.0, high=5.0)\nxp.log(score=-(x - 1.0) ** 2)\n"
+
+
+def _open_files() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts open files through /proc")
+def test_many_studies_in_one_session_do_not_run_it_out_of_files(shell, db_path):
+    """Each study used to keep about ten descriptors open for good (its own database, knowledge
+    and Optuna connections): a few hundred studies reached the usual limit of 1024."""
+    first, _ = optimize(shell, "files-0", "--trials 2 --seed 0", QUICK)
+    assert first.controller.wait(30)
+    before = _open_files()
+    for i in range(1, 9):
+        study, _ = optimize(shell, f"files-{i}", "--trials 2 --seed 0", QUICK)
+        assert study.controller.wait(30) and study.controller.state == "finished"
+    assert _open_files() - before <= 4
+    assert rows(db_path, "SELECT count(*) FROM runs WHERE trial_number IS NOT NULL") == [(18,)]
+
+
+def test_a_study_after_the_database_was_deleted_writes_to_the_new_file(shell, db_path, tmp_path):
+    first, _ = optimize(shell, "before", "--trials 2 --seed 0", QUICK)
+    assert first.controller.wait(30)
+    shell.run_line_magic("unload_ext", "xpmagic")
+    for path in tmp_path.glob("xp*.db*"):  # the database and Optuna's file, as a person starting over
+        path.unlink()
+    shell.run_line_magic("load_ext", "xpmagic")
+    shell.run_line_magic("config", f"XPMagics.db_path = {str(db_path)!r}")
+    second, _ = optimize(shell, "after", "--trials 3 --seed 0", QUICK)
+    assert second.controller.wait(30) and second.controller.state == "finished"
+    assert rows(db_path, "SELECT e.name, count(*) FROM runs r JOIN experiments e ON e.id = r.experiment_id"
+                         " WHERE r.trial_number IS NOT NULL GROUP BY e.name") == [("after", 3)]

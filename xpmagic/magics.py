@@ -6,6 +6,7 @@ import linecache
 import os
 import shlex
 import sys
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -185,10 +186,10 @@ class XPMagics(Magics):
         """A study's threads get connections of their own: closing or switching the session's
         database (%unload_ext, %config XPMagics.db_path) must neither pull a connection from under
         a running query (SQLite crashes the process) nor move the study to another file."""
-        from .teamknowledge import open_knowledge
+        from .teamknowledge import knowledge_location, open_knowledge
 
-        study_store = Store(store.path)
-        return study_store, open_knowledge(study_store, self.knowledge_url or self.knowledge_path)
+        location = knowledge_location(self.knowledge_url or self.knowledge_path) or ""
+        return study_connections(store.path, location, lambda study_store: open_knowledge(study_store, location))
 
     # -- %xp ----------------------------------------------------------------------
     @line_magic
@@ -229,6 +230,41 @@ class XPMagics(Magics):
             return cli.notebook_command(options, self.store(), self.knowledge(), in_notebook=True)
         except OSError as exc:  # a file the person named (export, import, csv, plot)
             raise file_error(exc) from None
+
+
+# Shared by every study of this process on the same files (a study's connections are never
+# closed: it may outlive the session that started it), so a long session does not run out of
+# file descriptors: each pair holds about six.
+_STUDY_CONNECTIONS: dict[tuple[Path, str], tuple[tuple, Store, Any]] = {}
+_STUDY_CONNECTIONS_LOCK = threading.Lock()
+
+
+def study_connections(path: Path, knowledge_location: str, open_knowledge: Any) -> tuple[Store, Any]:
+    """The connections studies on this database and knowledge location use, opened once; again
+    if either file was replaced (deleted and created anew) since."""
+    key = (path, knowledge_location)
+    with _STUDY_CONNECTIONS_LOCK:
+        cached = _STUDY_CONNECTIONS.get(key)
+        if cached is not None and None not in cached[0] and cached[0] == _files_identity(key):
+            return cached[1], cached[2]
+        study_store = Store(path)
+        pair = (study_store, open_knowledge(study_store))
+        _STUDY_CONNECTIONS[key] = (_files_identity(key), *pair)
+        return pair
+
+
+def _files_identity(key: tuple[Path, str]) -> tuple:
+    """Which files a database path and a knowledge file path (not a URL) name now."""
+    path, knowledge = key
+    files = [path] + ([Path(knowledge).expanduser()] if knowledge and "://" not in knowledge else [])
+    identity = []
+    for file in files:
+        try:
+            info = os.stat(file)
+            identity.append((info.st_dev, info.st_ino))
+        except OSError:
+            identity.append(None)
+    return tuple(identity)
 
 
 def _display_summary(summary: Any) -> None:

@@ -9,6 +9,8 @@ PGPASSWORD or ~/.pgpass, as every libpq program does, or from their own ``--stor
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +42,36 @@ def _sqlalchemy_url(url: str) -> str:
     return f"postgresql+psycopg://{rest}" if scheme in ("postgresql", "postgres") else url
 
 
+# Each storage holds a pool of connections: one per study ran long sessions out of file
+# descriptors. Studies of this process on the same URL share one (Optuna's storages serve many
+# studies and threads); a SQLite file deleted and created anew gets a new one.
+_OPEN: dict[str, tuple[Any, Any]] = {}
+_OPEN_LOCK = threading.Lock()
+
+
 def open_storage(url: str) -> Any:
-    """An Optuna RDB storage; one clear line when the server cannot be reached."""
+    """An Optuna RDB storage, shared per URL; one clear line when the server cannot be reached."""
+    with _OPEN_LOCK:
+        cached = _OPEN.get(url)
+        if cached is not None and cached[0] is not None and cached[0] == _identity(url):
+            return cached[1]
+        storage = _open_storage(url)
+        _OPEN[url] = (_identity(url), storage)
+        return storage
+
+
+def _identity(url: str) -> Any:
+    """Which file a SQLite URL names now (None: none); a server's URL names the same one."""
+    if not url.startswith("sqlite:///"):
+        return url
+    try:
+        info = os.stat(url[len("sqlite:///"):])
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def _open_storage(url: str) -> Any:
     import optuna
 
     if url.startswith("sqlite:///"):
