@@ -26,7 +26,7 @@ class GitStateWriter:
         self._attach = attach  # (the database the runs are in, their ids, the state)
         self._queue: queue.Queue[tuple[int, str, Any]] = queue.Queue()
         self._not_repos: dict[str, float] = {}
-        self._snapshots = GitSnapshots()  # used by the thread only
+        self._snapshots = GitSnapshots()  # read by the thread; reused from the cell's thread
         self._thread: threading.Thread | None = None
         self._unfinished = 0
         self._done = threading.Condition()
