@@ -207,3 +207,10 @@ def test_a_repository_changed_between_every_run_is_watched_less_often(repo, git_
     (repo / "src" / "model.py").write_text("C = 100\n")  # a useful watch resets the count
     _snapshot(snapshots, str(repo))
     assert len(git_reads) == 19 and len(watches) == 5
+
+
+def test_a_broken_watch_means_asking_git_again(repo, git_reads, snapshots, trust_recent_changes):
+    first = _snapshot(snapshots, str(repo))
+    snapshots._cache[str(repo)].watch._inotify.close()  # as if the kernel took the descriptor away
+    assert _snapshot(snapshots, str(repo)) == first
+    assert len(git_reads) == 2

@@ -47,7 +47,10 @@ class GitStateWriter:
     def known_state(self, folder: str | Path) -> dict[str, Any] | None:
         """The folder's git state when it is known not to have changed since git last read it
         (cheap: no git, no thread); otherwise None, and ``request`` reads it."""
-        return self._snapshots.reuse(str(folder))
+        try:
+            return self._snapshots.reuse(str(folder))
+        except Exception:  # never the cell's failure: git reads the state instead
+            return None
 
     def close(self) -> None:
         self._snapshots.close()

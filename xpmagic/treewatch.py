@@ -103,7 +103,11 @@ class TreeWatch:
         """True once anything watched changed (or the kernel dropped events)."""
         if self._changed:
             return True
-        for event in self._inotify.read(timeout=0):
+        try:
+            events = self._inotify.read(timeout=0)
+        except (OSError, ValueError):  # the watch broke: nothing can be vouched for
+            events, self._changed = [], True
+        for event in events:
             if self._matters(event):
                 self._changed = True
                 break
