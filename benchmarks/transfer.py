@@ -365,9 +365,11 @@ def wilcoxon_rows(per_task: dict) -> list[tuple]:
                 p = 1.0
             else:
                 p = float(wilcoxon(ours, theirs, zero_method="zsplit").pvalue)
-            better = sum(d < 0 for d in diffs)
+            better = sum(d < -1e-12 for d in diffs)
+            worse = sum(d > 1e-12 for d in diffs)
             rows.append((f"xpmagic (default) vs {other} @{k}", f"{statistics.mean(ours):.3f}",
-                         f"{statistics.mean(theirs):.3f}", f"{better}/{len(diffs)}", f"{p:.3g}"))
+                         f"{statistics.mean(theirs):.3f}", f"{better}/{worse}/{len(diffs) - better - worse}",
+                         f"{p:.3g}"))
     return rows
 
 
@@ -622,8 +624,9 @@ def report_model(model: Model, tasks: dict, table_: dict, configs: np.ndarray, m
     print(table(rows, ("method", *[f"regret@{k}" for k in ks], "median trials to target (over tasks)",
                        "avg rank@10", "worse than cold TPE@10")))
     tests = wilcoxon_rows(summary["per_task_regret"])
-    print("\nPaired Wilcoxon tests over tasks (mean regret; tasks where xpmagic is better; p-value)")
-    print(table(tests, ("comparison", "xpmagic", "other", "xpmagic better", "p")))
+    print("\nPaired Wilcoxon tests over tasks (mean regret; tasks where xpmagic is better / worse / tied, "
+          "tied: the same best score so far; p-value)")
+    print(table(tests, ("comparison", "xpmagic", "other", "better/worse/tied", "p")))
     clusters = cluster_rows(summary["per_task_regret"], summary["targets"])
     print("\nBy task cluster, regret at 10 trials (noise: standard error of the per-task differences)")
     print(table(clusters, ("cluster", "tasks", "xpmagic (default)", "tpe (cold)", "noise", "xpmagic is")))
