@@ -20,7 +20,7 @@ from .environment import GitReading, read_git
 from .treewatch import TreeWatch
 
 MAX_REUSE_S = 300.0
-MAX_FOLDERS = 4  # each watched folder holds an inotify instance (a per-user budget)
+MAX_WATCHED = 2  # working folders watched per kernel: each holds an inotify instance (128 per user, shared with editors)
 MAX_SKIPPED_WATCHES = 32
 
 
@@ -84,7 +84,7 @@ class GitSnapshots:
             if watch is not None and os.getpid() != self._owner_pid:
                 watch.close()
             elif watch is not None:
-                while len(self._cache) >= MAX_FOLDERS:
+                while len(self._cache) >= MAX_WATCHED:
                     self._forget(next(iter(self._cache)))
                 self._cache[folder] = _Cached(reading, watch, read_at)
         return reading.state

@@ -20,7 +20,7 @@ try:  # Linux only
 except (ImportError, OSError):  # pragma: no cover - other systems
     INotify = None
 
-MAX_FOLDERS = 2000  # inotify watches are a per-user budget, shared with editors
+MAX_FOLDERS = 500  # per kernel: inotify watches are a per-user budget (often 8,192) shared with editors
 MAX_ENTRIES = 20_000  # files stat-ed when a watch starts: about 40 ms of the background thread
 RACY_NS = 2 * 10**9  # a change this close to git's read may share its timestamp tick
 
