@@ -20,7 +20,7 @@ from .environment import GitReading, read_git
 from .treewatch import TreeWatch
 
 MAX_REUSE_S = 300.0
-MAX_WATCHED = 2  # working folders watched per kernel: each holds an inotify instance (128 per user, shared with editors)
+MAX_WATCHED = 2  # working folders watched per kernel: each holds an inotify instance (128 per user)
 MAX_SKIPPED_WATCHES = 32
 
 
