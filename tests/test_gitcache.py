@@ -188,6 +188,10 @@ def test_a_change_just_before_git_read_is_not_trusted(repo, git_reads, monkeypat
     _snapshot(snapshots, str(repo))
     _snapshot(snapshots, str(repo))
     assert len(git_reads) == 3
+    (repo / ".gitignore").unlink()  # only the root folder's own time shows a removal
+    _snapshot(snapshots, str(repo))
+    _snapshot(snapshots, str(repo))
+    assert len(git_reads) == 5
 
 
 def test_a_repository_changed_between_every_run_is_watched_less_often(repo, git_reads, snapshots,

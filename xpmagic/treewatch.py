@@ -81,6 +81,8 @@ class TreeWatch:
             if len(self._folders) >= MAX_FOLDERS:
                 return False
             self._folders[self._inotify.add_watch(folder, mask)] = (folder, False)
+            if folder == top and _changed_since(os.path.dirname(top), recent_ns, {os.path.basename(top)}):
+                return False  # an entry of top added or removed just before (its subfolders are checked as entries)
             with os.scandir(folder) as listing:
                 for child in listing:
                     if child.name == ".git":
