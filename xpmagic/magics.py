@@ -21,7 +21,7 @@ from traitlets import Bool, Float, Int, Unicode, observe
 from .errors import UsageError, XPError, file_error
 from .phases import normalize_phase
 from .recorder import MAGIC_PREFIX, CaptureSettings, ExperimentArgs, Recorder
-from .store import Store
+from .store import Store, file_identity
 
 DB_ENV = "XPMAGIC_DB"
 DEFAULT_DB = "xpmagic.db"
@@ -257,14 +257,7 @@ def _files_identity(key: tuple[Path, str]) -> tuple:
     """Which files a database path and a knowledge file path (not a URL) name now."""
     path, knowledge = key
     files = [path] + ([Path(knowledge).expanduser()] if knowledge and "://" not in knowledge else [])
-    identity = []
-    for file in files:
-        try:
-            info = os.stat(file)
-            identity.append((info.st_dev, info.st_ino))
-        except OSError:
-            identity.append(None)
-    return tuple(identity)
+    return tuple(file_identity(file) for file in files)
 
 
 def _display_summary(summary: Any) -> None:

@@ -9,12 +9,12 @@ PGPASSWORD or ~/.pgpass, as every libpq program does, or from their own ``--stor
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Any
 
 from ..errors import XPError, first_line
+from ..store import file_identity
 from ..store._postgres import is_database_url, redact
 
 
@@ -62,13 +62,7 @@ def open_storage(url: str) -> Any:
 
 def _identity(url: str) -> Any:
     """Which file a SQLite URL names now (None: none); a server's URL names the same one."""
-    if not url.startswith("sqlite:///"):
-        return url
-    try:
-        info = os.stat(url[len("sqlite:///"):])
-    except OSError:
-        return None
-    return info.st_dev, info.st_ino
+    return file_identity(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else url
 
 
 def _open_storage(url: str) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import secrets
 import sqlite3
 import threading
@@ -34,6 +35,16 @@ BUSY_TIMEOUT_S = 60.0
 
 def utc_now() -> str:
     return clock.iso()
+
+
+def file_identity(path: str | Path) -> tuple[int, int] | None:
+    """Which file a path names now (device, inode), or None: tells a database deleted and
+    created anew from the one a connection still holds open."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 def time_ordered_uuid() -> str:
