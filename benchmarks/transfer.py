@@ -82,6 +82,32 @@ def make_tasks() -> dict[str, tuple]:
     return tasks
 
 
+def confirmation_tasks() -> dict[str, tuple]:
+    """The confirmation set (--confirm), registered on 2026-11-24 before any result on it was
+    computed: 20 tasks from five generator families that are not in the development set above.
+    The method is developed on the development set only; the confirmation set is then run once
+    and its result reported as it comes out (benchmarks/README.md, "Confirmation set")."""
+    from sklearn import datasets
+
+    tasks = {}
+    for variant in range(4):
+        n, seed = (300, 500, 800, 1000)[variant], 200 + variant
+        noise = np.random.RandomState(seed).normal(size=(n, 3))  # three irrelevant features
+        X, y = datasets.make_moons(n_samples=n, noise=0.3, random_state=seed)
+        tasks[f"moons-{variant}"] = (np.hstack([X, noise]), y)
+        X, y = datasets.make_circles(n_samples=n, noise=0.15, factor=0.5, random_state=seed)
+        tasks[f"circles-{variant}"] = (np.hstack([X, noise]), y)
+        X, y = datasets.make_gaussian_quantiles(n_samples=n, n_features=6, n_classes=3, random_state=seed)
+        tasks[f"quantiles-{variant}"] = (X, y)
+        X, y = datasets.make_classification(n_samples=n, n_features=40, n_informative=3, n_redundant=2,
+                                            class_sep=1.0, flip_y=0.05, random_state=seed)
+        tasks[f"sparse-{variant}"] = (X, y)
+        X, y = datasets.make_classification(n_samples=n, n_features=12, n_informative=6, weights=[0.85],
+                                            class_sep=1.0, flip_y=0.02, random_state=seed)
+        tasks[f"imbalanced-{variant}"] = (X, y)
+    return tasks
+
+
 def statsmodels_tasks() -> dict[str, tuple]:
     """Real survey and economic data bundled with statsmodels, each made a classification task
     (at most 2,000 rows, so a trial stays cheap)."""
@@ -113,11 +139,11 @@ def statsmodels_tasks() -> dict[str, tuple]:
 
 def evaluate_table(tasks: dict[str, tuple], model: Model, configs: np.ndarray) -> dict[str, dict]:
     """Accuracy and fit time of every configuration on every task (cached on disk)."""
-    cached: dict[str, dict] = {}
+    stored: dict[str, dict] = {}
     if os.path.exists(model.cache):
         with open(model.cache) as handle:
-            cached = {name: row for name, row in json.load(handle).items()
-                      if name in tasks and len(row["scores"]) == len(configs)}
+            stored = {name: row for name, row in json.load(handle).items() if len(row["scores"]) == len(configs)}
+    cached = {name: row for name, row in stored.items() if name in tasks}
     if set(cached) == set(tasks):
         return cached
     from joblib import Parallel, delayed
@@ -138,9 +164,9 @@ def evaluate_table(tasks: dict[str, tuple], model: Model, configs: np.ndarray) -
         result[name] = {"scores": [p[0] for p in pairs], "costs": [p[1] for p in pairs]}
         print(f"  evaluated {model.key} on {name}: best {max(result[name]['scores']):.3f} "
               f"({time.perf_counter() - started:.1f} s)", file=sys.stderr)
-    os.makedirs(os.path.dirname(model.cache), exist_ok=True)
-    with open(model.cache, "w") as handle:
-        json.dump(result, handle)
+        os.makedirs(os.path.dirname(model.cache), exist_ok=True)
+        with open(model.cache, "w") as handle:  # after every task: an interrupted run keeps what it did
+            json.dump({**stored, **result}, handle)
     return result
 
 
@@ -664,11 +690,34 @@ def report_model(model: Model, tasks: dict, table_: dict, configs: np.ndarray, m
             "strengths": dict(chosen)}
 
 
+def report_confirmation(model: Model, tasks: dict, confirm: list[str], table_: dict, configs: np.ndarray,
+                        metas: dict, seeds: int, trials: int, folder: str) -> dict:
+    """The registered test: the confirmation tasks as targets, each knowing every other task."""
+    names = sorted(tasks)
+    past_of = {t: [o for o in names if o != t] for t in confirm}
+    results = evaluate(model, table_, configs, metas, sorted(confirm), past_of, seeds, trials, folder)
+    rows, summary = summarize(table_, results, trials)
+    ks = [k for k in CHECKPOINTS if k <= trials]
+    print(f"\n== {model.family}, confirmation set: {len(confirm)} target tasks x {seeds} seeds, {trials} trials, "
+          f"knowledge of the other {len(names) - 1} tasks ==")
+    print(table(rows, ("method", *[f"regret@{k}" for k in ks], "median trials to target (over tasks)",
+                       "avg rank@10", "worse than cold TPE@10")))
+    tests = wilcoxon_rows(summary["per_task_regret"])
+    print("\nPaired Wilcoxon tests over the confirmation tasks (better / worse / tied; p-value)")
+    print(table(tests, ("comparison", "xpmagic", "other", "better/worse/tied", "p")))
+    clusters = cluster_rows(summary["per_task_regret"], summary["targets"])
+    print(table(clusters, ("cluster", "tasks", "xpmagic (default)", "tpe (cold)", "noise", "xpmagic is")))
+    return {"summary": summary["summary"], "wilcoxon": tests, "clusters": clusters,
+            "per_task_regret": summary["per_task_regret"], "targets": summary["targets"]}
+
+
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--plot", default=os.path.join(_HERE, "transfer.png"), help="where to write the figure")
     p.add_argument("--model", default="all", choices=["all", *MODELS], help="which model family (default: all)")
     p.add_argument("--table-only", action="store_true", help="only build the cached tables of scores")
+    p.add_argument("--confirm", action="store_true",
+                   help="the registered confirmation test: its 20 tasks as targets, knowing all other tasks")
     args = p.parse_args()
     seeds, trials = (5, 25) if args.quick else (20, 50)
     import optuna
@@ -677,6 +726,8 @@ def main() -> None:
     from xpmagic.metafeatures import meta_features
 
     tasks = make_tasks()
+    confirm = confirmation_tasks() if args.confirm else {}
+    tasks.update(confirm)
     models = list(MODELS.values()) if args.model == "all" else [MODELS[args.model]]
     tables = {}
     for model in models:
@@ -689,6 +740,13 @@ def main() -> None:
     metas = {name: meta_features(X, y) for name, (X, y) in tasks.items()}
     folder = tempfile.mkdtemp(prefix="xpmagic-transfer-")
     figures: dict = {"seeds": seeds, "trials": trials, "tasks": sorted(tasks)}
+    if confirm:
+        for model in models:
+            configs, table_ = tables[model.key]
+            figures[model.key] = report_confirmation(model, tasks, sorted(confirm), table_, configs, metas, seeds,
+                                                     trials, folder)
+        write_json(args.json, figures)
+        return
     for model in models:
         configs, table_ = tables[model.key]
         root, ext = os.path.splitext(args.plot)
