@@ -415,6 +415,10 @@ def test_recommended_trials_follow_the_results_as_they_come(shell, db_path):
     assert small and min(small) in [pytest.approx(c) for c in (0.001, 0.01, 0.1)]
     assert study.controller.space.specs["C"].low <= min(small)
     assert any(i["action"] == "space" and i["source"] == "system" for i in study.interactions)
+    # Trial 4 refined the best so far (C=0.01): its nearest untried neighbour among past configurations.
+    rec = study.controller.recommendation
+    refined = [c for c, why in zip(rec.warm_start, rec.warm_start_reasons) if why.startswith("refines your best")]
+    assert refined == [{"C": 0.1}] and ran[3] == pytest.approx(0.1) and 0.1 not in ran[:3]
 
 
 def test_a_failing_recommender_leaves_the_study_running_cold(shell, monkeypatch):

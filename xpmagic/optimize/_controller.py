@@ -625,11 +625,12 @@ class StudyController:
 
         for index, pick in zip(pending, guide.plan(observed, len(pending), exclude=taken)):
             old = self.queue[index]
+            slot = rec.warm_start.index(old)
+            rec.warm_start_reasons[slot] = pick.reason  # the same configuration may be chosen for a new reason
             if pick.config == old:
                 continue
             self.queue[index] = dict(pick.config)
-            slot = rec.warm_start.index(old)
-            rec.warm_start[slot], rec.warm_start_reasons[slot] = dict(pick.config), pick.reason
+            rec.warm_start[slot] = dict(pick.config)
             self._record("recommendation-adapted", "system", old, pick.config, None)
 
     def _replan(self) -> None:
