@@ -17,6 +17,7 @@ portfolio stops there too, and a close neighbour is better (transfer.py).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -149,7 +150,7 @@ class KnowledgeGuide:
         for _ in range(count):
             pick = None
             if best is not None and refines(len(observed) + len(picks) + 1):
-                chosen = self._predicted_points(picks)
+                chosen = self._points_of(picks)
                 pick = self._refine(best, np.vstack([tried, chosen]), weights,
                                     lambda c: exclude(c) or any(c == p.config for p in picks))
             if pick is None:
@@ -161,7 +162,8 @@ class KnowledgeGuide:
             picks.append(pick)
         return picks
 
-    def _predicted_points(self, picks: list[Pick]) -> np.ndarray:
+    def _points_of(self, picks: list[Pick]) -> np.ndarray:
+        """The picks' configurations in the unit cube."""
         return unit_points([p.config for p in picks], self.specs)[0].reshape(-1, self._points.shape[1])
 
     def _predicted(self, points: np.ndarray) -> np.ndarray:
@@ -198,8 +200,9 @@ class KnowledgeGuide:
         config, value = best
         distances = np.sqrt(((self._points - unit_point(config, self.specs)) ** 2).sum(axis=1))
         untried = np.sqrt(((self._points[:, None, :] - tried[None, :, :]) ** 2).sum(axis=2)).min(axis=1)
-        order = [i for i in np.argsort(distances, kind="stable")
-                 if untried[i] > 1e-9 and not exclude(self.neighbours[i].config)][:NEIGHBOURS]
+        nearest_first = np.argsort(distances, kind="stable")
+        order = list(itertools.islice((i for i in nearest_first
+                                       if untried[i] > 1e-9 and not exclude(self.neighbours[i].config)), NEIGHBOURS))
         if not order:
             return None
         predicted = (self._credit[order] @ weights) * self._refine_bonus[order]
