@@ -82,11 +82,17 @@ def make_tasks() -> dict[str, tuple]:
     return tasks
 
 
-def confirmation_tasks() -> dict[str, tuple]:
-    """The confirmation set (--confirm), registered on 2026-11-24 before any result on it was
-    computed: 20 tasks from five generator families that are not in the development set above.
-    The method is developed on the development set only; the confirmation set is then run once
-    and its result reported as it comes out (benchmarks/README.md, "Confirmation set")."""
+def confirmation_tasks(number: int) -> dict[str, tuple]:
+    """A confirmation set (--confirm N): 20 tasks from five generator families in neither the
+    development set nor an earlier confirmation set, four variants each, registered before any
+    result on them was computed (benchmarks/README.md, "Confirmation sets"). A method is
+    developed on the development set; a confirmation set is run once, and its result reported
+    as it comes out."""
+    return {1: _confirmation_set_1, 2: _confirmation_set_2}[number]()
+
+
+def _confirmation_set_1() -> dict[str, tuple]:
+    """Registered 2026-11-24 for the refining guide (commit 6b0ca1d)."""
     from sklearn import datasets
 
     tasks = {}
@@ -105,6 +111,28 @@ def confirmation_tasks() -> dict[str, tuple]:
         X, y = datasets.make_classification(n_samples=n, n_features=12, n_informative=6, weights=[0.85],
                                             class_sep=1.0, flip_y=0.02, random_state=seed)
         tasks[f"imbalanced-{variant}"] = (X, y)
+    return tasks
+
+
+def _confirmation_set_2() -> dict[str, tuple]:
+    """Registered 2026-11-24 for the guide of commit 897daf3 (frozen before set 1 existed)."""
+    from sklearn import datasets
+
+    tasks = {}
+    for variant in range(4):
+        n, seed = (300, 500, 800, 1000)[variant], 300 + variant
+        X, y = datasets.make_hastie_10_2(n_samples=n, random_state=seed)
+        tasks[f"hastie-{variant}"] = (X, (y > 0).astype(int))
+        X, y = datasets.make_blobs(n_samples=n, centers=4, n_features=5, cluster_std=2.5, random_state=seed)
+        tasks[f"blobs-{variant}"] = (X, y)
+        X, y = datasets.make_friedman1(n_samples=n, n_features=10, noise=1.0, random_state=seed)
+        tasks[f"friedman-{variant}"] = (X, (y > np.median(y)).astype(int))
+        X, y = datasets.make_classification(n_samples=n, n_features=20, n_informative=2, n_redundant=10,
+                                            n_clusters_per_class=1, class_sep=0.8, flip_y=0.05, random_state=seed)
+        tasks[f"redundant-{variant}"] = (X, y)
+        X, y = datasets.make_classification(n_samples=n, n_features=16, n_informative=8, n_classes=6,
+                                            n_clusters_per_class=1, class_sep=1.5, flip_y=0.02, random_state=seed)
+        tasks[f"manyclass-{variant}"] = (X, y)
     return tasks
 
 
@@ -716,8 +744,9 @@ def main() -> None:
     p.add_argument("--plot", default=os.path.join(_HERE, "transfer.png"), help="where to write the figure")
     p.add_argument("--model", default="all", choices=["all", *MODELS], help="which model family (default: all)")
     p.add_argument("--table-only", action="store_true", help="only build the cached tables of scores")
-    p.add_argument("--confirm", action="store_true",
-                   help="the registered confirmation test: its 20 tasks as targets, knowing all other tasks")
+    p.add_argument("--confirm", type=int, choices=[1, 2], metavar="N",
+                   help="registered confirmation test N (1 or 2): its 20 tasks as targets, knowing every other task "
+                        "of the development set and confirmation sets 1..N")
     args = p.parse_args()
     seeds, trials = (5, 25) if args.quick else (20, 50)
     import optuna
@@ -726,8 +755,10 @@ def main() -> None:
     from xpmagic.metafeatures import meta_features
 
     tasks = make_tasks()
-    confirm = confirmation_tasks() if args.confirm else {}
-    tasks.update(confirm)
+    confirm = confirmation_tasks(args.confirm) if args.confirm else {}
+    if confirm:
+        for number in range(1, args.confirm + 1):  # what the registered test knows: the sets before it too
+            tasks.update(confirmation_tasks(number))
     models = list(MODELS.values()) if args.model == "all" else [MODELS[args.model]]
     tables = {}
     for model in models:

@@ -15,7 +15,6 @@ import pytest
 from test_optimize import _stop_studies  # noqa: F401  (autouse fixture)
 
 from conftest import run_ok
-from xpmagic import guide
 from xpmagic.metafeatures import meta_features
 from xpmagic.recommend import recommend
 from xpmagic.records import ParamSpec
@@ -181,13 +180,9 @@ def test_the_guide_listens_to_the_results_of_this_task(tmp_path):
     assert sum(weights[[t.name.startswith("other") for t in rec.guide.tasks]]) > 0.9
     before = rec.guide.plan([], 2)
     assert [p.config for p in before] == [{"C": 1000.0}, {"C": 0.001}]
-    after = rec.guide.plan(observed, 2, exclude=lambda c: c in [o for o, _ in observed])
-    # Trial 4 refines the best so far (C=10): of its untried neighbours, the one the re-weighted tasks like best.
-    assert after[0].config == {"C": 0.001} and after[0].reason.startswith("refines your best so far (0.65)")
-    # Trial 5 covers: the re-weighted tasks' next best.
-    assert after[1].config == {"C": 0.01} and "ranked your 3 results" in after[1].reason
-    for pick in after:
-        assert "other-" in pick.reason.partition("most support from")[2].split(",")[0]
+    after = rec.guide.plan(observed, 1, exclude=lambda c: c in [o for o, _ in observed])
+    assert after[0].config == {"C": 0.001} and "ranked your 3 results" in after[0].reason
+    assert "other-" in after[0].reason.partition("most support from")[2].split(",")[0]
     assert list(rec.guide.weights(observed[:1])) == list(rec.guide.prior)  # one result ranks nothing
     with_nan = rec.guide.weights([*observed, ({"C": 0.1}, float("nan"))])  # a diverged trial orders nothing
     assert np.allclose(with_nan, weights)
@@ -203,24 +198,6 @@ def _peaked_tasks(store, peaks):
                               + 0.001 * i / len(GRID))  # no exact ties
                          for task, peak, width in peaks for i, c in enumerate(GRID)])
     return recommend(store, meta=NEAR, specs=SPECS, metric="accuracy", direction="maximize", model_family="SVC")
-
-
-def test_refining_trials_try_the_neighbour_of_the_best_so_far_that_the_right_tasks_predict(tmp_path):
-    """Tasks a (peak at C=1) and b (peak at 10^0.4) rank the new task's first results right, c (a
-    narrow peak at 10^-0.6) wrong. Trial 4 refines C=1, the best so far: of its grid neighbours, a
-    and b predict 10^0.2 best; with c's equal say (the weights before any result) it would be 10^-0.2."""
-    rec = _peaked_tasks(Store(tmp_path / "k.db"), [("a", 0.0, 1.0), ("b", 0.4, 1.0), ("c", -0.6, 0.6)])
-    assert not any(p.reason.startswith("refines") for p in rec.guide.plan([], 6))  # nothing to refine yet
-    observed = [({"C": GRID[15]}, 0.85), ({"C": GRID[5]}, 0.55), ({"C": GRID[25]}, 0.60)]
-    weights = rec.guide.weights(observed)
-    assert weights[[t.name == "c" for t in rec.guide.tasks]][0] < 0.05
-    pick = rec.guide.plan(observed, 1, exclude=lambda c: c in [o for o, _ in observed])[0]
-    assert pick.config == {"C": GRID[16]} and pick.reason.startswith("refines your best so far (0.85)")
-    assert f"of the {guide.NEIGHBOURS} past configurations nearest to it" in pick.reason
-    # The trial after it covers again; the one after that refines.
-    later = rec.guide.plan(observed, 3, exclude=lambda c: c in [o for o, _ in observed])
-    assert [p.reason.split(" ")[0] for p in later] == ["refines", "among", "refines"]
-    assert len({json.dumps(p.config) for p in later}) == 3  # never the same configuration twice
 
 
 def test_the_strength_of_adaptation_is_what_worked_when_replayed_on_past_tasks(tmp_path):
@@ -257,12 +234,9 @@ def test_the_strength_of_adaptation_is_what_worked_when_replayed_on_past_tasks(t
     # A replayed task that runs out of other tasks' candidates stops, as plan() does: its own best
     # row never counts as found.
     own = np.eye(6)
-    pool = adaptation.Pool(credit=0.2 + 0.8 * own, points=np.linspace(0, 1, 6)[:, None], cover=np.arange(6),
-                           cover_bonus=np.ones(6), cover_allowed=own == 0, refine_bonus=np.ones(6),
-                           refine_allowed=own == 0)
-    for refining in ({}, {"refines": guide.refines, "neighbours": guide.NEIGHBOURS}):
-        evidence = adaptation.choose_strength(pool, prior_of=(1 - own) / 5, picks=10, **refining)
-        assert all(r == pytest.approx(0.8) for r in evidence.regret.values())
+    evidence = adaptation.choose_strength(credit=0.2 + 0.8 * own, prior_of=(1 - own) / 5, allowed=own == 0,
+                                          bonus=np.ones(6), picks=10)
+    assert all(r == pytest.approx(0.8) for r in evidence.regret.values())
     # Too few past tasks to replay: a middle strength, and the reason says why.
     few = _peaked_tasks(Store(tmp_path / "few.db"), peaks[:3])
     assert few.adaptation_strength == adaptation.DEFAULT_STRENGTH and few.guide.adaptation.replayed == 0
@@ -415,10 +389,11 @@ def test_recommended_trials_follow_the_results_as_they_come(shell, db_path):
     assert small and min(small) in [pytest.approx(c) for c in (0.001, 0.01, 0.1)]
     assert study.controller.space.specs["C"].low <= min(small)
     assert any(i["action"] == "space" and i["source"] == "system" for i in study.interactions)
-    # Trial 4 refined the best so far (C=0.01): its nearest untried neighbour among past configurations.
+    # A queued recommendation chosen again keeps the reason of its last choice, also when the
+    # configuration stayed the same: trial 4 was chosen again after 3 results.
     rec = study.controller.recommendation
-    refined = [c for c, why in zip(rec.warm_start, rec.warm_start_reasons) if why.startswith("refines your best")]
-    assert refined == [{"C": 0.1}] and ran[3] == pytest.approx(0.1) and 0.1 not in ran[:3]
+    reasons = {c["C"]: why for c, why in zip(rec.warm_start, rec.warm_start_reasons)}
+    assert "ranked your 3 results" in reasons[ran[3]] and "ranked your 4 results" in reasons[ran[4]]
 
 
 def test_a_failing_recommender_leaves_the_study_running_cold(shell, monkeypatch):

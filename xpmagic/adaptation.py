@@ -15,7 +15,6 @@ transfer benchmark that is 10-20 for SVC and 1 for gradient boosting.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,96 +66,46 @@ def adapted(prior: np.ndarray, penalty: np.ndarray, strength: float) -> np.ndarr
     return weights / weights.sum()
 
 
-@dataclass(frozen=True)
-class Pool:
-    """What the guide picks from, as its replay needs it. Options are every configuration the
-    guide knows; covering trials choose among some of them (the candidates), refining trials
-    among all.
+def choose_strength(credit: np.ndarray, prior_of: np.ndarray, allowed: np.ndarray, bonus: np.ndarray,
+                    picks: int) -> AdaptationEvidence:
+    """Replay the guide on every past task at every strength, all at once.
 
-    credit: options x tasks, each past task's predicted share of each option (its truth in the replay).
-    points: options x dims, the options in the unit cube (refining trials look for neighbours).
-    cover: indices of the options covering trials may take, cover_bonus their weights from ratings.
-    cover_allowed: tasks x cover, False where only the replayed task itself had the candidate
-    (it cannot be its own knowledge); refine_allowed: tasks x options, the same for every option.
-    """
-
-    credit: np.ndarray
-    points: np.ndarray
-    cover: np.ndarray
-    cover_bonus: np.ndarray
-    cover_allowed: np.ndarray
-    refine_bonus: np.ndarray
-    refine_allowed: np.ndarray
-
-
-def choose_strength(pool: Pool, prior_of: np.ndarray, picks: int, refines: Callable[[int], bool] = lambda trial: False,
-                    neighbours: int = 0) -> AdaptationEvidence:
-    """Replay the guide on every past task at every strength, all at once: covering trials, and
-    on the trials ``refines`` names the best of the ``neighbours`` options nearest the best so far.
-
+    credit: candidates x tasks, each task's predicted share for each candidate (its truth in the replay).
     prior_of: tasks x tasks, row u the prior weights when task u is the new one (zero for u itself).
+    allowed: tasks x candidates, False for a task's own candidates (it cannot be its own knowledge).
     """
-    n_options, n_tasks = pool.credit.shape
+    n_candidates, n_tasks = credit.shape
     if n_tasks < MIN_TASKS_TO_REPLAY:
         return AdaptationEvidence(DEFAULT_STRENGTH, 0, {}, n_tasks)
     strengths = np.array(STRENGTHS)
     runs = (n_tasks, len(strengths))
     covered = np.zeros((*runs, n_tasks))
-    chosen = np.zeros((*runs, 0), dtype=int)  # option indices
-    real = np.zeros((*runs, 0), dtype=bool)  # False: the run had nothing left to pick (plan() stops there)
+    chosen = np.zeros((*runs, 0), dtype=int)
+    real = np.zeros((*runs, 0), dtype=bool)  # False: the run had no candidate left (plan() stops there)
     regret = np.zeros(runs)
-    truth = pool.credit.T  # tasks x options
-    cover_credit = pool.credit[pool.cover]
-    cover_of = np.full(n_options, -1)
-    cover_of[pool.cover] = np.arange(len(pool.cover))
-    blocked_cover = np.broadcast_to(~pool.cover_allowed[:, None, :], (*runs, len(pool.cover))).copy()
-    blocked = np.broadcast_to(~pool.refine_allowed[:, None, :], (*runs, n_options)).copy()
-    run_task, run_strength = np.arange(n_tasks)[:, None], np.arange(len(strengths))[None, :]
+    truth = credit.T  # tasks x candidates
+    blocked = np.broadcast_to(~allowed[:, None, :], (*runs, n_candidates)).copy()
     steps = min(picks, max(CHECKPOINTS))
-    reach = np.empty((*runs, len(pool.cover), n_tasks))  # what each candidate would cover, per run
+    reach = np.empty((*runs, n_candidates, n_tasks))  # what each candidate would cover, per run
     for step in range(steps):
-        weights = _replay_weights(pool.credit, truth, prior_of, strengths, chosen)
-        np.maximum(covered[:, :, None, :], cover_credit[None, None], out=reach)
-        gains = (reach @ weights[..., None])[..., 0] * pool.cover_bonus  # the weighted coverage, batched
-        gains[blocked_cover] = -np.inf
-        best = pool.cover[gains.argmax(axis=2)]
-        found = np.isfinite(gains.max(axis=2))
-        if step > 0 and refines(step + 1):
-            refined, ok = _replay_refine(pool, truth, chosen, weights, blocked, neighbours)
-            best, found = np.where(ok, refined, best), found | ok
+        weights = _replay_weights(credit, truth, prior_of, strengths, chosen)
+        np.maximum(covered[:, :, None, :], credit[None, None], out=reach)
+        gains = (reach @ weights[..., None])[..., 0] * bonus  # the weighted coverage, as one batched product
+        gains[blocked] = -np.inf
+        best = gains.argmax(axis=2)
         chosen = np.concatenate([chosen, best[:, :, None]], axis=2)
-        real = np.concatenate([real, found[:, :, None]], axis=2)
-        blocked[run_task, run_strength, best] = True
-        taken = cover_of[best]
-        blocked_cover[run_task, run_strength, np.maximum(taken, 0)] |= taken >= 0
-        covered = np.maximum(covered, pool.credit[best])
+        real = np.concatenate([real, np.isfinite(gains.max(axis=2))[:, :, None]], axis=2)
+        blocked[np.arange(n_tasks)[:, None], np.arange(len(strengths))[None, :], best] = True
+        covered = np.maximum(covered, credit[best])
         if step + 1 in CHECKPOINTS:
-            found_share = np.where(real, np.take_along_axis(truth[:, None, :], chosen, axis=2), 0.0).max(axis=2)
-            regret += (1.0 - found_share) / len(CHECKPOINTS)
+            found = np.where(real, np.take_along_axis(truth[:, None, :], chosen, axis=2), 0.0).max(axis=2)
+            regret += (1.0 - found) / len(CHECKPOINTS)
     mean = regret.mean(axis=0)
     # Among strengths the replay cannot tell apart, the one nearest the middle default.
     tied = np.flatnonzero(mean <= mean.min() + 1e-9)
     chosen_strength = min(strengths[tied], key=lambda s: abs(np.log(s / DEFAULT_STRENGTH)))
     return AdaptationEvidence(float(chosen_strength), n_tasks, {float(s): float(r) for s, r in zip(strengths, mean)},
                               n_tasks)
-
-
-def _replay_refine(pool: Pool, truth: np.ndarray, chosen: np.ndarray, weights: np.ndarray, blocked: np.ndarray,
-                   neighbours: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every run's refining pick (as guide.KnowledgeGuide._refine chooses it), and whether it had one."""
-    values = np.take_along_axis(truth[:, None, :], chosen, axis=2)  # runs x picks so far
-    incumbent = np.take_along_axis(chosen, values.argmax(axis=2)[..., None], axis=2)[..., 0]
-    # Options by distance from each run's best so far; runs share a few of them, so sort those once
-    # (with the guide's arithmetic, so equal distances order the same way).
-    unique, inverse = np.unique(incumbent, return_inverse=True)
-    distance = np.sqrt(((pool.points[None, :, :] - pool.points[unique][:, None, :]) ** 2).sum(axis=2))
-    order = np.argsort(distance, axis=1, kind="stable")[inverse.reshape(incumbent.shape)]  # runs x options
-    free = ~np.take_along_axis(blocked, order, axis=2)
-    nearest = free & (np.cumsum(free, axis=2) <= neighbours)  # the first `neighbours` untried ones
-    predicted = np.take_along_axis((weights @ pool.credit.T) * pool.refine_bonus, order, axis=2)
-    predicted[~nearest] = -np.inf
-    pick = np.take_along_axis(order, predicted.argmax(axis=2)[..., None], axis=2)[..., 0]
-    return pick, nearest.any(axis=2)
 
 
 def _replay_weights(credit: np.ndarray, truth: np.ndarray, prior_of: np.ndarray, strengths: np.ndarray,

@@ -9,15 +9,11 @@ results come in, a past task that predicted their order gains weight, one that p
 it the other way loses it, at a strength the past tasks earned the same way: replaying the
 guide on each of them (adaptation.py). The next trial is the candidate that adds the most
 to what the tried configurations already cover, summed over the weighted tasks (greedy
-coverage). From the fourth trial on, every second one refines instead: of the past tasks'
-configurations nearest to the best result so far, the one the weighted tasks predict best.
-Coverage alone stops at the best configuration some past task had; on many tasks the
-portfolio stops there too, and a close neighbour is better (transfer.py).
+coverage).
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,10 +30,6 @@ PROBE_ROWS = 16  # rows per task, spread over its ranks, on which two tasks' ran
 SIMILARITY_SCALE = 0.1  # meta-feature distance over which a task's prior weight falls by e
 RADIUS = 0.15  # a past task knows a configuration when one of its rows lies this close (unit cube)
 CANDIDATES_PER_TASK = 3
-REFINE_FROM = 4  # the first trial that refines the best so far (three covering trials come first) ...
-REFINE_EVERY = 2  # ... and every second one after it
-NEIGHBOURS = 8  # past configurations nearest the best so far that a refining trial chooses among
-NEIGHBOUR_ROWS = 16  # a past task's best rows, what refining trials choose from (its good regions; bounded work)
 
 
 @dataclass
@@ -86,30 +78,21 @@ class KnowledgeGuide:
 
     def __init__(self, tasks: list[PastTask], candidates: list[Candidate], specs: dict[str, ParamSpec],
                  direction: str, evidence: SimilarityEvidence | None = None,
-                 vectors: np.ndarray | None = None, neighbours: list[Candidate] | None = None):
+                 vectors: np.ndarray | None = None):
         self.tasks = tasks
         self.specs = specs
         self.direction = direction
-        self.candidates = candidates  # what covering trials choose from
-        # What refining trials choose from: every past configuration the guide knows. The options
-        # are these and the candidates, each configuration once.
-        known = {config_key(c.config) for c in neighbours or []}
-        self.neighbours = [*(neighbours or []), *(c for c in candidates if config_key(c.config) not in known)]
-        self._position = {config_key(c.config): i for i, c in enumerate(self.neighbours)}
-        self._candidate_options = np.array([self._position[config_key(c.config)] for c in candidates], dtype=int)
-        self._points = unit_points([c.config for c in self.neighbours], specs)[0]
-        # predicted share of every option on every past task (options x tasks)
+        self.candidates = candidates
+        self._bonus = np.array([c.weight for c in candidates])
+        self._points = unit_points([c.config for c in candidates], specs)[0]
+        # predicted share of every candidate on every past task (candidates x tasks)
         self._credit = np.column_stack([t.predict(self._points) for t in tasks])
-        self._cover_bonus = np.array([c.weight for c in candidates])
-        self._refine_bonus = np.array([c.weight for c in self.neighbours])
         self.evidence = evidence or SimilarityEvidence(MAX_SIMILARITY_SHARE, None, len(tasks))
         self.prior = _prior(np.array([t.distance for t in tasks]), self.evidence.share)
-        # A replayed task's own rows are not knowledge to it, unless another task had them too.
-        pool = adaptation.Pool(self._credit, self._points, self._candidate_options, self._cover_bonus,
-                               _not_only_of(candidates, len(tasks)), self._refine_bonus,
-                               _not_only_of(self.neighbours, len(tasks)))
-        self.adaptation = adaptation.choose_strength(pool, self._replay_priors(vectors), KNOWLEDGE_TRIALS,
-                                                     refines, NEIGHBOURS)
+        # A replayed task's own best rows are not knowledge to it, unless another task had them too.
+        allowed = np.array([[c.sources != [u] for c in candidates] for u in range(len(tasks))])
+        self.adaptation = adaptation.choose_strength(self._credit, self._replay_priors(vectors), allowed,
+                                                     self._bonus, KNOWLEDGE_TRIALS)
 
     def _replay_priors(self, vectors: np.ndarray | None) -> np.ndarray:
         """Row u: the prior weights if past task u were the new task (meta-feature vectors give
@@ -139,102 +122,33 @@ class KnowledgeGuide:
 
     def plan(self, observed: list[tuple[dict[str, Any], float]], count: int,
              exclude: Callable[[dict[str, Any]], bool] = lambda c: False) -> list[Pick]:
-        """The next ``count`` configurations under the current weights: greedy coverage, and on
-        the trials ``refines`` names a refinement of the best so far."""
+        """The next ``count`` configurations: greedy coverage under the current weights."""
         weights = self.weights(observed)
-        tried = np.array([unit_point(config, self.specs) for config, _ in observed]).reshape(-1, self._points.shape[1])
-        covered = self._predicted(tried).max(axis=0) if observed else np.zeros(len(self.tasks))
-        best = self._best_so_far(observed)
+        covered = np.zeros(len(self.tasks))
+        if observed:
+            points = np.array([unit_point(config, self.specs) for config, _ in observed])
+            covered = np.array([t.predict(points).max() for t in self.tasks])
         picks: list[Pick] = []
         taken = [i for i, c in enumerate(self.candidates) if exclude(c.config)]
         for _ in range(count):
-            pick = None
-            if best is not None and refines(len(observed) + len(picks) + 1):
-                chosen = self._points_of(picks)
-                pick = self._refine(best, np.vstack([tried, chosen]), weights,
-                                    lambda c: exclude(c) or any(c == p.config for p in picks))
-            if pick is None:
-                pick = self._cover(covered, weights, taken, len(observed))
-            if pick is None:
+            gains = (np.maximum(covered[None, :], self._credit) @ weights) * self._bonus
+            gains[taken] = -math.inf
+            best = int(gains.argmax())
+            if not math.isfinite(gains[best]):
                 break
-            covered = np.maximum(covered, self._credit[self._position[config_key(pick.config)]])
-            taken.extend(i for i, c in enumerate(self.candidates) if c.config == pick.config)
-            picks.append(pick)
+            taken.append(best)
+            covered = np.maximum(covered, self._credit[best])
+            picks.append(Pick(self.candidates[best], self._reason(best, weights, len(observed))))
         return picks
 
-    def _points_of(self, picks: list[Pick]) -> np.ndarray:
-        """The picks' configurations in the unit cube."""
-        return unit_points([p.config for p in picks], self.specs)[0].reshape(-1, self._points.shape[1])
-
-    def _predicted(self, points: np.ndarray) -> np.ndarray:
-        """Every past task's predicted share of each point (points x tasks)."""
-        return np.column_stack([t.predict(points) for t in self.tasks])
-
-    def _cover(self, covered: np.ndarray, weights: np.ndarray, taken: list[int], observed: int) -> Pick | None:
-        """The candidate that adds the most to what is covered, over the weighted tasks."""
-        credit = self._credit[self._candidate_options]
-        gains = (np.maximum(covered[None, :], credit) @ weights) * self._cover_bonus
-        gains[taken] = -math.inf
-        best = int(gains.argmax())
-        if not math.isfinite(gains[best]):
-            return None
-        support = self._support(credit[best], weights)
+    def _reason(self, index: int, weights: np.ndarray, observed: int) -> str:
+        support = sorted(range(len(self.tasks)), key=lambda j: -weights[j] * self._credit[index, j])[:3]
+        voters = ", ".join(f"{self.tasks[j].name} {weights[j]:.0%}" for j in support)
         prior = (f"similarity ({self.evidence.share:.0%}) and an equal say" if self.evidence.share > 0
                  else "an equal say for every task")
         basis = f"{prior}, then how each ranked your {observed} results" if observed >= 2 else prior
-        return Pick(self.candidates[best], f"among the best on {self.candidates[best].origin}; most support from "
-                                           f"{support} (task weights from {basis})")
-
-    def _best_so_far(self, observed: list[tuple[dict[str, Any], float]]) -> tuple[dict[str, Any], float] | None:
-        finite = [(c, v) for c, v in observed if math.isfinite(v)]
-        if not finite:
-            return None
-        sign = 1.0 if self.direction == "maximize" else -1.0
-        return max(finite, key=lambda result: sign * result[1])
-
-    def _refine(self, best: tuple[dict[str, Any], float], tried: np.ndarray, weights: np.ndarray,
-                exclude: Callable[[dict[str, Any]], bool]) -> Pick | None:
-        """Of the NEIGHBOURS untried past configurations nearest the best so far, the one the
-        weighted tasks predict best. Nearest by count, not by a radius: past configurations lie
-        denser in two dimensions than in four. (adaptation._replay_refine does the same in bulk.)"""
-        config, value = best
-        distances = np.sqrt(((self._points - unit_point(config, self.specs)) ** 2).sum(axis=1))
-        untried = np.sqrt(((self._points[:, None, :] - tried[None, :, :]) ** 2).sum(axis=2)).min(axis=1)
-        nearest_first = np.argsort(distances, kind="stable")
-        order = list(itertools.islice((i for i in nearest_first
-                                       if untried[i] > 1e-9 and not exclude(self.neighbours[i].config)), NEIGHBOURS))
-        if not order:
-            return None
-        predicted = (self._credit[order] @ weights) * self._refine_bonus[order]
-        index = order[int(predicted.argmax())]
-        return Pick(self.neighbours[index],
-                    f"refines your best so far ({value:.4g}): "
-                    + (f"of the {len(order)} past configurations nearest to it, the one predicted best"
-                       if len(order) > 1 else "the only untried past configuration near it")
-                    + f" (from {self.neighbours[index].origin}; most support from "
-                    f"{self._support(self._credit[index], weights)})")
-
-    def _support(self, credit: np.ndarray, weights: np.ndarray) -> str:
-        """The three past tasks that back a configuration most, with their weights."""
-        support = sorted(range(len(self.tasks)), key=lambda j: -weights[j] * credit[j])[:3]
-        return ", ".join(f"{self.tasks[j].name} {weights[j]:.0%}" for j in support)
-
-
-def refines(trial: int) -> bool:
-    """Whether knowledge-driven trial number ``trial`` (from 1) refines the best so far."""
-    return trial >= REFINE_FROM and (trial - REFINE_FROM) % REFINE_EVERY == 0
-
-
-def _not_only_of(options: list[Candidate], tasks: int) -> np.ndarray:
-    """tasks x options: False where the task is the option's only source (a replayed task's own
-    rows are not knowledge to it)."""
-    only = np.array([c.sources[0] if len(c.sources) == 1 else -1 for c in options], dtype=int)
-    return only[None, :] != np.arange(tasks)[:, None]
-
-
-def config_key(config: dict[str, Any]) -> tuple:
-    """A configuration as a dictionary key (its values are numbers, strings, booleans or None)."""
-    return tuple(sorted(config.items()))
+        return (f"among the best on {self.candidates[index].origin}; most support from {voters} "
+                f"(task weights from {basis})")
 
 
 def _prior(distances: np.ndarray, share: float) -> np.ndarray:

@@ -11,6 +11,7 @@ broken by the order rows were recorded.
 from __future__ import annotations
 
 import ast
+import json
 import math
 import statistics
 from dataclasses import asdict, dataclass, field, replace
@@ -161,13 +162,11 @@ GUIDE_ROWS = 128
 
 def _guide(store: Store, ranked: list, meta: dict[str, Any], specs: dict[str, ParamSpec], metric: str,
            direction: str, family: str | None, model: ratings.RatingModel | None) -> guide.KnowledgeGuide | None:
-    """Past tasks with their best rows in the unit cube; candidates are each task's top three,
-    neighbours (what refining trials choose from) all their rows.
+    """Past tasks with their best rows in the unit cube; candidates are each task's top three.
     None when no past configuration fits this search space (other parameter names, say)."""
     past: list[guide.PastTask] = []
     vectors: list[list[float]] = []
-    candidates: dict[tuple, guide.Candidate] = {}
-    neighbours: dict[tuple, guide.Candidate] = {}
+    candidates: list[guide.Candidate] = []
     for task, info in ranked:
         lo, hi = info["rows"][0].get("task_min"), info["rows"][0].get("task_max")
         rows = store.task_rows(family, metric, direction, task, GUIDE_ROWS)
@@ -178,27 +177,21 @@ def _guide(store: Store, ranked: list, meta: dict[str, Any], specs: dict[str, Pa
         past.append(guide.PastTask(info["name"] or task[:8], distance(meta, info["meta"]), points[fits],
                                    np.array([_share(r["score"], lo, hi, direction) for r in rows])))
         vectors.append(similarity_vector(info["meta"]))
-        origin = info["name"] or task[:8]
-        for rank, row in enumerate(rows[:max(guide.CANDIDATES_PER_TASK, guide.NEIGHBOUR_ROWS)]):
+        for row in rows[:guide.CANDIDATES_PER_TASK]:
             config = _usable(row["config"], specs)
-            key = guide.config_key(config)
-            for pool, size in ((candidates, guide.CANDIDATES_PER_TASK), (neighbours, guide.NEIGHBOUR_ROWS)):
-                if rank >= size:
-                    continue
-                if key in pool:
-                    pool[key].sources.append(len(past) - 1)
-                    continue
-                row = {**row, "task": task, "task_min": lo, "task_max": hi}
-                pool[key] = guide.Candidate(config, origin, model.weight(row) if model else 1.0, row, [len(past) - 1])
+            known = next((c for c in candidates if c.config == config), None)
+            if known is not None:
+                known.sources.append(len(past) - 1)
+                continue
+            row = {**row, "task": task, "task_min": lo, "task_max": hi}
+            candidates.append(guide.Candidate(config, info["name"] or task[:8],
+                                              model.weight(row) if model else 1.0, row, [len(past) - 1]))
     if not past or not candidates:
         return None
     # Equal gains go to the same configuration whichever task brought it (the replay relies on it).
-    def ordered(pool: dict[tuple, guide.Candidate]) -> list[guide.Candidate]:
-        return [pool[key] for key in sorted(pool, key=repr)]
-
-    return guide.KnowledgeGuide(past, ordered(candidates), specs, direction,
-                                similarity.similarity_evidence(past, vectors), np.array(vectors),
-                                neighbours=list(neighbours.values()))
+    candidates.sort(key=lambda c: json.dumps(c.config, sort_keys=True, default=str))
+    return guide.KnowledgeGuide(past, candidates, specs, direction, similarity.similarity_evidence(past, vectors),
+                                np.array(vectors))
 
 
 def _usable(config: dict[str, Any], specs: dict[str, ParamSpec]) -> dict[str, Any] | None:
