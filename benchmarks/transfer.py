@@ -18,6 +18,7 @@ after the results before it, as the study controller does; by default in the cel
 with the narrowed space as --narrow does).
 Every warm method gets the same number of knowledge-driven trials (N_WARM).
 Splits: leave-one-task-out, and chronological growth (task i knows tasks 1..i-1).
+--confirm N: a registered confirmation set of 20 tasks the guide was not developed on (README).
 Reports normalized regret at 1/5/10/25/50 trials, median trials to reach within 0.5
 points of the task's best, average rank, the share of tasks where warm starting made
 things worse than cold TPE, and paired Wilcoxon tests; writes a plot.
