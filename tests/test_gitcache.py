@@ -218,3 +218,57 @@ def test_a_broken_watch_means_asking_git_again(repo, git_reads, snapshots, trust
     snapshots._cache[str(repo)].watch._inotify.close()  # as if the kernel took the descriptor away
     assert _snapshot(snapshots, str(repo)) == first
     assert len(git_reads) == 2
+
+
+@pytest.mark.parametrize("appears", ["git init here", "git init in a folder above", "a repository moved in"])
+def test_a_folder_in_no_repository_is_asked_once_until_a_repository_appears(tmp_path, git_reads, snapshots,
+                                                                          trust_recent_changes, appears):
+    above = tmp_path / "above"
+    folder = above / "work"
+    folder.mkdir(parents=True)
+    assert snapshots.reuse(str(folder)) is None and snapshots.read(str(folder)) is None
+    for _ in range(3):
+        assert snapshots.reuse(str(folder)) == {}  # known: still in no repository
+    assert len(git_reads) == 1
+    if appears == "git init here":
+        _git(folder, "init", "-q")
+    elif appears == "git init in a folder above":
+        _git(above, "init", "-q")
+    else:
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        _git(elsewhere, "init", "-q")
+        os.rename(elsewhere / ".git", folder / ".git")
+    assert snapshots.reuse(str(folder)) is None
+    state = snapshots.read(str(folder))
+    assert state is not None and state == git_snapshot(folder)
+
+
+def test_a_repository_appearing_while_git_reads_is_not_missed(tmp_path, snapshots, monkeypatch):
+    """Git found no repository, but one appeared before the watch began: no reuse."""
+    real = gitcache.read_git
+
+    def read_then_init(folder):
+        reading = real(folder)
+        _git(folder, "init", "-q")
+        return reading
+
+    monkeypatch.setattr(gitcache, "read_git", read_then_init)
+    assert snapshots.read(str(tmp_path)) is None
+    assert snapshots.reuse(str(tmp_path)) is None and not snapshots.watching(str(tmp_path))
+
+
+def test_runs_see_a_repository_made_between_them(shell, db_path, tmp_path, git_reads, trust_recent_changes):
+    writer = shell.magics_manager.registry["XPMagics"].recorder.git
+    for i in range(3):
+        run_ok(shell, f"%%experiment g\nx = {i}\n")
+        assert writer.wait_idle(30)
+    assert len(git_reads) == 1  # in no repository: git asked once
+    (tmp_path / ".gitignore").write_text("xp.db*\n")
+    _git(tmp_path, "init", "-q", "-b", "main")
+    _git(tmp_path, "add", "-A")
+    _git(tmp_path, "commit", "-q", "-m", "x")
+    run_ok(shell, "%%experiment g\nx = 3\n")
+    assert writer.wait_idle(30)
+    assert rows(db_path, "SELECT r.id, g.branch FROM runs r LEFT JOIN git_states g ON g.id = r.git_state_id"
+                         " ORDER BY r.id") == [(1, None), (2, None), (3, None), (4, "main")]

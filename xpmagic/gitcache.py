@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .environment import GitReading, read_git
-from .treewatch import TreeWatch
+from .treewatch import AbsenceWatch, TreeWatch
 
 MAX_REUSE_S = 300.0
 MAX_WATCHED = 2  # working folders watched per kernel: each holds an inotify instance (128 per user)
@@ -26,7 +26,7 @@ MAX_SKIPPED_WATCHES = 32
 
 @dataclass
 class _Cached:
-    reading: GitReading
+    reading: GitReading | None  # None: the folder is in no repository
     watch: TreeWatch
     read_at: float
     reused: int = 0
@@ -46,14 +46,15 @@ class GitSnapshots:
         self._unwatched_reads: dict[str, int] = {}
 
     def reuse(self, folder: str) -> dict[str, Any] | None:
-        """The folder's last snapshot if nothing changed since, else None (ask ``read``)."""
+        """The folder's last snapshot if nothing changed since (an empty dict: it is still in
+        no repository), else None (ask ``read``)."""
         with self._lock:
             cached = self._cache.get(folder)
             if cached is None or os.getpid() != self._owner_pid:
                 return None
             if time.monotonic() - cached.read_at < MAX_REUSE_S and not cached.watch.changed():
                 cached.reused += 1
-                return cached.reading.state
+                return cached.reading.state if cached.reading is not None else {}
             self._forget(folder)
             if cached.reused:
                 self._useless.pop(folder, None)
@@ -63,22 +64,16 @@ class GitSnapshots:
             return None
 
     def read(self, folder: str, own_files: frozenset[str] = frozenset()) -> dict[str, Any] | None:
-        """Git state of folder, read by git now; own_files (our database's) are no change."""
+        """Git state of folder, read by git now (None: in no repository); own_files (our
+        database's) are no change."""
         read_at, read_at_ns = time.monotonic(), time.time_ns()
         reading = read_git(folder)
-        if reading is None:
-            return None
+        state = reading.state if reading is not None else None
         with self._lock:
             if self._unwatched_reads.get(folder, 0) > 0:
                 self._unwatched_reads[folder] -= 1
-                return reading.state
-        root = reading.state["root"]
-        ignored = {os.path.join(root, path.rstrip("/")) for path in reading.ignored if path.endswith("/")}
-        git_folders = [f for f in (reading.git_dir, reading.common_dir, os.path.join(reading.common_dir, "info"))
-                       if os.path.isdir(f)]
-        watch = TreeWatch.start(root, list(dict.fromkeys(git_folders)),
-                                os.path.join(reading.common_dir, "refs", "heads"), ignored,
-                                own_files, read_at_ns)
+                return state
+        watch = _watch(folder, reading, own_files, read_at_ns)
         with self._lock:
             self._forget(folder)
             if watch is not None and os.getpid() != self._owner_pid:
@@ -87,7 +82,12 @@ class GitSnapshots:
                 while len(self._cache) >= MAX_WATCHED:
                     self._forget(next(iter(self._cache)))
                 self._cache[folder] = _Cached(reading, watch, read_at)
-        return reading.state
+        return state
+
+    def watching(self, folder: str) -> bool:
+        """Whether a watch will tell when the folder's state changes."""
+        with self._lock:
+            return folder in self._cache
 
     def close(self) -> None:
         with self._lock:
@@ -98,3 +98,15 @@ class GitSnapshots:
         cached = self._cache.pop(folder, None)
         if cached is not None:
             cached.watch.close()
+
+
+def _watch(folder: str, reading: GitReading | None, own_files: frozenset[str], read_at_ns: int) -> TreeWatch | None:
+    """A watch on what git looked at: the repository, or where one could appear."""
+    if reading is None:
+        return AbsenceWatch.watch_for_repository(folder)
+    root = reading.state["root"]
+    ignored = {os.path.join(root, path.rstrip("/")) for path in reading.ignored if path.endswith("/")}
+    git_folders = [f for f in (reading.git_dir, reading.common_dir, os.path.join(reading.common_dir, "info"))
+                   if os.path.isdir(f)]
+    return TreeWatch.start(root, list(dict.fromkeys(git_folders)), os.path.join(reading.common_dir, "refs", "heads"),
+                           ignored, own_files, read_at_ns)

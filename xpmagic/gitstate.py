@@ -46,7 +46,8 @@ class GitStateWriter:
 
     def known_state(self, folder: str | Path) -> dict[str, Any] | None:
         """The folder's git state when it is known not to have changed since git last read it
-        (cheap: no git, no thread); otherwise None, and ``request`` reads it."""
+        (cheap: no git, no thread; an empty dict: still in no repository); otherwise None, and
+        ``request`` reads it."""
         try:
             return self._snapshots.reuse(str(folder))
         except Exception:  # never the cell's failure: git reads the state instead
@@ -78,7 +79,10 @@ class GitStateWriter:
         try:
             state = self._snapshots.read(folder, _database_files(database))
             if state is None:
-                self._not_repos[folder] = time.monotonic()
+                if self._snapshots.watching(folder):  # the watch tells when a repository appears
+                    self._not_repos.pop(folder, None)
+                else:  # nothing does: ask git again in a while
+                    self._not_repos[folder] = time.monotonic()
                 return
             self._attach(database, run_ids, state)
         except Exception:  # a background thread must never take the kernel down

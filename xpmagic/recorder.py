@@ -210,9 +210,10 @@ class Recorder:
             err.route(cell.stderr)
         if settings.record_git:
             folder = self.working_folder()
-            cell.git_state = self.git.known_state(folder)
-            if cell.git_state is None:
+            known = self.git.known_state(folder)  # an empty dict: known to be in no repository
+            if known is None:
                 self.git.request(run_id, folder, store)  # the run's database, even if the session switches
+            cell.git_state = known or None
         self._stop_clock_before_tracebacks(cell)
         self._cell = cell
         self.foreground = run

@@ -7,6 +7,7 @@ added, removed or renamed), and in the git directory HEAD, the index, the refs a
 exclude rules. The files of our own database do not count. A snapshot is trusted only if
 nothing in the tree changed shortly before git read it: file timestamps are coarse, and a
 change git did not see could otherwise hide behind the watch that started after it.
+For a folder in no repository, what is watched is where a repository could appear.
 """
 
 from __future__ import annotations
@@ -129,6 +130,48 @@ class TreeWatch:
             self._inotify.close()
         except OSError:
             pass
+
+
+class AbsenceWatch(TreeWatch):
+    """Has a repository appeared around a folder git found in none? Git looks for ``.git`` in
+    the folder and in every folder above it: those are watched, for an entry of that name
+    created or moved in, and for themselves being removed or moved."""
+
+    @classmethod
+    def watch_for_repository(cls, folder: str) -> AbsenceWatch | None:
+        """None when there is no inotify, or a ``.git`` is already there: git may have refused
+        it (its owner, say) for reasons this watch cannot see change."""
+        if INotify is None:
+            return None
+        try:
+            inotify = INotify()
+        except OSError:
+            return None
+        watch = cls(inotify, {}, frozenset())
+        mask = int(_flags.CREATE | _flags.MOVED_TO | _flags.DELETE_SELF | _flags.MOVE_SELF)
+        try:
+            for place in _folder_and_above(folder):
+                watch._folders[inotify.add_watch(place, mask)] = (place, False)
+                if os.path.lexists(os.path.join(place, ".git")):  # checked after the watch: none slips between
+                    break
+            else:
+                return watch
+        except OSError:
+            pass
+        watch.close()
+        return None
+
+    def _matters(self, event: Any) -> bool:
+        if event.wd not in self._folders:
+            return True  # queue overflow
+        return event.name == ".git" or not event.name
+
+
+def _folder_and_above(folder: str) -> list[str]:
+    places = [os.path.abspath(folder)]
+    while os.path.dirname(places[-1]) != places[-1]:
+        places.append(os.path.dirname(places[-1]))
+    return places
 
 
 def _changed_since(folder: str, recent_ns: int, names: set[str]) -> bool:
