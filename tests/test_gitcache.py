@@ -220,12 +220,16 @@ def test_a_broken_watch_means_asking_git_again(repo, git_reads, snapshots, trust
     assert len(git_reads) == 2
 
 
-@pytest.mark.parametrize("appears", ["git init here", "git init in a folder above", "a repository moved in"])
+@pytest.mark.parametrize("appears", ["git init here", "git init in a folder above", "a repository moved in",
+                                     "git init above the folder a link points to"])
 def test_a_folder_in_no_repository_is_asked_once_until_a_repository_appears(tmp_path, git_reads, snapshots,
                                                                           trust_recent_changes, appears):
     above = tmp_path / "above"
     folder = above / "work"
     folder.mkdir(parents=True)
+    if appears == "git init above the folder a link points to":
+        (tmp_path / "link").symlink_to(folder, target_is_directory=True)
+        folder, appears = tmp_path / "link", "git init in a folder above"  # the person works in the link
     assert snapshots.reuse(str(folder)) is None and snapshots.read(str(folder)) is None
     for _ in range(3):
         assert snapshots.reuse(str(folder)) == {}  # known: still in no repository

@@ -168,7 +168,7 @@ class AbsenceWatch(TreeWatch):
 
 
 def _folder_and_above(folder: str) -> list[str]:
-    places = [os.path.abspath(folder)]
+    places = [os.path.realpath(folder)]  # git looks above where the folder really is, not above a link to it
     while os.path.dirname(places[-1]) != places[-1]:
         places.append(os.path.dirname(places[-1]))
     return places
