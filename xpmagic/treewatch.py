@@ -48,11 +48,8 @@ class TreeWatch:
               own_files: frozenset[str], read_at_ns: int) -> TreeWatch | None:
         """Watch the repository git read at read_at_ns, or None when that read cannot be
         vouched for (a recent change, another repository inside, too large, no inotify)."""
-        if INotify is None:
-            return None
-        try:
-            inotify = INotify()
-        except OSError:  # out of inotify instances
+        inotify = _open_inotify()
+        if inotify is None:
             return None
         watch = cls(inotify, {}, own_files)
         try:
@@ -141,11 +138,8 @@ class AbsenceWatch(TreeWatch):
     def watch_for_repository(cls, folder: str) -> AbsenceWatch | None:
         """None when there is no inotify, or a ``.git`` is already there: git may have refused
         it (its owner, say) for reasons this watch cannot see change."""
-        if INotify is None:
-            return None
-        try:
-            inotify = INotify()
-        except OSError:
+        inotify = _open_inotify()
+        if inotify is None:
             return None
         watch = cls(inotify, {}, frozenset())
         mask = int(_flags.CREATE | _flags.MOVED_TO | _flags.DELETE_SELF | _flags.MOVE_SELF)
@@ -165,6 +159,16 @@ class AbsenceWatch(TreeWatch):
         if event.wd not in self._folders:
             return True  # queue overflow
         return event.name == ".git" or not event.name
+
+
+def _open_inotify() -> Any:
+    """A new inotify instance, or None: not Linux, or out of instances."""
+    if INotify is None:
+        return None
+    try:
+        return INotify()
+    except OSError:
+        return None
 
 
 def _folder_and_above(folder: str) -> list[str]:
