@@ -388,6 +388,13 @@ def test_xp_queries_return_frames_and_views(shell):
     assert "<table>" in shell.run_line_magic("xp", "show 1")._repr_html_()
 
 
+def test_code_diff_keeps_a_last_line_without_newline_on_its_own_line(shell):
+    run_ok(shell, "%%experiment q\nxp.log(m=0.5)")  # a notebook cell's last line has no newline
+    run_ok(shell, "%%experiment q\nxp.log(m=0.7)")
+    lines = repr(shell.run_line_magic("xp", "diff 1 2")).splitlines()
+    assert "-xp.log(m=0.5)" in lines and "+xp.log(m=0.7)" in lines
+
+
 def test_unknown_run_is_one_line(shell, capsys):
     run_ok(shell, "%%experiment q\nx = 1\n")
     result = shell.run_cell("%xp show 99")

@@ -117,9 +117,9 @@ def compare_mappings(a: dict[str, Any], b: dict[str, Any]) -> list[Change]:
 
 def diff_runs(store: Store, a_id: int, b_id: int) -> RunDiff:
     a, b = store.get_run(a_id), store.get_run(b_id)
-    code_diff = "".join(difflib.unified_diff(
-        a.code.splitlines(keepends=True), b.code.splitlines(keepends=True),
-        fromfile=f"run {a.id}", tofile=f"run {b.id}"))
+    # Lines without their endings: a cell's last line has none, and would run into the next line of the diff.
+    code_diff = "\n".join(difflib.unified_diff(
+        a.code.splitlines(), b.code.splitlines(), fromfile=f"run {a.id}", tofile=f"run {b.id}", lineterm=""))
     return RunDiff(
         a=a, b=b, code_diff=code_diff,
         params=compare_mappings(a.params, b.params),
