@@ -94,6 +94,7 @@ def test_a_cell_that_now_fails_reports_its_index_and_error(recorded, tmp_path):
     error = found["load-data"]["error"]
     assert found["load-data"]["verdict"] == "failed" and error["type"] == "FileNotFoundError"
     assert error["cell"] == 3  # markdown, %load_ext, next_run, then the load-data cell
+    assert "data set 'table' was not recorded in the replay" in " ".join(found["load-data"]["changes"])
     assert found["train"]["verdict"] == "failed" and result.returncode == 1
 
 

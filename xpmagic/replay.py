@@ -20,7 +20,7 @@ from typing import Any
 
 from . import procinfo
 from .errors import MissingDependency, UsageError, XPError
-from .queries import compare_mappings
+from .queries import Change, compare_mappings
 from .recorder import split_cell
 from .records import Run
 from .store import Store
@@ -142,6 +142,15 @@ def _same(a: float | None, b: float | None, tolerance: float) -> bool:
     return math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance)
 
 
+def _dataset_change(change: Change) -> str:
+    if change.only_in_a:
+        return (f"data set {change.name!r} was not recorded in the replay "
+                "(the cell ended before its xp.dataset call, or no longer makes it)")
+    if change.only_in_b:
+        return f"data set {change.name!r} is recorded in the replay only"
+    return f"data set {change.name!r} fingerprint changed: {change.a} -> {change.b}"
+
+
 def explain(original: Run, replay: Run | None) -> list[str]:
     """What changed since the original run: the usual suspects, most likely first."""
     changes: list[str] = []
@@ -153,7 +162,7 @@ def explain(original: Run, replay: Run | None) -> list[str]:
         changes.append("code changed")
     originals = {d["name"]: d["fingerprint"] for d in original.datasets}
     for change in compare_mappings(originals, {d["name"]: d["fingerprint"] for d in replay.datasets}):
-        changes.append(f"data set {change.name!r} fingerprint changed: {change.a} -> {change.b}")
+        changes.append(_dataset_change(change))
     for change in compare_mappings(original.inputs, replay.inputs):
         if change.name not in originals:
             changes.append(_input_change(change, original))
