@@ -1,8 +1,9 @@
 """jupyter_server handlers: JSON in and out, authenticated, read-mostly.
 
 The database path is a server setting (``--XPMagicServer.db_path``), never taken from a
-request; every query parameter is validated, and SQL identifiers come only from fixed
-lists or a strict name pattern, bound as values otherwise.
+request; every query parameter is validated. SQL identifiers come only from fixed lists;
+names (experiments, studies, metrics, params) are bound as values, never used as paths, so
+any name a notebook can record is accepted ("wine svc", "f1-score").
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from jupyter_server.base.handlers import APIHandler
 from ..errors import DatabaseNotFound, RunNotFound, UsageError, XPError
 from ..store import Store, utc_now
 
-NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,200}$")
+NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")  # what %%experiment and xp.log accept, without control characters
+SORT_BY_NAME = re.compile(r"^(metrics|params)\.[^\x00-\x1f\x7f]{1,200}$")
 SORTS = {"id", "started_at", "duration_s", "status"}
 STEERING = {"pause", "resume", "stop", "budget"}
 
@@ -46,7 +48,7 @@ class XPHandler(APIHandler):
         if text is None or text == "":
             return None
         if not NAME.match(text):
-            raise UsageError(f"{name} may contain letters, digits, '_', '.' and '-' only")
+            raise UsageError(f"{name} must be 1 to 200 characters without control characters")
         return text
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
@@ -80,7 +82,7 @@ class RunsHandler(XPHandler):
     @tornado.web.authenticated
     def get(self) -> None:
         sort = self.get_query_argument("sort", "id")
-        if sort not in SORTS and not re.match(r"^(metrics|params)\.[A-Za-z_][A-Za-z0-9_]{0,99}$", sort):
+        if sort not in SORTS and not SORT_BY_NAME.match(sort):
             raise UsageError(f"sort must be one of {sorted(SORTS)} or metrics.NAME / params.NAME")
         order = self.get_query_argument("order", "desc")
         if order not in ("asc", "desc"):
