@@ -36,6 +36,24 @@ def test_meta_features_on_known_data():
     assert meta_features(np.arange(20.0).reshape(10, 2), np.linspace(0, 1, 10))["task"] == "regression"
 
 
+def test_meta_features_of_a_large_data_set_read_a_sample_of_its_rows():
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    X = rng.exponential(size=(400_000, 20)).astype(np.float32)  # skewed: skew 2, kurtosis 6
+    y = (rng.random(400_000) < 0.1).astype(int)
+    tracemalloc.start()
+    meta = meta_features(X, y)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # Reading every row as float64 would take 64 MB, and each statistic's temporary as much again.
+    assert peak < 30e6, f"{peak / 1e6:.0f} MB"
+    assert (meta["rows"], meta["features"]) == (400_000, 20)
+    assert meta["minority_share"] == pytest.approx(y.mean())  # the class balance reads every label
+    assert meta["mean_abs_skew"] == pytest.approx(2.0, abs=0.2)
+    assert meta["mean_kurtosis"] == pytest.approx(6.0, abs=1.5)
+
+
 WINE = ("from sklearn.datasets import load_wine\nfrom sklearn.svm import SVC\n"
         "from sklearn.model_selection import cross_val_score\n"
         "from sklearn.pipeline import make_pipeline\nfrom sklearn.preprocessing import StandardScaler\n"

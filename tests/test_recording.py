@@ -187,6 +187,25 @@ def test_dataset_records_fingerprint_shape_and_dtypes(shell, db_path):
     assert fps[0] != fps[1]
 
 
+def test_sparse_and_image_data_are_recorded_with_their_task(shell, db_path):
+    run_ok(shell, "import numpy as np, scipy.sparse as sp\n"
+                  "X = sp.random(600, 40, density=0.1, format='csr', random_state=0)\n"
+                  "images = np.random.default_rng(0).random((600, 8, 8))\ny = np.arange(600) % 3\n")
+    run_ok(shell, "%%experiment text\nxp.dataset(X, y, name='tfidf')\nxp.log(acc=0.5)\n")
+    shell.user_ns["X"].data[0] += 1  # the same shape and sparsity, other content
+    run_ok(shell, "%%experiment text\nxp.dataset(X, y, name='tfidf')\n")
+    run_ok(shell, "%%experiment pixels\nxp.dataset(images, y, name='digits')\nxp.log(acc=0.5)\n")
+    store = Store(db_path, create=False)
+    (first,), (second,) = store.get_run(1).datasets, store.get_run(2).datasets
+    assert first["kind"] == "sparse" and first["shape"] == [600, 40]
+    assert second["fingerprint"] != first["fingerprint"]
+    assert store.get_run(2).inputs["X"]  # read by the cell: a fingerprint, not only a summary
+    meta = {row["task_name"]: row["meta"] for row in store.knowledge_rows()}
+    assert meta["tfidf"]["features"] == 40 and meta["tfidf"]["density"] == pytest.approx(0.1)
+    assert meta["tfidf"]["classes"] == 3 and "stump_accuracy" in meta["tfidf"]
+    assert meta["digits"]["features"] == 64 and "nb_accuracy" in meta["digits"]
+
+
 def test_artifact_records_hash_and_size(shell, db_path, tmp_path):
     run_ok(shell, "%%experiment art\nopen('model.bin', 'wb').write(b'abc')\nxp.artifact('model.bin')\n")
     ((name, path, sha, size),) = rows(db_path, "SELECT name, path, sha256, size FROM artifacts")

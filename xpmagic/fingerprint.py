@@ -63,6 +63,8 @@ def _fingerprint(value: Any, sample_bytes: int) -> Fingerprint:
         frame = _pandas(value, sample_bytes)
         if frame is not None:
             return frame
+    if module == "scipy" and is_sparse(value):
+        return _sparse(value, sample_bytes)
     if hasattr(value, "get_params") and hasattr(value, "fit"):
         return _estimator(value, sample_bytes)
     if isinstance(value, (types.FunctionType, types.MethodType)):
@@ -113,6 +115,28 @@ def _array_digest(array: Any, sample_bytes: int) -> str:
         stride = max(1, flat.size // max(1, sample_bytes // max(1, array.itemsize)))
         return digest_bytes(header, numpy.ascontiguousarray(flat[::stride]).data)
     return digest_bytes(header, numpy.ascontiguousarray(array).data)
+
+
+def is_sparse(value: Any) -> bool:
+    """A scipy.sparse matrix or array (text features, one-hot encodings)."""
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and sparse.issparse(value)
+
+
+def _sparse(matrix: Any, sample_bytes: int) -> Fingerprint:
+    """Digest of the stored entries: for CSR/CSC/BSR their data, indices and pointers as stored, so
+    the same matrix in another format is other content (the summary names the format)."""
+    summary: dict[str, Any] = {"shape": list(matrix.shape), "dtype": _dtype_name(matrix.dtype),
+                               "format": matrix.format, "nnz": int(matrix.nnz)}
+    if matrix.format not in ("csr", "csc", "bsr"):
+        matrix = matrix.tocsr()
+    parts = (matrix.data, matrix.indices, matrix.indptr)
+    if sum(part.nbytes for part in parts) > sample_bytes:
+        summary["sampled"] = True
+    share = max(1, sample_bytes // 3)
+    header = f"{summary['format']}{matrix.shape}".encode()
+    return Fingerprint(digest_bytes(header, *(_array_digest(part, share).encode() for part in parts)),
+                       "sparse", summary)
 
 
 _DTYPE_NAMES: dict[Any, str] = {}

@@ -236,7 +236,7 @@ def describe_dataset(X: Any, y: Any, name: str) -> DatasetRecord:
     if any(p.digest is None for p in parts):
         raise UsageError(
             f"xp.dataset({name!r}): cannot fingerprint a {type(X).__name__}; "
-            "pass a numpy array, a pandas DataFrame/Series or a list"
+            "pass a numpy array, a pandas DataFrame/Series, a list or a scipy.sparse matrix"
         )
     if y is not None and _rows(X) is not None and _rows(y) is not None and _rows(X) != _rows(y):
         raise UsageError(f"xp.dataset({name!r}): X has {_rows(X)} rows but y has {_rows(y)}; "
