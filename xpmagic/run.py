@@ -301,8 +301,18 @@ def _dtypes(value: Any) -> Any:
 
 
 def _target_summary(y: Any) -> dict[str, Any]:
+    labels = _numeric_labels(y)
+    if labels is not None:  # counted in numpy: a million labels in milliseconds
+        import numpy as np
+
+        distinct, counts = np.unique(labels, return_counts=True)
+        summary: dict[str, Any] = {"n": len(labels), "dtype": _dtypes(y)}
+        if len(distinct) <= 100:
+            summary["classes"] = {str(v): c for v, c in zip(distinct.tolist(), counts.tolist())}
+        summary["n_distinct"] = len(distinct)
+        return summary
     values = list(y.tolist() if hasattr(y, "tolist") else y)
-    summary: dict[str, Any] = {"n": len(values), "dtype": _dtypes(y)}
+    summary = {"n": len(values), "dtype": _dtypes(y)}
     try:
         distinct = set(values)
     except TypeError:
@@ -314,6 +324,16 @@ def _target_summary(y: Any) -> dict[str, Any]:
         summary["classes"] = counts
     summary["n_distinct"] = len(distinct)
     return summary
+
+
+def _numeric_labels(y: Any) -> Any:
+    """y as a 1-D numpy array of numbers or booleans, or None (lists, strings, objects)."""
+    if type(y).__module__.partition(".")[0] not in ("numpy", "pandas"):
+        return None
+    import numpy as np
+
+    array = np.asarray(y)
+    return array.reshape(-1) if array.dtype.kind in "biuf" else None
 
 
 def describe_artifact(path: str | os.PathLike, name: str | None) -> ArtifactRecord:
