@@ -135,6 +135,22 @@ def test_unhashable_and_odd_values_never_crash(shell, db_path):
     assert rows(db_path, "SELECT status FROM runs") == [("ok",)]
 
 
+def test_large_text_and_object_arrays_are_fingerprinted_from_a_sample(shell, db_path):
+    run_ok(shell, "%config XPMagics.fingerprint_sample_bytes = 1000000\n")
+    run_ok(shell, "%%experiment read\nimport numpy as np\ntext = 'ab' * 2_000_000\n"
+                  "words = np.array(text[:400_000].split('b'), dtype=object)\n")
+    run_ok(shell, "%%experiment count\nn = len(text) + len(words)\n")
+    run_ok(shell, "text = 'ba' * 2_000_000\n")  # the same length, other content
+    run_ok(shell, "%%experiment count\nn = len(text)\n")
+    store = Store(db_path, create=False)
+    read, first, second = store.get_run(1), store.get_run(2), store.get_run(3)
+    summaries = dict(rows(db_path, "SELECT name, summary FROM run_variables WHERE run_id = 1"))
+    assert json.loads(summaries["text"]) == {"type": "str", "len": 4_000_000, "sampled": True}
+    assert json.loads(summaries["words"])["sampled"] is True
+    assert first.inputs["text"] == read.outputs["text"] != second.inputs["text"]
+    assert store.lineage_sources(2) == [1]
+
+
 def test_lineage_links_a_run_to_the_run_that_produced_its_input(shell, db_path):
     run_ok(shell, "%%experiment prep\nimport numpy as np\nclean = np.arange(100.0)\n")
     run_ok(shell, "%%experiment train\nscore = float(clean.mean())\nxp.log(score=score)\n")
