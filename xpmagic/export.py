@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from datetime import datetime
@@ -26,9 +27,13 @@ def export(store: Store, to: str, *, experiment: str | None = None,
     if to == "mlflow":
         if not tracking_uri:
             raise UsageError("export --to mlflow needs --tracking-uri, e.g. sqlite:///mlflow.db")
-        exported, skipped = export_mlflow(store, runs, tracking_uri)
+        exported, skipped, renamed = export_mlflow(store, runs, tracking_uri)
         print(f"exported {exported} runs to {tracking_uri} ({skipped} already there)",
               file=sys.stderr)
+        if renamed:
+            shown = ", ".join(f"{a!r} -> {b!r}" for a, b in sorted(renamed.items())[:5])
+            print(f"renamed {len(renamed)} metric or parameter names MLflow does not accept ({shown}); "
+                  "each run keeps the originals in its tag xpmagic.renamed", file=sys.stderr)
         return
     text = {"prov": prov_json, "csv": runs_csv, "json": runs_json}[to](store, runs)
     if output is None:
@@ -65,10 +70,10 @@ def _millis(iso: str | None) -> int | None:
     return None if iso is None else int(datetime.fromisoformat(iso).timestamp() * 1000)
 
 
-def export_mlflow(store: Store, runs: list[Run], tracking_uri: str) -> tuple[int, int]:
-    """Write runs through MLflow's own client; runs exported before are skipped."""
+def export_mlflow(store: Store, runs: list[Run], tracking_uri: str) -> tuple[int, int, dict[str, str]]:
+    """Write runs through MLflow's own client; runs exported before are skipped. Returns the runs
+    exported, those skipped, and the names changed to what MLflow accepts."""
     try:
-        from mlflow.entities import Metric, Param, RunTag
         from mlflow.tracking import MlflowClient
     except ImportError:
         raise MissingDependency("mlflow", "export --to mlflow", extra="mlflow") from None
@@ -76,6 +81,7 @@ def export_mlflow(store: Store, runs: list[Run], tracking_uri: str) -> tuple[int
     try:
         client = MlflowClient(tracking_uri=tracking_uri)
         exported = skipped = 0
+        renamed: dict[str, str] = {}
         experiment_ids: dict[str, str] = {}
         for run in runs:
             if run.experiment not in experiment_ids:
@@ -88,32 +94,72 @@ def export_mlflow(store: Store, runs: list[Run], tracking_uri: str) -> tuple[int
             if already:
                 skipped += 1
                 continue
-            tags = {"xpmagic.uuid": run.uuid, "xpmagic.run_id": str(run.id),
-                    "xpmagic.code_hash": run.code_hash, "mlflow.runName": f"run {run.id}"}
-            if run.notebook:
-                tags["mlflow.source.name"] = run.notebook
-            if run.git and run.git.get("commit"):
-                tags["mlflow.source.git.commit"] = run.git["commit"]
-            tags.update({f"tag.{t}": "1" for t in run.tags})
-            created = client.create_run(experiment_id, start_time=_millis(run.started_at),
-                                        tags=tags)
-            run_id = created.info.run_id
-            client.log_batch(
-                run_id,
-                params=[Param(k, json.dumps(v) if not isinstance(v, str) else v)
-                        for k, v in run.params.items()],
-                metrics=list(_mlflow_metrics(store, run, Metric)),
-                tags=[RunTag("xpmagic.seed", str(run.seed))],
-            )
-            client.log_text(run_id, run.code, "cell.py")
-            client.set_terminated(run_id, status=_MLFLOW_STATUS[run.status],
-                                  end_time=_millis(run.ended_at))
+            renamed.update(_export_one_run(client, store, run, experiment_id))
             exported += 1
-        return exported, skipped
+        return exported, skipped, renamed
     except XPError:
         raise
     except Exception as exc:
         raise XPError(f"MLflow export to {tracking_uri} failed: {type(exc).__name__}: {exc}") from None
+
+
+def _export_one_run(client: Any, store: Store, run: Run, experiment_id: str) -> dict[str, str]:
+    """One run, whole or not at all: a run left half-written would carry the uuid tag and be
+    skipped as 'already there' by every later export."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    names = _mlflow_names([*run.params, *run.metrics])
+    changed = {name: new for name, new in names.items() if new != name}
+    tags = {"xpmagic.uuid": run.uuid, "xpmagic.run_id": str(run.id),
+            "xpmagic.code_hash": run.code_hash, "mlflow.runName": f"run {run.id}"}
+    if run.notebook:
+        tags["mlflow.source.name"] = run.notebook
+    if run.git and run.git.get("commit"):
+        tags["mlflow.source.git.commit"] = run.git["commit"]
+    if changed:
+        tags["xpmagic.renamed"] = json.dumps(changed)
+    tags.update({f"tag.{t}": "1" for t in run.tags})
+    created = client.create_run(experiment_id, start_time=_millis(run.started_at), tags=tags)
+    run_id = created.info.run_id
+    try:
+        client.log_batch(  # MLflow's client splits it into batches it accepts
+            run_id,
+            params=[Param(names[k], (v if isinstance(v, str) else json.dumps(v))[:_MLFLOW_PARAM_LENGTH])
+                    for k, v in run.params.items()],
+            metrics=[Metric(names[m.key], m.value, m.timestamp, m.step)
+                     for m in _mlflow_metrics(store, run, Metric)],
+            tags=[RunTag("xpmagic.seed", str(run.seed))],
+        )
+        client.log_text(run_id, run.code, "cell.py")
+        client.set_terminated(run_id, status=_MLFLOW_STATUS[run.status], end_time=_millis(run.ended_at))
+    except Exception:
+        client.delete_run(run_id)
+        raise
+    return changed
+
+
+_MLFLOW_PARAM_LENGTH = 6000  # MLflow refuses longer parameter values
+_MLFLOW_REFUSED = re.compile(r"[^A-Za-z0-9_\-. :/]")  # MLflow's rule for metric and parameter names
+
+
+def _mlflow_names(names: list[str]) -> dict[str, str]:
+    """Each name as MLflow accepts it: refused characters become '_', and a name that would
+    then equal another gets a suffix."""
+    result: dict[str, str] = {}
+    taken = {n for n in names if not _MLFLOW_REFUSED.search(n)}
+    for name in names:
+        if name in result:
+            continue
+        if not _MLFLOW_REFUSED.search(name):
+            result[name] = name
+            continue
+        base = _MLFLOW_REFUSED.sub("_", name).strip() or "_"
+        candidate, number = base, 2
+        while candidate in taken:
+            candidate, number = f"{base}_{number}", number + 1
+        taken.add(candidate)
+        result[name] = candidate
+    return result
 
 
 def _mlflow_metrics(store: Store, run: Run, metric_type: Any) -> Iterator[Any]:
