@@ -323,10 +323,9 @@ def xpmagic(*args, cwd=None):
 def test_export_import_merge_round_trip_without_duplicates(constructed, tmp_path, suffix):
     out = tmp_path / f"knowledge{suffix}"
     assert xpmagic("knowledge", "export", str(out), "--db", str(constructed.path)).returncode == 0
-    other = tmp_path / "other.db"
-    Store(other).close()
+    other = tmp_path / "other.db"  # not there yet: importing starts it (a team's knowledge file, say)
     first = xpmagic("knowledge", "import", str(out), "--db", str(other))
-    assert "imported 7 new" in first.stdout, first.stderr
+    assert f"imported 7 new knowledge rows from {out} into {other}" in first.stdout, first.stderr
     again = xpmagic("knowledge", "import", str(out), "--db", str(other))
     assert "imported 0 new" in again.stdout
     merged = xpmagic("knowledge", "merge", str(constructed.path), "--db", str(other))
@@ -334,6 +333,16 @@ def test_export_import_merge_round_trip_without_duplicates(constructed, tmp_path
     rows = Store(other).knowledge_rows()
     assert len(rows) == 7 and {r["origin"] for r in rows} == {"test"}
     assert {r["uid"]: r["config"] for r in rows} == {r["uid"]: r["config"] for r in constructed.knowledge_rows()}
+
+
+def test_merging_starts_a_knowledge_file_and_names_a_missing_source(constructed, tmp_path):
+    team = tmp_path / "team.db"
+    merged = xpmagic("knowledge", "merge", str(constructed.path), "--db", str(team))
+    assert f"merged 7 new knowledge rows from {constructed.path} into {team}" in merged.stdout, merged.stderr
+    missing = xpmagic("knowledge", "merge", str(tmp_path / "nowhere.db"), "--db", str(team))
+    assert missing.returncode != 0 and len(missing.stderr.strip().splitlines()) == 1
+    assert "nothing to merge from" in missing.stderr and "nowhere.db" in missing.stderr
+    assert xpmagic("runs", "--db", str(team)).stdout.startswith(f"no runs yet in {team}")  # knowledge only
 
 
 @pytest.mark.parametrize("name, content, expected", [

@@ -10,7 +10,7 @@ import json
 import sys
 from typing import Any
 
-from .errors import UsageError, XPError, file_error
+from .errors import DatabaseNotFound, UsageError, XPError, file_error
 from .store import Store
 
 
@@ -243,14 +243,19 @@ def knowledge_command(options: argparse.Namespace, store: Store, knowledge: Stor
     if action == "import":
         rows = kb.read_rows(path)
         added = knowledge.add_knowledge(rows)
-        return Message(f"imported {added} new knowledge rows from {path} ({len(rows) - added} already known)")
+        return Message(f"imported {added} new knowledge rows from {path} into {knowledge.path} "
+                       f"({len(rows) - added} already known)")
     if action == "merge":
-        other = Store(path, create=False)
+        try:
+            other = Store(path, create=False)
+        except DatabaseNotFound:
+            raise UsageError(f"knowledge merge: no xpmagic database at {path}, so nothing to merge from; "
+                             "name the database whose knowledge you want") from None
         try:
             added = kb.merge(knowledge, other)
         finally:
             other.close()
-        return Message(f"merged {added} new knowledge rows from {path}")
+        return Message(f"merged {added} new knowledge rows from {path} into {knowledge.path}")
     return KnowledgeView(store, knowledge, options.experiment)
 
 
@@ -496,9 +501,17 @@ def _knowledge_store(store: Store) -> Any:
 def _open_store(options: argparse.Namespace) -> Store:
     from .magics import resolve_db_path
 
-    # Replaying a notebook may be the first thing recorded; everything else only reads.
-    creates = options.command == "replay" and options.target.endswith(".ipynb")
+    # Replaying a notebook may be the first thing recorded, and importing or merging knowledge
+    # may start a knowledge file (a team share); everything else only reads.
+    creates = ((options.command == "replay" and options.target.endswith(".ipynb"))
+               or (options.command == "knowledge" and options.action in ("import", "merge")))
     return Store(resolve_db_path(options.db or ""), create=creates)
+
+
+def _runs_text(store: Store, frame: Any) -> str:
+    if frame.empty:
+        return f"no runs yet in {store.path}; record one with an %%experiment NAME cell"
+    return frame.to_string()
 
 
 def _print_json(data: Any) -> None:
@@ -553,7 +566,7 @@ def command_line(options: argparse.Namespace) -> int | None:
         else:
             result = notebook_command(options, store, _knowledge_store(store))
         if not options.json:
-            print(result.to_string() if options.command == "runs" else repr(result))
+            print(_runs_text(store, result) if options.command == "runs" else repr(result))
             return _exit_status(options, result)
         if options.command == "runs":
             runs = store.list_runs(options.experiment or options.experiment_opt, options.limit)
