@@ -224,9 +224,12 @@ def test_magic_steering_commands(shell):
     for bad, expected in (("x=abc", "x='abc' is not a number"), ("x=7", "x=7 is outside the search space [0.0, 1.0]")):
         result = shell.run_cell(f"%xp enqueue magic {bad}")
         assert expected in str(result.error_in_exec)  # refused, not clipped or sampled behind the person's back
-    assert len(study.controller.queue) <= 1
+    assert study.controller.queue == [{"x": 0.5}]  # paused: nothing took it
+    narrowed = repr(shell.run_line_magic("xp", "space magic x 0.6 1"))
+    assert "queued #1 now runs with x=0.5 -> 0.6" in narrowed  # moved inside, and said so
+    assert study.controller.queue == [{"x": 0.6}]
     assert "stopped" in repr(shell.run_line_magic("xp", "stop magic"))
-    assert [i["source"] for i in study.interactions] == ["magic"] * 5
+    assert [i["source"] for i in study.interactions] == ["magic"] * 6
 
 
 @pytest.mark.parametrize("options, expected", [

@@ -474,8 +474,27 @@ class StudyController:
                   log: bool | None = None, choices: list | None = None) -> tuple:
         before = self.space.specs[param].to_dict() if param in self.space.specs else None
         self.space.edit(param, low=low, high=high, log=log, choices=choices)
+        moved = self._fit_queue_to_space()
         self._replan()
-        return before, self.space.specs[param].to_dict(), None, f"{param} now {_describe(self.space.specs[param])}"
+        message = f"{param} now {_describe(self.space.specs[param])}"
+        if moved:
+            message += "; " + "; ".join(moved) + " (s.cancel(N) removes a queued configuration)"
+        return before, self.space.specs[param].to_dict(), None, message
+
+    def _fit_queue_to_space(self) -> list[str]:
+        """Configurations the person queued that a space edit left outside move inside at once, and
+        say so: the queue shows what will run. (A recommended one widens the space instead.)"""
+        moved = []
+        for number, config in enumerate(self.queue, 1):
+            if self.recommendation is not None and config in self.recommendation.warm_start:
+                continue
+            fitted = self.space.clip(config)
+            changes = [f"{name}={value!r} -> {fitted[name]!r}" if name in fitted else f"{name}={value!r} -> sampled"
+                       for name, value in config.items() if name not in fitted or fitted[name] != value]
+            if changes:
+                self.queue[number - 1] = fitted
+                moved.append(f"queued #{number} now runs with {', '.join(changes)}")
+        return moved
 
     def _do_fix(self, param: str, value: Any) -> tuple:
         before = self.space.fixed.get(param)

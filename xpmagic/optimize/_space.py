@@ -111,8 +111,8 @@ class SearchSpace:
         self.fixed.pop(name, None)
 
     def check_queued(self, config: dict[str, Any]) -> None:
-        """A configuration a person queues must fit the space as it is now (clip() handles the
-        space narrowing afterwards)."""
+        """A configuration a person queues must fit the space as it is now (a later edit of the
+        space moves it inside with clip(), and says so)."""
         searchable = self.searchable()
         for name, value in config.items():
             spec = searchable.get(name)
