@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import numpy as np
 import pandas as pd
@@ -242,6 +243,26 @@ def test_environment_recorded_once_and_without_secrets(shell, db_path, monkeypat
     assert "MY_API_TOKEN" not in dump and "visible" in dump
     packages = json.loads(rows(db_path, "SELECT packages FROM environments")[0][0])
     assert "numpy" in packages
+
+
+def test_a_secret_the_cell_touches_is_not_recorded(shell, db_path, monkeypatch):
+    secret = "sk-live-3f9a8b7c6d5e"
+    monkeypatch.setenv("MY_API_TOKEN", secret)
+    run_ok(shell, "%%experiment llm\nimport os\napi_token = os.environ['MY_API_TOKEN']\ndb_password = 'hunter2!'\n"
+                  "headers = {'Authorization': 'Bearer ' + api_token}\nmax_tokens = 'sixteen tokens'\n"
+                  "key = xp.param('api_key', 'none')\nmodel = xp.param('model', 'gpt-' + api_token)\n"
+                  "print('calling with', api_token)\nxp.log(acc=0.5)\napi_token\n")
+    shell.run_cell("%%experiment llm\nraise ValueError('bad token ' + os.environ['MY_API_TOKEN'])\n")
+    dump = "\n".join(sqlite3.connect(db_path).iterdump())
+    assert secret not in dump, [line[:300] for line in dump.splitlines() if secret in line]
+    run = Store(db_path, create=False).get_run(1)
+    assert run.stdout.startswith("calling with [redacted]\n") and run.params["model"] == "gpt-[redacted]"
+    assert run.params["api_key"] == "[redacted]"  # named like a secret: never its value
+    summaries = dict(rows(db_path, "SELECT name, summary FROM run_variables WHERE run_id = 1"))
+    assert json.loads(summaries["db_password"]) == {"type": "str", "len": 8, "redacted": True}
+    assert json.loads(summaries["max_tokens"])["value"] == "sixteen tokens"  # not a secret's name
+    assert Store(db_path, create=False).get_run(2).error.message == "bad token [redacted]"
+    assert shell.user_ns["api_token"] == secret  # the cell itself is untouched
 
 
 def test_git_state_of_the_working_folder(shell, db_path, tmp_path):

@@ -78,6 +78,15 @@ def test_unseeded_randomness_is_flagged(shell, tmp_path, db_path):
     assert len(found["noisy"]["changes"]) == 1 and "set no seed" in found["noisy"]["changes"][0]
 
 
+def test_a_redacted_secret_parameter_comes_from_the_environment_in_the_replay(shell, tmp_path, db_path,
+                                                                            monkeypatch):
+    monkeypatch.setenv("XP_SERVICE_TOKEN", "tok-0123456789abcdef")
+    run_ok(shell, "%%experiment keyed --seed 0\nimport os\n"
+                  "key = xp.param('api_key', os.environ.get('XP_SERVICE_TOKEN', 'unset'))\nxp.log(n=len(key))\n")
+    found = verdicts(xpmagic("replay", "keyed", "--db", str(db_path), "--json", cwd=tmp_path))
+    assert found["keyed"]["verdict"] == "reproduced", found["keyed"]
+
+
 def test_an_input_from_an_unrecorded_cell_is_named_with_the_way_out(shell, tmp_path, db_path):
     run_ok(shell, "base = 21\n")
     run_ok(shell, "%%experiment doubled\nxp.log(v=base * 2)\n")

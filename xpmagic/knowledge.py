@@ -18,6 +18,7 @@ from typing import Any
 from . import procinfo
 from .errors import UsageError, first_line
 from .records import DatasetRecord
+from .redaction import scrub_config
 from .store import Store, utc_now
 
 KNOWLEDGE_ENV = "XPMAGIC_KNOWLEDGE"
@@ -52,13 +53,14 @@ def rows_for_run(*, run_uuid: str, experiment: str, datasets: list[DatasetRecord
     if task is None:
         return []
     now = utc_now()
+    config = scrub_config(params)
     rows = []
     for metric, value in metrics.items():
         if value is None:
             continue
         rows.append({
             "uid": f"{run_uuid}:{metric}", "task": task.fingerprint, "task_name": task.name,
-            "meta": task.meta, "model_family": model_family, "config": params, "metric": metric,
+            "meta": task.meta, "model_family": model_family, "config": config, "metric": metric,
             "direction": (directions or {}).get(metric) or guess_direction(metric), "score": value,
             "cost_s": cost_s, "user": procinfo.user(), "created_at": now, "origin": origin,
             "experiment": experiment, "study": study, "trial_number": trial_number, "sampler": sampler,

@@ -23,6 +23,7 @@ from .errors import MissingDependency, UsageError, XPError
 from .queries import Change, compare_mappings
 from .recorder import split_cell
 from .records import Run
+from .redaction import REDACTED
 from .store import Store
 
 CELL_TIMEOUT_S = 3600
@@ -83,14 +84,14 @@ def rebuild_notebook(store: Store, run_id: int, *, parameters_cell: bool = False
         f"with the recorded cells it read from: {upstream}."))
     nb.cells.append(new_code_cell("%load_ext xpmagic"))
     if parameters_cell:
-        lines = [f"{name} = {value!r}" for name, value in sorted(target.params.items())]
+        lines = [f"{name} = {value!r}" for name, value in sorted(_replayable(target.params).items())]
         nb.cells.append(new_code_cell("\n".join(lines) or "# no parameters",
                                       metadata={"tags": ["parameters"]}))
     for run in runs:
         if parameters_cell and run is target:
-            params = "dict(" + ", ".join(f"{n}={n}" for n in sorted(run.params)) + ")"
+            params = "dict(" + ", ".join(f"{n}={n}" for n in sorted(_replayable(run.params))) + ")"
         else:
-            params = repr(run.params)
+            params = repr(_replayable(run.params))
         nb.cells.append(new_code_cell(f"xp.next_run(params={params}, replay_of={run.id})",
                                       metadata={"xpmagic": {"setup_for": run.id}}))
         _, body = split_cell(run.code)
@@ -140,6 +141,11 @@ def _same(a: float | None, b: float | None, tolerance: float) -> bool:
     if math.isnan(a) or math.isnan(b):
         return math.isnan(a) and math.isnan(b)
     return math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance)
+
+
+def _replayable(params: dict[str, Any]) -> dict[str, Any]:
+    """The recorded parameters a replay sets: a redacted secret is left to the cell's own default."""
+    return {name: value for name, value in params.items() if value != REDACTED}
 
 
 def _dataset_change(change: Change) -> str:

@@ -24,6 +24,7 @@ from sqlite_utils import Database
 from .. import clock, procinfo
 from ..errors import DatabaseCorrupt, DatabaseNotFound, DatabaseTooNew, RunNotFound
 from ..records import ErrorInfo, MetricChunk, NewRun, ParamSpec, Run, RunOutcome, RunStatus
+from ..redaction import scrub
 from . import _schema
 from ._json import dumps as _dumps
 from ._knowledge import KnowledgeMixin
@@ -247,7 +248,9 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
         )
 
     def finish_run(self, run_id: int, outcome: RunOutcome) -> None:
-        """Write everything a run produced, atomically, and set its final status."""
+        """Write everything a run produced, atomically, and set its final status (with no
+        secret of the environment in it: redaction.py)."""
+        outcome = scrub(outcome)
         error = outcome.error
         git_state_id = None
         with self._write() as conn:
