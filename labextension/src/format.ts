@@ -46,6 +46,20 @@ export function relativeTime(iso: string | null | undefined, now: Date = new Dat
   return `${Math.floor(seconds / 86400)} d ago`;
 }
 
+/** When a run started, as people read it: the date and time to the second (UTC, like the
+ * recorded timestamps, so it does not depend on the browser), then how long ago. */
+export function formatWhen(iso: string | null | undefined, now: Date = new Date()): string {
+  if (!iso) {
+    return '—';
+  }
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) {
+    return iso;
+  }
+  const text = date.toISOString().slice(0, 19).replace('T', ' ');
+  return `${text} UTC (${relativeTime(iso, now)})`;
+}
+
 /** Polling delay: the base interval while requests succeed, doubling (capped) while they fail. */
 export function nextDelay(previous: number, ok: boolean, base: number, max: number): number {
   if (ok) {

@@ -5,7 +5,7 @@ import { Widget } from '@lumino/widgets';
 
 import { IExperiment, IRunPage, IStudy, requestAPI } from './api';
 import {
-  escapeHtml, formatDuration, formatValue, heatColor, heatTextColor, highlightPython, IVerdict,
+  escapeHtml, formatDuration, formatValue, formatWhen, heatColor, heatTextColor, highlightPython, IVerdict,
   progressText, relativeTime, sparkline, toggleCompare, verdictLine
 } from './format';
 import { Poller } from './model';
@@ -187,7 +187,7 @@ export class XPSidebar extends Widget {
     const datasets = (run.datasets as any[]).map(d => `${escapeHtml(d.name)}: ${escapeHtml(d.fingerprint.slice(0, 12))} ${escapeHtml(JSON.stringify(d.shape))}`).join('<br>');
     this.node.innerHTML = `${this.backButton()}
       <div class="xp-header">run ${run.id} · ${escapeHtml(run.experiment)} · <span class="xp-${run.status}">${run.status}</span></div>
-      <div class="xp-muted">${escapeHtml(run.started_at)} · ${formatDuration(run.duration_s)} · seed ${run.seed ?? 'none'}</div>
+      <div class="xp-muted">${escapeHtml(formatWhen(run.started_at))} · ${formatDuration(run.duration_s)} · seed ${run.seed ?? 'none'}</div>
       ${run.lab_path ? `<button class="xp-open" data-path="${escapeHtml(run.lab_path)}" data-cell="${escapeHtml(run.cell_id || '')}">Open in notebook</button>` : ''}
       <button class="xp-replay" data-run="${run.id}">Replay</button>
       <div class="xp-replay-status">${this.replays.get(run.id) ?? ''}</div>

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  escapeHtml, formatDuration, formatValue, heatColor, heatTextColor, highlightPython, nextDelay,
+  escapeHtml, formatDuration, formatValue, formatWhen, heatColor, heatTextColor, highlightPython, nextDelay,
   progressText, relativeTime, sparkline, toggleCompare, verdictLine
 } from '../format';
 
@@ -24,6 +24,14 @@ test('relative times', () => {
   assert.equal(relativeTime('2026-11-23T11:59:30Z', now), 'just now');
   assert.equal(relativeTime('2026-11-23T11:45:00Z', now), '15 min ago');
   assert.equal(relativeTime('2026-11-21T12:00:00Z', now), '2 d ago');
+});
+
+test('start times read as a date and how long ago', () => {
+  const now = new Date('2026-11-23T12:00:00Z');
+  assert.equal(formatWhen('2026-11-23T11:44:59.500+00:00', now), '2026-11-23 11:44:59 UTC (15 min ago)');
+  assert.equal(formatWhen('2026-11-23T12:45:00+01:00', now), '2026-11-23 11:45:00 UTC (15 min ago)');
+  assert.equal(formatWhen(null, now), '—');
+  assert.equal(formatWhen('not a date', now), 'not a date');
 });
 
 test('polling backs off on failure and recovers', () => {
