@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 
 import numpy as np
@@ -467,6 +468,19 @@ def test_summary_line_is_shown(shell, capsys):
 def test_nested_run_cell_inside_an_experiment_is_one_run(shell, db_path):
     run_ok(shell, "%%experiment outer\nget_ipython().run_cell('inner_value = 5')\nx = inner_value\n")
     assert rows(db_path, "SELECT experiment_id, status FROM runs") == [(1, "ok")]
+
+
+def test_a_database_deleted_during_the_session_is_not_written_on_in_vain(shell, db_path, capsys):
+    run_ok(shell, "%%experiment before\nx = 1\n")
+    for suffix in ("", "-wal", "-shm"):  # what `rm xpmagic.db*` does
+        if os.path.exists(f"{db_path}{suffix}"):
+            os.remove(f"{db_path}{suffix}")
+    run_ok(shell, "%%experiment after\nimport numpy as np\nxp.dataset(np.eye(6), [0, 1] * 3, name='d')\n"
+                  "xp.log(acc=1.0)\n")
+    assert "was deleted or replaced after this session opened it" in capsys.readouterr().err
+    store = Store(db_path, create=False)  # a new file at the path, holding the run
+    assert [run.experiment for run in store.list_runs()] == ["after"]
+    assert [row["task_name"] for row in store.knowledge_rows()] == ["d"]
 
 
 def test_xp_help_and_missing_command(shell, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from tornado.httpclient import HTTPClientError
@@ -122,6 +123,16 @@ async def test_steering_a_running_study_from_the_server(jp_fetch, shell, db_path
         assert error.value.code == 400
     finally:
         stop_all_studies()
+
+
+async def test_a_database_made_anew_is_read_anew(jp_fetch, shell, db_path):
+    run_ok(shell, "%%experiment old\nx = 1\n")
+    assert [e["name"] for e in (await get(jp_fetch, "experiments"))["experiments"]] == ["old"]
+    for suffix in ("", "-wal", "-shm"):  # deleted: the kernel starts a new file at the path
+        if os.path.exists(f"{db_path}{suffix}"):
+            os.remove(f"{db_path}{suffix}")
+    run_ok(shell, "%%experiment new\nx = 2\n")
+    assert [e["name"] for e in (await get(jp_fetch, "experiments"))["experiments"]] == ["new"]
 
 
 async def test_missing_database_is_a_clear_error(jp_fetch):

@@ -65,6 +65,7 @@ class XPMagics(Magics):
         super().__init__(shell)
         self._store: Store | None = None
         self._store_key: tuple[str, str | None] | None = None
+        self._store_file: tuple[int, int] | None = None  # the file the open store was opened on
         self._settings: CaptureSettings | None = None
         self._knowledge: Any = None
         self._knowledge_key: tuple | None = None
@@ -86,16 +87,30 @@ class XPMagics(Magics):
         return self._settings
 
     def store(self) -> Store:
-        """The open store, reopened when the configured path changes."""
+        """The open store, reopened when the configured path changes, or when the file at the
+        path is no longer the one open: runs written to a deleted file would vanish with it."""
         key = (self.db_path, os.environ.get(DB_ENV))
-        if self._store is None or key != self._store_key:
-            path = resolve_db_path(self.db_path)
-            if self._store is None or self._store.path != path:
-                if self._store is not None:
-                    self._store.close()
-                self._store = Store(path)
-            self._store_key = key
+        if self._store is not None and key == self._store_key:
+            if file_identity(self._store.path) == self._store_file:
+                return self._store
+            print(f"xpmagic: {self._store.path} was deleted or replaced after this session opened it; "
+                  "recording goes on in the file now at that path", file=sys.stderr)
+            self._reopen(self._store.path)
+            return self._store
+        path = resolve_db_path(self.db_path)
+        if self._store is None or self._store.path != path:
+            self._reopen(path)
+        self._store_key = key
         return self._store
+
+    def _reopen(self, path: Path) -> None:
+        if self._store is not None:
+            if self._knowledge is self._store:
+                self._knowledge = None  # it was this store: open it again with the new one
+            self._store.close()
+            self._store = None
+        self._store = Store(path)
+        self._store_file = file_identity(path)
 
     def knowledge(self) -> Any:
         """Where knowledge rows go: the database itself, a shared file, or a team's server."""

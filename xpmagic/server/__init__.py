@@ -25,7 +25,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     from pathlib import Path
 
     from ..magics import DB_ENV, DEFAULT_DB
-    from ..store import Store
+    from ..store import Store, file_identity
     from ..teamknowledge import open_knowledge
     from ._handlers import routes
     from ._replays import ReplayJobs
@@ -35,9 +35,17 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     cache: dict[str, Any] = {}
 
     def store() -> Store:
-        # Opened on first use: the database may not exist until a kernel records a run.
+        # Opened on first use: the database may not exist until a kernel records a run. Opened
+        # again when the file at the path is another one (deleted and made anew by a kernel).
+        resolved = Path(path).resolve()
+        if "store" in cache and file_identity(resolved) != cache["file"]:
+            old = cache.pop("store")
+            if cache.get("knowledge") is old:
+                cache.pop("knowledge")
+            old.close()
         if "store" not in cache:
-            cache["store"] = Store(Path(path).resolve(), create=False)
+            cache["store"] = Store(resolved, create=False)
+            cache["file"] = file_identity(resolved)
         return cache["store"]
 
     def knowledge() -> Any:
