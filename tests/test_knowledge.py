@@ -64,6 +64,18 @@ SVC_CELL = ("C = xp.param('C', 1.0, low=1e-3, high=1e3, log=True)\n"
             "xp.log(accuracy=cross_val_score(model, X, y, cv=3).mean())\n")
 
 
+def test_knowledge_goes_to_a_separate_file_when_configured_even_one_made_anew(shell, db_path, tmp_path):
+    team = tmp_path / "team-knowledge.db"
+    run_ok(shell, f"%config XPMagics.knowledge_path = {str(team)!r}\n")
+    run_ok(shell, WINE)
+    run_ok(shell, f"%%experiment wine-svc\n{SVC_CELL}")
+    assert Store(db_path).knowledge_rows() == [] and len(Store(team).knowledge_rows()) == 1
+    os.remove(team)  # the share is replaced, e.g. restored from elsewhere
+    Store(team).close()
+    run_ok(shell, f"%%experiment wine-svc\n{SVC_CELL}")
+    assert len(Store(team).knowledge_rows()) == 1  # the row went to the file now there
+
+
 def test_runs_and_trials_add_knowledge_rows(shell, db_path):
     run_ok(shell, WINE)
     run_ok(shell, f"%%experiment wine-svc\n{SVC_CELL}")

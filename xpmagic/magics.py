@@ -69,6 +69,7 @@ class XPMagics(Magics):
         self._settings: CaptureSettings | None = None
         self._knowledge: Any = None
         self._knowledge_key: tuple | None = None
+        self._knowledge_file: tuple[int, int] | None = None
         self.recorder = Recorder(shell, self.store, self.settings, _display_summary, self.knowledge)
 
     # -- configuration ---------------------------------------------------------
@@ -118,12 +119,19 @@ class XPMagics(Magics):
 
         store = self.store()
         key = (store.path, knowledge_location(self.knowledge_url or self.knowledge_path))
-        if self._knowledge is None or self._knowledge_key != key:
+        if self._knowledge is None or self._knowledge_key != key or self._knowledge_file_replaced(store):
             if self._knowledge is not None and self._knowledge is not store:
                 self._knowledge.close()
             self._knowledge = open_knowledge(store, self.knowledge_url or self.knowledge_path)
             self._knowledge_key = key
+            self._knowledge_file = file_identity(self._knowledge.path) if isinstance(self._knowledge, Store) else None
         return self._knowledge
+
+    def _knowledge_file_replaced(self, store: Store) -> bool:
+        """A separate knowledge file (a team share) deleted or replaced since it was opened."""
+        knowledge = self._knowledge
+        return (isinstance(knowledge, Store) and knowledge is not store
+                and file_identity(knowledge.path) != self._knowledge_file)
 
     def close(self) -> None:
         if self._store is not None:
