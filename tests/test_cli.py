@@ -78,6 +78,13 @@ def test_every_command_has_help():
     for command in ("runs", "show", "diff", "lineage", "export", "db"):
         result = xpmagic(command, "--help")
         assert result.returncode == 0 and "usage: xpmagic" in result.stdout
+    bare = xpmagic()  # no command: what the commands are, not an error
+    assert bare.returncode == 0 and "usage: xpmagic" in bare.stdout and "replay" in bare.stdout
+    from xpmagic import __version__
+
+    assert xpmagic("--version").stdout == f"xpmagic {__version__}\n"
+    wrong = xpmagic("frobnicate")
+    assert wrong.stderr.startswith("xpmagic: argument COMMAND: invalid choice")  # said once, not "xpmagic: xpmagic:"
 
 
 @pytest.mark.parametrize("args, code, expected", [

@@ -18,7 +18,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so %xp can show one line."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see {self.prog.split()[0]} --help)")
+        where = "" if self.prog == "xpmagic" else f"{self.prog}: "  # one_line() already says "xpmagic: "
+        raise UsageError(f"{where}{message} (see {self.prog.split()[0]} --help)")
 
 
 def _converted(text: str, convert: Any, kind: str) -> Any:
@@ -53,6 +54,10 @@ def _not_negative(text: str) -> float:
 
 def build_parser(prog: str = "xpmagic", in_notebook: bool = False) -> argparse.ArgumentParser:
     parser = _Parser(prog=prog, description="Query and export xpmagic experiment records.")
+    if not in_notebook:
+        from . import __version__
+
+        parser.add_argument("--version", action="version", version=f"xpmagic {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
@@ -164,6 +169,9 @@ def parse_args(argv: list[str], prog: str = "xpmagic", in_notebook: bool = False
     parser = build_parser(prog, in_notebook)
     if in_notebook and not argv:
         raise UsageError(f"{prog} needs a command: {_command_names(parser)} (see {prog} --help)")
+    if not argv:  # a bare `xpmagic` in a terminal: what it can do
+        parser.print_help()
+        return None
     try:
         return parser.parse_args(argv)
     except SystemExit:  # argparse printed the help
