@@ -438,6 +438,7 @@ def test_xp_queries_return_frames_and_views(shell):
     run_ok(shell, "%%experiment q\nxp.param('a', 2)\nxp.log(m=0.7)\n")
     frame = shell.run_line_magic("xp", "runs q")
     assert list(frame["params.a"]) == [2, 1] and list(frame["metrics.m"]) == [0.7, 0.5]
+    assert str(frame["started_at"].dt.tz) == "UTC" and frame["started_at"].is_monotonic_decreasing
     diff = repr(shell.run_line_magic("xp", "diff 1 2"))
     assert "a: 1 -> 2" in diff and "m: 0.5 -> 0.7" in diff and "-xp.param('a', 1)" in diff
     shown = repr(shell.run_line_magic("xp", "show last"))

@@ -57,6 +57,8 @@ def runs_frame(store: Store, experiment: str | None = None, limit: int | None = 
     columns = ["id", "experiment", "status", "started_at", "duration_s"]
     frame = pandas.DataFrame(rows, columns=columns + sorted(
         {k for row in rows for k in row} - set(columns)))
+    # Times to filter and plot by (frame[frame.started_at > "2026-11-01"]), in UTC as recorded.
+    frame["started_at"] = pandas.to_datetime(frame["started_at"], utc=True, format="ISO8601")
     return frame.set_index("id")
 
 
