@@ -489,7 +489,7 @@ class StudyController:
             if self.recommendation is not None and config in self.recommendation.warm_start:
                 continue
             fitted = self.space.clip(config)
-            changes = [f"{name}={value!r} -> {fitted[name]!r}" if name in fitted else f"{name}={value!r} -> sampled"
+            changes = [f"{name}={value!r} -> " + (repr(fitted[name]) if name in fitted else "left to the sampler")
                        for name, value in config.items() if name not in fitted or fitted[name] != value]
             if changes:
                 self.queue[number - 1] = fitted
