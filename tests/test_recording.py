@@ -231,6 +231,19 @@ def test_artifact_records_hash_and_size(shell, db_path, tmp_path):
     assert sha == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 
+def test_a_folder_artifact_is_recorded_by_its_files(shell, db_path, tmp_path):
+    model = tmp_path / "model"
+    (model / "weights").mkdir(parents=True)
+    (model / "config.json").write_text("{}")
+    (model / "weights" / "part-0.bin").write_bytes(b"abc")
+    run_ok(shell, "%%experiment saved\nxp.artifact('model/')\n")
+    (model / "weights" / "part-0.bin").write_bytes(b"abd")  # the same sizes, other content
+    run_ok(shell, "%%experiment saved\nxp.artifact('model')\n")
+    first, second = rows(db_path, "SELECT name, path, sha256, size FROM artifacts ORDER BY run_id")
+    assert first[0] == second[0] == "model" and first[1] == str(model) and first[3] == second[3] == 5
+    assert first[2] != second[2]
+
+
 def test_environment_recorded_once_and_without_secrets(shell, db_path, monkeypatch):
     monkeypatch.setenv("MY_API_TOKEN", "s3cr3t-value")
     monkeypatch.setenv("DB_PASSWORD", "hunter2")
@@ -392,7 +405,7 @@ def test_phase_is_normalised(shell, db_path):
     ("%%experiment n\nxp.log('loss', 'high')\n", "must be a number"),
     ("%%experiment n\nxp.param('p', 1)\nxp.param('p', 2)\n", "declared twice in this run, differently"),
     ("%%experiment n\nxp.dataset([[1], [2], [3]], [0, 1])\n", "X has 3 rows but y has 2"),
-    ("%%experiment n\nxp.artifact('missing.txt')\n", "no file at"),
+    ("%%experiment n\nxp.artifact('missing.txt')\n", "no file or folder at"),
 ])
 def test_bad_input_gives_one_clear_line(shell, capsys, cell, expected):
     result = shell.run_cell(cell)

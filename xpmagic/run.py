@@ -337,14 +337,35 @@ def _numeric_labels(y: Any) -> Any:
 
 
 def describe_artifact(path: str | os.PathLike, name: str | None) -> ArtifactRecord:
-    full = os.path.abspath(os.fspath(path))
-    if not os.path.isfile(full):
-        raise UsageError(f"xp.artifact: no file at {full}; write the file before recording it")
-    digest = hashlib.sha256()
-    size = 0
-    with open(full, "rb") as handle:
+    """A file by its SHA-256 and size; a folder (a saved model, say) by the SHA-256 of its files'
+    relative paths and SHA-256s, in path order, and their total size."""
+    full = os.path.abspath(os.fspath(path).rstrip("/\\") or os.fspath(path))
+    if os.path.isfile(full):
+        digest, size = _file_sha256(full)
+        return ArtifactRecord(name=name or os.path.basename(full), path=full, sha256=digest, size=size)
+    if not os.path.isdir(full):
+        raise UsageError(f"xp.artifact: no file or folder at {full}; write it before recording it")
+    listing, total = hashlib.sha256(), 0
+    for relative in _files_under(full):
+        digest, size = _file_sha256(os.path.join(full, relative))
+        listing.update(f"{relative}\0{digest}\n".encode())
+        total += size
+    return ArtifactRecord(name=name or os.path.basename(full), path=full, sha256=listing.hexdigest(), size=total)
+
+
+def _file_sha256(path: str) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as handle:
         while block := handle.read(1 << 20):
             digest.update(block)
             size += len(block)
-    return ArtifactRecord(name=name or os.path.basename(full), path=full,
-                          sha256=digest.hexdigest(), size=size)
+    return digest.hexdigest(), size
+
+
+def _files_under(folder: str) -> list[str]:
+    """Relative paths (with '/') of the files in a folder and its subfolders, sorted."""
+    found = []
+    for root, _, files in os.walk(folder):
+        for file in files:
+            found.append(os.path.relpath(os.path.join(root, file), folder).replace(os.sep, "/"))
+    return sorted(found)
