@@ -159,6 +159,25 @@ def test_export_to_mlflow_renames_what_it_refuses_and_splits_long_series(shell, 
     assert json.loads(run.data.tags["xpmagic.renamed"]) == {"acc@5": "acc_5_2"}
 
 
+def test_export_to_mlflow_carries_the_files_still_as_the_run_left_them(shell, db_path, tmp_path):
+    run_ok(shell, "%%experiment files\nimport os\nos.makedirs('model', exist_ok=True)\n"
+                  "open('model/w.bin', 'wb').write(b'w')\nopen('report.txt', 'w').write('ok')\n"
+                  "open('scratch.txt', 'w').write('tmp')\n"
+                  "xp.artifact('model')\nxp.artifact('report.txt')\nxp.artifact('scratch.txt')\n")
+    (tmp_path / "scratch.txt").unlink()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = xpmagic("export", "--to", "mlflow", "--tracking-uri", uri, "--db", str(db_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("files").experiment_id])
+    listed = sorted(a.path for a in client.list_artifacts(run.info.run_id, "artifacts"))
+    assert listed == ["artifacts/model", "artifacts/report.txt"]
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "artifacts/model")] == ["artifacts/model/w.bin"]
+    assert run.data.tags["xpmagic.artifacts_not_exported"].startswith("scratch.txt")
+
+
 def test_export_to_a_real_mlflow_store_is_idempotent(recorded, tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_ARTIFACT_ROOT": str(tmp_path / "mlruns")}

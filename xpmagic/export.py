@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -131,11 +132,35 @@ def _export_one_run(client: Any, store: Store, run: Run, experiment_id: str) -> 
             tags=[RunTag("xpmagic.seed", str(run.seed))],
         )
         client.log_text(run_id, run.code, "cell.py")
+        _log_artifacts(client, run, run_id)
         client.set_terminated(run_id, status=_MLFLOW_STATUS[run.status], end_time=_millis(run.ended_at))
     except Exception:
         client.delete_run(run_id)
         raise
     return changed
+
+
+def _log_artifacts(client: Any, run: Run, run_id: str) -> None:
+    """The run's files, under ``artifacts/``, when they are still as the run left them; the
+    others are named in the tag ``xpmagic.artifacts_not_exported``."""
+    from .run import describe_artifact
+
+    gone = []
+    for artifact in run.artifacts:
+        path = artifact["path"]
+        try:
+            unchanged = describe_artifact(path, artifact["name"]).sha256 == artifact["sha256"]
+        except XPError:
+            unchanged = False
+        if not unchanged:
+            gone.append(artifact["name"])
+        elif os.path.isdir(path):
+            client.log_artifacts(run_id, path, f"artifacts/{artifact['name']}")
+        else:
+            client.log_artifact(run_id, path, "artifacts")
+    if gone:
+        client.set_tag(run_id, "xpmagic.artifacts_not_exported",
+                       f"{', '.join(gone)} (missing or changed since the run)")
 
 
 _MLFLOW_PARAM_LENGTH = 6000  # MLflow refuses longer parameter values
