@@ -96,7 +96,8 @@ class XPMagics(Magics):
                 return self._store
             print(f"xpmagic: {self._store.path} was deleted or replaced after this session opened it; "
                   "recording goes on in the file now at that path", file=sys.stderr)
-            self._reopen(self._store.path)
+            # Not closed: a run in progress still ends on it (it is closed when nothing holds it).
+            self._reopen(self._store.path, close_old=False)
             return self._store
         path = resolve_db_path(self.db_path)
         if self._store is None or self._store.path != path:
@@ -104,11 +105,12 @@ class XPMagics(Magics):
         self._store_key = key
         return self._store
 
-    def _reopen(self, path: Path) -> None:
+    def _reopen(self, path: Path, close_old: bool = True) -> None:
         if self._store is not None:
             if self._knowledge is self._store:
                 self._knowledge = None  # it was this store: open it again with the new one
-            self._store.close()
+            if close_old:
+                self._store.close()
             self._store = None
         self._store = Store(path)
         self._store_file = file_identity(path)
