@@ -227,3 +227,10 @@ def test_people_sharing_a_database_are_tracked_and_filtered_apart(tmp_path, fake
     md, mon = both.phases.index("model-development"), both.phases.index("monitoring")
     assert sum(both.time_minutes[md]) == pytest.approx(90) and sum(both.time_minutes[mon]) == pytest.approx(90)
     assert sum(only_bob.time_minutes[md]) == 0 and sum(only_bob.time_minutes[mon]) == pytest.approx(90)
+
+
+def test_a_run_shows_its_phase(shell):
+    run_ok(shell, "%%experiment clean --phase 'data prep' --note 'dropped duplicates'\nx = 1\n")
+    shown = shell.run_line_magic("xp", "show last")
+    assert "  phase data-preparation" in repr(shown) and "  note dropped duplicates" in repr(shown)
+    assert "<code>data-preparation</code>" in shown._repr_html_()

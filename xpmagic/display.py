@@ -31,6 +31,8 @@ def run_text(run: Run) -> str:
         lines.append(f"  tags {', '.join(run.tags)}")
     if run.note:
         lines.append(f"  note {run.note}")
+    if run.phase:
+        lines.append(f"  phase {run.phase}")
     sections = [
         ("params", {k: _value(v) for k, v in run.params.items()}),
         ("metrics", {k: _value(v) for k, v in run.metrics.items()}),
@@ -87,7 +89,7 @@ class RunView:
         facts = [("started", run.started_at), ("duration (s)", run.duration_s),
                  ("seed", run.seed if run.seed is not None else "(none set)"),
                  ("notebook", run.notebook or ""), ("cell", run.cell_id or ""),
-                 ("tags", ", ".join(run.tags))]
+                 ("tags", ", ".join(run.tags)), ("note", run.note or ""), ("phase", run.phase or "")]
         parts.append(_table([(k, v) for k, v in facts], ("", "")))
         for title, mapping in (("params", run.params), ("metrics", run.metrics),
                                ("inputs", run.inputs), ("outputs", run.outputs)):
