@@ -308,7 +308,7 @@ def test_similarity_gets_the_share_of_the_vote_it_has_earned(tmp_path, construct
     # Three past tasks cannot tell: similarity keeps half the vote, and the reason says why.
     few = recommend(constructed, meta=NEAR, specs=SPECS, metric="accuracy", direction="maximize", model_family="SVC")
     assert few.guide.evidence.correlation is None and few.similarity_share == 0.5
-    assert few.similarity_reason.endswith("(the test needs 6 with 3 or more results; there are 1)")
+    assert few.similarity_reason.endswith("(the test needs 6 with 3 or more results; 1 of your 3 have)")
     assert few.to_dict()["similarity_share"] == 0.5
 
 

@@ -27,13 +27,15 @@ class SimilarityEvidence:
     share: float  # of the prior vote, 0 to MAX_SIMILARITY_SHARE
     correlation: float | None  # closeness vs. ranking agreement over pairs of past tasks (None: too few)
     tasks: int  # past tasks with enough results to take part in the test
+    known: int | None = None  # past tasks in all (None: the same as tasks)
 
     @property
     def reason(self) -> str:
         if self.correlation is None:
+            known = self.tasks if self.known is None else self.known
             return (f"similarity has half the vote: too few past tasks to test whether closer meta-features mean "
                     f"configurations rank alike (the test needs {MIN_TASKS_FOR_EVIDENCE} with "
-                    f"{MIN_ROWS_FOR_EVIDENCE} or more results; there are {self.tasks})")
+                    f"{MIN_ROWS_FOR_EVIDENCE} or more results; {self.tasks} of your {known} have)")
         if self.share == 0:
             return (f"similarity has no say: across your {self.tasks} past tasks, closer meta-features did not "
                     f"mean configurations ranked alike (rank correlation {self.correlation:.2f})")
@@ -47,7 +49,7 @@ def similarity_evidence(tasks: list[Any], metas: list[list[float]]) -> Similarit
     order of the other's probe rows, averaged both ways."""
     taking_part = [i for i, t in enumerate(tasks) if len(t.shares) >= MIN_ROWS_FOR_EVIDENCE]
     if len(taking_part) < MIN_TASKS_FOR_EVIDENCE:
-        return SimilarityEvidence(MAX_SIMILARITY_SHARE, None, len(taking_part))
+        return SimilarityEvidence(MAX_SIMILARITY_SHARE, None, len(taking_part), len(tasks))
     tasks = [tasks[i] for i in taking_part]
     probes = [t.probes() for t in tasks]
     width = max(len(shares) for _, shares in probes)
