@@ -262,15 +262,18 @@ def test_environment_recorded_once_and_without_secrets(shell, db_path, monkeypat
 def test_a_secret_the_cell_touches_is_not_recorded(shell, db_path, monkeypatch):
     secret = "sk-live-3f9a8b7c6d5e"
     monkeypatch.setenv("MY_API_TOKEN", secret)
+    monkeypatch.setenv("SERVICE_CREDENTIALS_FILE", str(db_path))  # a path that exists: not the secret itself
     run_ok(shell, "%%experiment llm\nimport os\napi_token = os.environ['MY_API_TOKEN']\ndb_password = 'hunter2!'\n"
                   "headers = {'Authorization': 'Bearer ' + api_token}\nmax_tokens = 'sixteen tokens'\n"
                   "key = xp.param('api_key', 'none')\nmodel = xp.param('model', 'gpt-' + api_token)\n"
-                  "print('calling with', api_token)\nxp.log(acc=0.5)\napi_token\n")
+                  "print('calling with', api_token)\nprint('key file', os.environ['SERVICE_CREDENTIALS_FILE'])\n"
+                  "xp.log(acc=0.5)\napi_token\n")
     shell.run_cell("%%experiment llm\nraise ValueError('bad token ' + os.environ['MY_API_TOKEN'])\n")
     dump = "\n".join(sqlite3.connect(db_path).iterdump())
     assert secret not in dump, [line[:300] for line in dump.splitlines() if secret in line]
     run = Store(db_path, create=False).get_run(1)
-    assert run.stdout.startswith("calling with [redacted]\n") and run.params["model"] == "gpt-[redacted]"
+    assert run.stdout.startswith(f"calling with [redacted]\nkey file {db_path}\n")
+    assert run.params["model"] == "gpt-[redacted]"
     assert run.params["api_key"] == "[redacted]"  # named like a secret: never its value
     summaries = dict(rows(db_path, "SELECT name, summary FROM run_variables WHERE run_id = 1"))
     assert json.loads(summaries["db_password"]) == {"type": "str", "len": 8, "redacted": True}

@@ -46,10 +46,17 @@ def secret_values() -> tuple[str, ...]:
     if now - checked_at < _RECHECK_S and count == len(os.environ):
         return values
     found = {value for name, value in os.environ.items()
-             if is_secret_name(name) and len(value) >= MIN_SECRET_LENGTH}
+             if is_secret_name(name) and len(value) >= MIN_SECRET_LENGTH and not _is_path(value)}
     values = tuple(sorted(found, key=len, reverse=True))
     _cached = (now, len(os.environ), values)
     return values
+
+
+def _is_path(value: str) -> bool:
+    """PWD, SSH_AUTH_SOCK, GOOGLE_APPLICATION_CREDENTIALS: a secret-sounding name whose value is a
+    path that exists. The path is not the secret (the file may hold one), and redacting it would
+    blank the working folder out of every traceback."""
+    return os.path.isabs(value) and os.path.exists(value)
 
 
 def redact(text: str, secrets: tuple[str, ...]) -> str:
@@ -62,10 +69,10 @@ def redact(text: str, secrets: tuple[str, ...]) -> str:
 def scrub(outcome: RunOutcome) -> RunOutcome:
     """The outcome with no secret left in it (a copy; the same object when there is nothing to do)."""
     secrets = secret_values()
+    if not secrets and not _secret_named(outcome):
+        return outcome  # the usual case, on every run: kept cheap
     variables = [_scrub_variable(v, secrets) for v in outcome.variables]
     params = [_scrub_param(p, secrets) for p in outcome.params]
-    if not secrets and variables == outcome.variables and params == outcome.params:
-        return outcome
     error = outcome.error
     if error is not None and secrets:
         error = ErrorInfo(error.type, redact(error.message, secrets), redact(error.traceback, secrets))
@@ -73,6 +80,17 @@ def scrub(outcome: RunOutcome) -> RunOutcome:
         outcome, stdout=redact(outcome.stdout, secrets), stderr=redact(outcome.stderr, secrets),
         result=None if outcome.result is None else redact(outcome.result, secrets), error=error,
         params=params, variables=variables)
+
+
+def _secret_named(outcome: RunOutcome) -> bool:
+    """Whether a string parameter or variable is named like a secret."""
+    for param in outcome.params:
+        if isinstance(param.value, str) and is_secret_variable(param.name):
+            return True
+    for variable in outcome.variables:
+        if variable.kind == "scalar" and variable.summary.get("type") == "str" and is_secret_variable(variable.name):
+            return True
+    return False
 
 
 def scrub_config(config: dict[str, Any]) -> dict[str, Any]:
