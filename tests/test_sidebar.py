@@ -143,6 +143,9 @@ def test_compare_two_runs(page, lab_shell):
     page.wait_for_selector("text=depth", timeout=30_000)
     text = page.inner_text(".xp-sidebar")
     assert "depth" in text and "3" in text and "5" in text
+    # the code diff: each changed line on its own line, added and removed lines marked
+    assert page.locator(".xp-diff-add").first.inner_text().startswith("+xp.param('depth'")
+    assert page.locator(".xp-diff-del").first.inner_text().startswith("-xp.param('depth'")
     screenshot(page, "sidebar-compare")
 
 

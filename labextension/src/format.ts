@@ -60,6 +60,29 @@ export function formatWhen(iso: string | null | undefined, now: Date = new Date(
   return `${text} UTC (${relativeTime(iso, now)})`;
 }
 
+/** A unified diff as HTML: added lines green, removed lines red, hunk headers muted. */
+export function diffHtml(diff: string): string {
+  return diff
+    .split('\n')
+    .map(line => {
+      const text = escapeHtml(line);
+      if (line.startsWith('+++') || line.startsWith('---')) {
+        return `<span class="xp-diff-file">${text}</span>`;
+      }
+      if (line.startsWith('@@')) {
+        return `<span class="xp-diff-hunk">${text}</span>`;
+      }
+      if (line.startsWith('+')) {
+        return `<span class="xp-diff-add">${text}</span>`;
+      }
+      if (line.startsWith('-')) {
+        return `<span class="xp-diff-del">${text}</span>`;
+      }
+      return text;
+    })
+    .join('\n');
+}
+
 /** Polling delay: the base interval while requests succeed, doubling (capped) while they fail. */
 export function nextDelay(previous: number, ok: boolean, base: number, max: number): number {
   if (ok) {

@@ -5,7 +5,7 @@ import { Widget } from '@lumino/widgets';
 
 import { IExperiment, IRunPage, IStudy, requestAPI } from './api';
 import {
-  escapeHtml, formatDuration, formatValue, formatWhen, heatColor, heatTextColor, highlightPython, IVerdict,
+  diffHtml, escapeHtml, formatDuration, formatValue, formatWhen, heatColor, heatTextColor, highlightPython, IVerdict,
   progressText, relativeTime, sparkline, toggleCompare, verdictLine
 } from './format';
 import { Poller } from './model';
@@ -225,7 +225,7 @@ export class XPSidebar extends Widget {
       ? `<h4>${title}</h4><table class="xp-kv"><tr><th></th><th>run ${a}</th><th>run ${b}</th></tr>${changes.map(c => `<tr><td>${escapeHtml(c.name)}</td><td>${escapeHtml(formatValue(c.a))}</td><td>${escapeHtml(formatValue(c.b))}</td></tr>`).join('')}</table>` : '';
     this.node.innerHTML = `${this.backButton()}<div class="xp-header">run ${a} ↔ run ${b}</div>
       ${['params', 'metrics', 'datasets', 'inputs', 'environment', 'git', 'other'].map(k => section(k, diff[k])).join('')}
-      ${diff.code_diff ? `<h4>Code</h4><pre class="xp-code">${escapeHtml(diff.code_diff)}</pre>` : '<div class="xp-muted">same code</div>'}`;
+      ${diff.code_diff ? `<h4>Code</h4><pre class="xp-code">${diffHtml(diff.code_diff)}</pre>` : '<div class="xp-muted">same code</div>'}`;
     this.wireBack();
   }
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  escapeHtml, formatDuration, formatValue, formatWhen, heatColor, heatTextColor, highlightPython, nextDelay,
+  diffHtml, escapeHtml, formatDuration, formatValue, formatWhen, heatColor, heatTextColor, highlightPython, nextDelay,
   progressText, relativeTime, sparkline, toggleCompare, verdictLine
 } from '../format';
 
@@ -32,6 +32,14 @@ test('start times read as a date and how long ago', () => {
   assert.equal(formatWhen('2026-11-23T12:45:00+01:00', now), '2026-11-23 11:45:00 UTC (15 min ago)');
   assert.equal(formatWhen(null, now), '—');
   assert.equal(formatWhen('not a date', now), 'not a date');
+});
+
+test('diffs colour added and removed lines and escape the code', () => {
+  const html = diffHtml('--- run 1\n+++ run 2\n@@ -1 +1 @@\n-x = 1 < 2\n+x = 2\n same');
+  assert.equal(html.split('\n').length, 6);
+  assert.ok(html.includes('<span class="xp-diff-del">-x = 1 &lt; 2</span>'));
+  assert.ok(html.includes('<span class="xp-diff-add">+x = 2</span>'));
+  assert.ok(html.includes('<span class="xp-diff-file">+++ run 2</span>') && html.endsWith('\n same'));
 });
 
 test('polling backs off on failure and recovers', () => {
