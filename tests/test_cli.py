@@ -74,6 +74,14 @@ def test_diff_json_names_what_changed(recorded):
     assert "C: 1 -> 2" in text
 
 
+def test_show_json_names_the_study_of_a_trial(shell, db_path):
+    run_ok(shell, "%%experiment tuned --optimize score --trials 2 --seed 0\nx = xp.param('x', 0.5, low=0.0, high=1.0)\n"
+                  "xp.log(score=x)\n")
+    assert shell.user_ns["xp"].study("tuned").wait(60)
+    trial = json.loads(xpmagic("show", "2", "--db", str(db_path), "--json").stdout)
+    assert (trial["study"], trial["trial_number"], trial["replay_of"]) == ("tuned", 1, None)
+
+
 def test_every_command_has_help():
     for command in ("runs", "show", "diff", "lineage", "export", "db"):
         result = xpmagic(command, "--help")

@@ -33,6 +33,8 @@ def run_text(run: Run) -> str:
         lines.append(f"  note {run.note}")
     if run.phase:
         lines.append(f"  phase {run.phase}")
+    if run.replay_of:
+        lines.append(f"  replay of run {run.replay_of}")
     sections = [
         ("params", {k: _value(v) for k, v in run.params.items()}),
         ("metrics", {k: _value(v) for k, v in run.metrics.items()}),

@@ -77,6 +77,7 @@ class Run:
     replay_of: int | None = None
     study_id: int | None = None
     trial_number: int | None = None
+    study: str | None = None  # the study's name, for a trial
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

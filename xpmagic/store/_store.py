@@ -420,7 +420,14 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
             artifacts=self._artifacts(run_id),
             env=self._environment(row["environment_id"]),
             git=self._git_state(row["git_state_id"]),
+            study=self._study_name(row["study_id"]),
         )
+
+    def _study_name(self, study_id: int | None) -> str | None:
+        if study_id is None:
+            return None
+        row = self.conn.execute("SELECT name FROM studies WHERE id = ?", (study_id,)).fetchone()
+        return row[0] if row else None
 
     def lineage_sources(self, run_id: int) -> list[int]:
         return [r[0] for r in self.conn.execute(
