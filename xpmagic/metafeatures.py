@@ -68,23 +68,22 @@ def _meta_features(X: Any, y: Any) -> dict[str, Any]:
 
 
 def _sparse_meta_features(X: Any, y: Any) -> dict[str, Any]:
-    """Sizes, density and the class balance; the statistics and landmarkers of the dense
-    features when a sample of rows is small enough to make dense (at most SPARSE_DENSE_CELLS)."""
+    """Sizes, density and the class balance; the landmarkers too when their sample of rows is
+    small enough to make dense (at most SPARSE_DENSE_CELLS cells)."""
     import numpy as np
 
     n_rows, n_features = X.shape
     meta: dict[str, Any] = {"rows": int(n_rows), "features": int(n_features), "share_categorical": 0.0,
                             "share_missing": 0.0, "density": X.nnz / max(1, n_rows * n_features)}
+    if y is None:
+        return meta
+    meta.update(_target_features(np.asarray(y)))
     index = _spread_index(n_rows, LANDMARK_ROWS)
     sample_size = n_rows if index is None else len(index)
-    dense = None
-    if sample_size * n_features <= SPARSE_DENSE_CELLS:
-        dense = np.asarray((X.tocsr() if index is None else X.tocsr()[index]).todense(), dtype=float)
-    if y is not None:
-        meta.update(_target_features(np.asarray(y)))
-        if meta.get("task") == "classification" and dense is not None and meta["classes"] > 1:
-            labels = np.asarray(y) if index is None else np.asarray(y)[index]
-            meta.update(_landmarkers(np.nan_to_num(dense), labels))
+    if meta.get("task") == "classification" and meta["classes"] > 1 and sample_size * n_features <= SPARSE_DENSE_CELLS:
+        rows = X.tocsr() if index is None else X.tocsr()[index]
+        labels = np.asarray(y) if index is None else np.asarray(y)[index]
+        meta.update(_landmarkers(np.nan_to_num(np.asarray(rows.todense(), dtype=float)), labels))
     return meta
 
 

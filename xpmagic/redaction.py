@@ -84,13 +84,16 @@ def scrub(outcome: RunOutcome) -> RunOutcome:
 
 def _secret_named(outcome: RunOutcome) -> bool:
     """Whether a string parameter or variable is named like a secret."""
-    for param in outcome.params:
-        if isinstance(param.value, str) and is_secret_variable(param.name):
-            return True
-    for variable in outcome.variables:
-        if variable.kind == "scalar" and variable.summary.get("type") == "str" and is_secret_variable(variable.name):
-            return True
-    return False
+    return (any(_secret_string_param(p) for p in outcome.params)
+            or any(_secret_string_variable(v) for v in outcome.variables))
+
+
+def _secret_string_param(param: ParamSpec) -> bool:
+    return isinstance(param.value, str) and is_secret_variable(param.name)
+
+
+def _secret_string_variable(record: VariableRecord) -> bool:
+    return record.kind == "scalar" and record.summary.get("type") == "str" and is_secret_variable(record.name)
 
 
 def scrub_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -107,14 +110,12 @@ def _scrub_param(param: ParamSpec, secrets: tuple[str, ...]) -> ParamSpec:
 def _scrub_value(name: str, value: Any, secrets: tuple[str, ...]) -> Any:
     if not isinstance(value, str):
         return value
-    if is_secret_variable(name):
-        return REDACTED
-    return redact(value, secrets)
+    return REDACTED if is_secret_variable(name) else redact(value, secrets)
 
 
 def _scrub_variable(record: VariableRecord, secrets: tuple[str, ...]) -> VariableRecord:
     summary = record.summary
-    if record.kind == "scalar" and summary.get("type") == "str" and is_secret_variable(record.name):
+    if _secret_string_variable(record):
         kept = {key: summary[key] for key in ("type", "len") if key in summary}
         return dataclasses.replace(record, fingerprint=None, summary={**kept, "redacted": True})
     shown = summary.get("value")
