@@ -92,6 +92,44 @@ def test_runs_and_trials_add_knowledge_rows(shell, db_path):
     assert all(r["sampler"] == "tpe" for r in trials)
 
 
+UNASSIGNED_MODEL_CELL = ("C = xp.param('C', {C})\n"
+                         "xp.dataset(X, y, name='wine')\n"
+                         "xp.log(accuracy=cross_val_score(make_pipeline(StandardScaler(), SVC(C=C)),"
+                         " X, y, cv=3).mean())\n")
+
+
+def test_a_task_keeps_one_summary_when_the_model_family_is_unknown(shell, db_path):
+    """The estimator is never assigned to a variable, so the family is unknown (NULL): each run
+    used to add a summary of its own, and recommendations read a stale one as the best."""
+    run_ok(shell, WINE)
+    for C in (0.001, 1.0, 0.01):
+        run_ok(shell, f"%%experiment wine-svc\n{UNASSIGNED_MODEL_CELL.format(C=C)}")
+    store = Store(db_path)
+    [summary] = [r for r in store.best_per_task(None, "accuracy", "maximize") if r["config"] == {"C": 1.0}]
+    assert summary["task_rows"] == 3 and len(store.best_per_task(None, "accuracy", "maximize")) == 3
+    assert store.best_per_task(None, "accuracy", "maximize")[0]["config"] == {"C": 1.0}  # best first
+    rec = recommend(store, meta=store.knowledge_rows()[0]["meta"], specs=SPECS, metric="accuracy",
+                    direction="maximize", model_family=None)
+    assert rec.expected_range == (summary["score"], summary["score"]) and summary["score"] > 0.9
+
+
+def test_a_database_with_duplicated_task_summaries_keeps_the_newest(tmp_path):
+    from sqlite_utils import Database
+
+    from xpmagic.store import _schema
+
+    path = tmp_path / "old.db"
+    db = Database(path)
+    _schema.migrations.apply(db, stop_before="m009_one_summary_per_task")
+    for n in (1, 2):
+        db.execute("INSERT INTO knowledge_tasks (model_family, metric, direction, task, meta, top, n)"
+                   " VALUES (NULL, 'accuracy', 'maximize', 't', '{}', ?, ?)", (f"[{n}]", n))
+    db.conn.commit()
+    db.close()
+    store = Store(path)
+    assert store.conn.execute("SELECT top, n FROM knowledge_tasks").fetchall() == [("[2]", 2)]
+
+
 def _row(uid, task, meta, C, score, rating=None):
     return {"uid": uid, "task": task, "task_name": task, "meta": meta, "model_family": "SVC",
             "config": {"C": C}, "metric": "accuracy", "direction": "maximize", "score": score,

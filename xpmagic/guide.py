@@ -147,8 +147,8 @@ class KnowledgeGuide:
         prior = (f"similarity ({self.evidence.share:.0%}) and an equal say" if self.evidence.share > 0
                  else "an equal say for every task")
         basis = f"{prior}, then how each ranked your {observed} results" if observed >= 2 else prior
-        return (f"among the best on {self.candidates[index].origin}; most support from {voters} "
-                f"(task weights from {basis})")
+        return (f"among the best on {self.candidates[index].origin}; most support from {voters}; "
+                f"task weights from {basis}")
 
 
 def _prior(distances: np.ndarray, share: float) -> np.ndarray:

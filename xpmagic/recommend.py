@@ -260,7 +260,8 @@ def _budget(nearest: list) -> tuple[int | None, str]:
     if not found:
         return None, ""
     budget = max(10, int(math.ceil(2 * statistics.median(found))))
-    return budget, (f"the best trial came at a median of {statistics.median(found):g} trials on similar"
+    when = statistics.median(found)
+    return budget, (f"the best trial came at a median of {when:g} trial{'' if when == 1 else 's'} on similar"
                     " tasks; twice that leaves room")
 
 

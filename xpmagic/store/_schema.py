@@ -367,6 +367,20 @@ def m008_knowledge_rated(db: Database) -> None:
     _execute_script(db, M008)
 
 
+M009 = """
+DELETE FROM knowledge_tasks WHERE model_family IS NULL AND rowid NOT IN
+    (SELECT max(rowid) FROM knowledge_tasks WHERE model_family IS NULL GROUP BY metric, direction, task);
+CREATE UNIQUE INDEX knowledge_tasks_key ON knowledge_tasks (coalesce(model_family, ''), metric, direction, task);
+"""
+
+
+@migrations()
+def m009_one_summary_per_task(db: Database) -> None:
+    """A primary key lets NULLs differ, so runs whose model family is unknown added a task
+    summary per insert; keep the newest (it is the up-to-date one) and key on the family or ''."""
+    _execute_script(db, M009)
+
+
 def known_migrations() -> list[str]:
     """Names of every migration this version knows, oldest first."""
     return [m.name for m in migrations.pending(Database(memory=True))]
