@@ -50,6 +50,8 @@ def run_text(run: Run) -> str:
             lines += [f"  {k} = {v}" for k, v in items.items()]
     if run.lineage:
         lines.append("lineage: read from runs " + ", ".join(map(str, run.lineage)))
+    if run.imports:
+        lines.append("imports: " + "; ".join(run.imports))
     if run.env:
         lines.append(f"environment: Python {run.env['python']} on {run.env['platform']}, "
                      f"{len(run.env['packages'])} packages")
@@ -100,6 +102,8 @@ class RunView:
                     [(k, _value(v)) for k, v in mapping.items()], ("name", "value")))
         if run.lineage:
             parts.append("<b>lineage</b>: read from runs " + ", ".join(map(str, run.lineage)))
+        if run.imports:
+            parts.append("<b>imports</b>: " + escape("; ".join(run.imports)))
         parts.append(f"<pre>{escape(run.code)}</pre>")
         if run.error:
             parts.append(f"<pre style='color:#cf222e'>{escape(run.error.traceback)}</pre>")

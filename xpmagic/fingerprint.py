@@ -9,6 +9,7 @@ small; a value we cannot hash gets a summary and no fingerprint, never an error.
 from __future__ import annotations
 
 import pickle
+import random
 import sys
 import types
 from dataclasses import dataclass, field
@@ -72,9 +73,12 @@ def _fingerprint(value: Any, sample_bytes: int) -> Fingerprint:
         return _function(value)
     if isinstance(value, (list, tuple, dict, set, frozenset)):
         return _container(value)
-    if module == "numpy":  # numpy scalars
+    if module == "numpy" and getattr(value, "shape", None) == ():  # numpy scalars
         return Fingerprint(digest_bytes(repr(value).encode()), "scalar",
                            {"type": type(value).__name__, "value": repr(value)[:80]})
+    if isinstance(value, random.Random) or (module == "numpy" and hasattr(value, "bit_generator")
+                                            or type(value).__name__ == "RandomState"):
+        return _random_generator(value)
     return Fingerprint(None, type(value).__name__,
                        {"type": f"{type(value).__module__}.{type(value).__qualname__}"})
 
@@ -240,6 +244,18 @@ def _function(func: Any) -> Fingerprint:
         return Fingerprint(None, "function", {"name": getattr(func, "__qualname__", "?")})
     digest = digest_bytes(code.co_code, repr(code.co_consts).encode(), repr(code.co_names).encode())
     return Fingerprint(digest, "function", {"name": func.__qualname__})
+
+
+def _random_generator(value: Any) -> Fingerprint:
+    """A random generator by its state: two seeded alike are the same value (their reprs
+    differ by memory address), and one that has drawn numbers is no longer the same."""
+    if isinstance(value, random.Random):
+        state: Any = value.getstate()
+    elif hasattr(value, "bit_generator"):  # numpy.random.Generator
+        state = value.bit_generator.state
+    else:  # numpy.random.RandomState
+        state = value.get_state(legacy=False)
+    return Fingerprint(_pickle_digest(state), "random", {"type": type(value).__name__})
 
 
 def _container(value: Any) -> Fingerprint:

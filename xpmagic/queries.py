@@ -35,7 +35,7 @@ def run_detail_dict(run: Run) -> dict[str, Any]:
             "traceback": run.error.traceback},
         "stdout": run.stdout, "stderr": run.stderr, "result": run.result, "note": run.note,
         "phase": run.phase, "env": run.env, "git": run.git, "inputs": run.inputs,
-        "outputs": run.outputs, "lineage": run.lineage, "datasets": run.datasets,
+        "outputs": run.outputs, "lineage": run.lineage, "imports": run.imports, "datasets": run.datasets,
         "artifacts": run.artifacts, "param_specs": [s.to_dict() for s in run.param_specs],
         "host": run.host, "user": run.user,
         "study": run.study, "trial_number": run.trial_number, "replay_of": run.replay_of,

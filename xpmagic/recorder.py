@@ -25,6 +25,7 @@ from .environment import EnvironmentTracker
 from .errors import UsageError, XPError
 from .fingerprint import Fingerprint, fingerprint, is_recordable, is_weak_for_lineage
 from .gitstate import GitStateWriter
+from .imports import import_statement
 from .knowledge import model_family_of, rows_for_run
 from .phases import normalize_reason
 from .phasetrack import PhaseTracker
@@ -75,6 +76,7 @@ class _CellRun:
     names: NameUse
     inputs: dict[str, Fingerprint] = field(default_factory=dict)
     lineage: list[tuple[int, str]] = field(default_factory=list)
+    imports: list[str] = field(default_factory=list)
     stdout: TeeStream | None = None
     stderr: TeeStream | None = None
     failed_at: float | None = None
@@ -232,28 +234,34 @@ class Recorder:
         self.shell.showtraceback = showtraceback
 
     def _fingerprint_inputs(self, cell: _CellRun) -> None:
-        cell.inputs, cell.lineage = self._inputs(cell.names.loaded, cell.settings.sample_bytes,
-                                                 cell.store, cell.run.id)
+        cell.inputs, cell.lineage, cell.imports = self._inputs(cell.names.loaded, cell.settings.sample_bytes,
+                                                               cell.store, cell.run.id)
 
-    def inputs_of(self, body: str) -> list[tuple[int, str]]:
-        """Lineage of a cell body that reads the namespace now (an optimization's trials)."""
+    def inputs_of(self, body: str) -> tuple[list[tuple[int, str]], list[str]]:
+        """Lineage and imports of a cell body that reads the namespace now (an optimization's trials)."""
         settings = self._settings()
         if not settings.capture_variables:
-            return []
+            return [], []
         store = self._store()
         loaded = cell_name_use(python_of(body), self.shell.transform_cell).loaded
-        return self._inputs(loaded, settings.sample_bytes, store, store.max_run_id() + 1)[1]
+        _, lineage, imports = self._inputs(loaded, settings.sample_bytes, store, store.max_run_id() + 1)
+        return lineage, imports
 
     def _inputs(self, loaded: frozenset[str], sample_bytes: int, store: Store,
-                before_run: int) -> tuple[dict[str, Fingerprint], list[tuple[int, str]]]:
-        """Fingerprints of the recordable names a cell reads, and the runs that wrote them."""
+                before_run: int) -> tuple[dict[str, Fingerprint], list[tuple[int, str]], list[str]]:
+        """Fingerprints of the recordable names a cell reads, the runs that wrote them, and the
+        import statements that bind the modules, classes and functions it reads."""
         namespace = self.shell.user_ns
         inputs: dict[str, Fingerprint] = {}
         lineage: list[tuple[int, str]] = []
+        imports: list[str] = []
         for name in loaded:
             if name in _INTERNAL_NAMES or name.startswith("_") or name not in namespace:
                 continue
             value = namespace[name]
+            statement = import_statement(name, value)
+            if statement is not None:
+                imports.append(statement)
             if not is_recordable(value):
                 continue
             print_ = fingerprint(value, sample_bytes)
@@ -261,7 +269,7 @@ class Recorder:
             source = self._producer_of(store, name, print_, before_run)
             if source is not None:
                 lineage.append((source, name))
-        return inputs, lineage
+        return inputs, lineage, sorted(imports)
 
     def _producer_of(self, store: Store, name: str, print_: Fingerprint, before_run: int) -> int | None:
         if print_.digest is None:
@@ -292,7 +300,7 @@ class Recorder:
         outcome = RunOutcome(
             status=status, ended_at=utc_now(), duration_s=duration, stdout=stdout,
             stderr=stderr, result=_result_repr(result.result), error=error_info(error),
-            params=list(cell.run.params.values()), lineage=cell.lineage,
+            params=list(cell.run.params.values()), lineage=cell.lineage, imports=cell.imports,
             datasets=list(cell.run.datasets.values()),
             artifacts=list(cell.run.artifacts.values()), metrics=metrics, metric_chunks=chunks,
             environment_id=cell.store.environment_id(self.environment.snapshot()),

@@ -69,6 +69,7 @@ class Run:
     inputs: dict[str, str | None] = field(default_factory=dict)
     outputs: dict[str, str | None] = field(default_factory=dict)
     lineage: list[int] = field(default_factory=list)
+    imports: list[str] = field(default_factory=list)
     datasets: list[dict[str, Any]] = field(default_factory=list)
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     param_specs: list[ParamSpec] = field(default_factory=list)
@@ -169,6 +170,7 @@ class RunOutcome:
     params: list[ParamSpec] = field(default_factory=list)
     variables: list[VariableRecord] = field(default_factory=list)
     lineage: list[tuple[int, str]] = field(default_factory=list)
+    imports: list[str] = field(default_factory=list)  # statements binding the modules and classes it read
     datasets: list[DatasetRecord] = field(default_factory=list)
     artifacts: list[ArtifactRecord] = field(default_factory=list)
     metrics: list[MetricSummary] = field(default_factory=list)

@@ -58,6 +58,11 @@ def upstream_runs(store: Store, run_id: int) -> list[Run]:
     return [store.get_run(i) for i in sorted(seen)]
 
 
+def imports_of(runs: list[Run]) -> list[str]:
+    """The runs' recorded import statements, each once, in the order the runs first needed them."""
+    return list(dict.fromkeys(statement for run in runs for statement in run.imports))
+
+
 def magic_line(run: Run) -> str:
     """The %%experiment line that records a run like this one (optimization options dropped)."""
     parts = ["%%experiment", shlex.quote(run.experiment)]
@@ -83,6 +88,9 @@ def rebuild_notebook(store: Store, run_id: int, *, parameters_cell: bool = False
         f"Rebuilt by xpmagic from run {target.id} of **{target.experiment}**, "
         f"with the recorded cells it read from: {upstream}."))
     nb.cells.append(new_code_cell("%load_ext xpmagic"))
+    imports = imports_of(runs)
+    if imports:  # what the runs read from modules, usually imported in a cell no run records
+        nb.cells.append(new_code_cell("\n".join(imports), metadata={"xpmagic": {"imports": True}}))
     if parameters_cell:
         lines = [f"{name} = {value!r}" for name, value in sorted(_replayable(target.params).items())]
         nb.cells.append(new_code_cell("\n".join(lines) or "# no parameters",

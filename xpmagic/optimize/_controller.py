@@ -107,8 +107,8 @@ class StudyController:
                  max_output_chars: int, done_before: list[TrialInfo] | None = None,
                  on_change: Callable[[], None] | None = None,
                  knowledge: Callable[[], Store] | None = None,
-                 lineage: list[tuple[int, str]] | None = None, cluster: Any = None,
-                 follower: bool = False):
+                 lineage: list[tuple[int, str]] | None = None, imports: list[str] | None = None,
+                 cluster: Any = None, follower: bool = False):
         self.name = name
         self.follower = follower  # an `xpmagic worker`: runs trials, leaves steering to the study's kernel
         self._published: dict[str, Any] | None = None
@@ -117,6 +117,7 @@ class StudyController:
         self._synced_at = 0.0
         self._cluster = cluster  # a DaskCluster when --jobs dask://..., else trials run in threads here
         self.lineage = list(lineage or [])  # the runs whose outputs every trial reads
+        self.imports = list(imports or [])  # the statements binding the modules and classes it reads
         self.experiment = experiment
         self.config = config
         self.study = study
@@ -369,7 +370,7 @@ class StudyController:
             duration_s=result.duration_s, stdout=result.stdout, stderr=result.stderr, error=error,
             params=result.params, metrics=result.metrics, metric_chunks=result.chunks,
             datasets=result.datasets, artifacts=result.artifacts, trial_state=state, lineage=self.lineage,
-            host=result.host))
+            imports=self.imports, host=result.host))
         with self._lock:
             if violations:
                 self.study._storage.set_trial_system_attr(trial._trial_id, "constraints", violations)

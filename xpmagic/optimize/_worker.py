@@ -31,11 +31,13 @@ from ._storage import open_storage
 IDLE_POLL_S = 0.5
 
 
-def _rebuild_namespace(store: Store, input_runs: list[int], progress: Callable[[str], None]) -> dict[str, Any]:
-    """Run the recorded cells the study reads from, oldest first, in a shell of our own."""
+def _rebuild_namespace(store: Store, input_runs: list[int], imports: list[str],
+                       progress: Callable[[str], None]) -> dict[str, Any]:
+    """Run the recorded cells the study reads from, oldest first, in a shell of our own,
+    after the imports they and the study's cell need."""
     from IPython.core.interactiveshell import InteractiveShell
 
-    from ..replay import _working_folder, magic_line, upstream_runs
+    from ..replay import _working_folder, imports_of, magic_line, upstream_runs
 
     runs: dict[int, Any] = {}
     for run_id in input_runs:
@@ -47,6 +49,14 @@ def _rebuild_namespace(store: Store, input_runs: list[int], progress: Callable[[
     # The rebuilding runs are scaffolding, not results: they are recorded in a scratch file.
     shell.run_line_magic("config", f"XPMagics.db_path = {os.path.join(scratch, 'rebuild.db')!r}")
     shell.run_line_magic("config", "XPMagics.show_summary = False")
+    statements = list(dict.fromkeys(imports_of([runs[i] for i in sorted(runs)]) + imports))
+    if statements:
+        progress("importing: " + "; ".join(statements))
+        result = shell.run_cell("\n".join(statements), store_history=False)
+        if not result.success:
+            error = result.error_in_exec or result.error_before_exec
+            raise XPError(f"the study's imports failed here: {type(error).__name__}: {error}; "
+                          "install the packages it uses on this machine")
     for run in (runs[i] for i in sorted(runs)):
         progress(f"rebuilding inputs: run {run.id} ({run.experiment})")
         os.chdir(_working_folder(run))
@@ -100,7 +110,8 @@ class Worker:
         record = self.record
         _, body = split_cell(record["code"])
         inputs = self.study.user_attrs.get("xpmagic_inputs", [])
-        namespace = _rebuild_namespace(self.store, inputs, self.progress)
+        namespace = _rebuild_namespace(self.store, inputs, self.study.user_attrs.get("xpmagic_imports", []),
+                                       self.progress)
         _check_inputs(body, namespace)
         config = StudyConfig(metric=record["metric"], direction=record["direction"], trials=record["budget"],
                              sampler=record["sampler"], constraints=tuple(record["constraints"] or ()))
@@ -111,7 +122,8 @@ class Worker:
             config=config, store=lambda: self.store, namespace=namespace, study=self.study,
             study_id=record["id"], space=self._space(), notebook=None, environment_id=environment,
             max_output_chars=100_000, follower=True, knowledge=lambda: knowledge,
-            lineage=[(run_id, "") for run_id in inputs])
+            lineage=[(run_id, "") for run_id in inputs],
+            imports=self.study.user_attrs.get("xpmagic_imports", []))
 
     def _experiment_name(self) -> str:
         row = self.store.conn.execute("SELECT e.name FROM experiments e JOIN studies s ON s.experiment_id = e.id"

@@ -381,6 +381,18 @@ def m009_one_summary_per_task(db: Database) -> None:
     _execute_script(db, M009)
 
 
+M010 = """
+ALTER TABLE runs ADD COLUMN imports TEXT;  -- JSON list: the import statements binding what the cell read
+"""
+
+
+@migrations()
+def m010_run_imports(db: Database) -> None:
+    """A replay rebuilt from the records imports what the run's cell read from modules
+    (imports.py): most notebooks import in a plain cell no run records."""
+    _execute_script(db, M010)
+
+
 def known_migrations() -> list[str]:
     """Names of every migration this version knows, oldest first."""
     return [m.name for m in migrations.pending(Database(memory=True))]
