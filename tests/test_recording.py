@@ -269,6 +269,8 @@ def test_a_secret_the_cell_touches_is_not_recorded(shell, db_path, monkeypatch):
                   "print('calling with', api_token)\nprint('key file', os.environ['SERVICE_CREDENTIALS_FILE'])\n"
                   "xp.log(acc=0.5)\napi_token\n")
     shell.run_cell("%%experiment llm\nraise ValueError('bad token ' + os.environ['MY_API_TOKEN'])\n")
+    run_ok(shell, "copied = api_token\nPLAIN = 'a constant'\n")  # plain cells: replay records constants it reads
+    run_ok(shell, "%%experiment reader\nn = len(copied) + len(api_token) + len(PLAIN)\n")
     dump = "\n".join(sqlite3.connect(db_path).iterdump())
     assert secret not in dump, [line[:300] for line in dump.splitlines() if secret in line]
     run = Store(db_path, create=False).get_run(1)
@@ -280,6 +282,7 @@ def test_a_secret_the_cell_touches_is_not_recorded(shell, db_path, monkeypatch):
     assert json.loads(summaries["max_tokens"])["value"] == "sixteen tokens"  # not a secret's name
     assert Store(db_path, create=False).get_run(2).error.message == "bad token [redacted]"
     assert shell.user_ns["api_token"] == secret  # the cell itself is untouched
+    assert Store(db_path, create=False).get_run(3).definitions == [{"name": "PLAIN", "source": "PLAIN = 'a constant'"}]
 
 
 def test_git_state_of_the_working_folder(shell, db_path, tmp_path):

@@ -70,20 +70,34 @@ def test_changed_data_differs_and_names_the_fingerprint(recorded, tmp_path):
     assert any("input 'frame' changed" in c for c in train["changes"])
 
 
-def test_a_run_whose_imports_and_generator_came_from_plain_cells_reproduces(shell, tmp_path, db_path):
-    """Most notebooks import in a plain cell at the top: the run records the statements that
-    bind what it read, and the rebuilt notebook runs them first. A seeded generator is the same
-    value in the replay (its repr has a memory address in it)."""
-    run_ok(shell, "import numpy as np\nfrom sklearn.linear_model import LogisticRegression as LR\n")
+HELPERS = ("SCALE = 2.0\n\n"
+           "def scaled(X):\n    return X * SCALE\n\n"
+           "@lru_cache\ndef make(C):\n    return LR(C=C)\n\n"
+           "class Wrapper:\n    def __init__(self, C):\n        self.model = make(C)\n"
+           "    def fit(self, X, y):\n        self.model.fit(scaled(X), y)\n        return self\n")
+
+
+def test_a_run_whose_imports_helpers_and_generator_came_from_plain_cells_reproduces(shell, tmp_path, db_path):
+    """Most notebooks import and define helpers in plain cells at the top: a run records the
+    code that binds what it read, and the rebuilt notebook runs it first. A seeded generator is
+    the same value in the replay (its repr has a memory address in it)."""
+    run_ok(shell, "import numpy as np\nfrom functools import lru_cache\n"
+                  "from sklearn.linear_model import LogisticRegression as LR\n")
+    run_ok(shell, HELPERS)
     run_ok(shell, "%%experiment data\nrng = np.random.default_rng(1)\n"
                   "X = rng.normal(size=(80, 3))\ny = (X[:, 0] > 0).astype(int)\n")
-    run_ok(shell, "%%experiment fit\nmodel = LR(C=xp.param('C', 1.0)).fit(X, y)\n"
-                  "xp.log(accuracy=model.score(X, y), draw=float(rng.random()))\n")
-    def imports(run):
-        return json.loads(xpmagic("show", run, "--db", str(db_path), "--json", cwd=tmp_path).stdout)["imports"]
+    run_ok(shell, "%%experiment fit\nw = Wrapper(xp.param('C', 1.0)).fit(X, y)\n"
+                  "xp.log(accuracy=w.model.score(scaled(X), y), draw=float(rng.random()))\n")
 
-    assert imports("1") == ["import numpy as np"]
-    assert imports("2") == ["from sklearn.linear_model import LogisticRegression as LR"]
+    def shown(run):
+        return json.loads(xpmagic("show", run, "--db", str(db_path), "--json", cwd=tmp_path).stdout)
+
+    assert shown("1")["imports"] == ["import numpy as np"]
+    fit = shown("2")
+    assert fit["imports"] == ["from functools import lru_cache",
+                              "from sklearn.linear_model import LogisticRegression as LR"]
+    assert [d["name"] for d in fit["definitions"]] == ["make", "SCALE", "scaled", "Wrapper"]  # what each uses first
+    assert fit["definitions"][0]["source"] == "@lru_cache\ndef make(C):\n    return LR(C=C)\n"
     result = xpmagic("replay", "fit", "--db", str(db_path), "--json", cwd=tmp_path)
     found = verdicts(result)
     assert found["fit"]["verdict"] == "reproduced", found
@@ -109,8 +123,8 @@ def test_a_redacted_secret_parameter_comes_from_the_environment_in_the_replay(sh
 
 
 def test_an_input_from_an_unrecorded_cell_is_named_with_the_way_out(shell, tmp_path, db_path):
-    run_ok(shell, "base = 21\n")
-    run_ok(shell, "%%experiment doubled\nxp.log(v=base * 2)\n")
+    run_ok(shell, "base = [21]\n")  # data (a literal constant would be recorded with the run)
+    run_ok(shell, "%%experiment doubled\nxp.log(v=base[0] * 2)\n")
     found = verdicts(xpmagic("replay", "doubled", "--db", str(db_path), "--json", cwd=tmp_path))
     assert found["doubled"]["verdict"] == "failed" and found["doubled"]["error"]["type"] == "NameError"
     assert any(c.startswith("input 'base' was not defined in the replay") and "without %%experiment" in c

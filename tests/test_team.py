@@ -277,10 +277,11 @@ def test_a_bad_dask_address_or_storage_is_one_line(shell):
 
 
 def test_a_worker_refuses_a_study_whose_inputs_no_recorded_cell_made(shell, db_path, pg_url):
-    run_ok(shell, "centre = 0.3\n")  # a plain cell: nothing recorded
-    run_ok(shell, f"%%experiment orphan --optimize score --trials 3 --storage {pg_url}\n" + OBJECTIVE.format(sleep=0))
+    run_ok(shell, "centres = [0.3]\n")  # a plain cell: nothing recorded (a literal constant would be)
+    run_ok(shell, f"%%experiment orphan --optimize score --trials 3 --storage {pg_url}\n"
+                  + OBJECTIVE.format(sleep=0).replace("centre", "centres[0]"))
     shell.user_ns["xp"].study("orphan").wait(60)
     worker = start_worker("orphan", db_path, pg_url)
     _, err = worker.communicate(timeout=120)
-    assert worker.returncode != 0 and "reads centre, which no recorded cell produced" in err
+    assert worker.returncode != 0 and "reads centres, which no recorded cell produced" in err
     assert "Traceback" not in err

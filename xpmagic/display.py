@@ -52,6 +52,8 @@ def run_text(run: Run) -> str:
         lines.append("lineage: read from runs " + ", ".join(map(str, run.lineage)))
     if run.imports:
         lines.append("imports: " + "; ".join(run.imports))
+    if run.definitions:
+        lines.append("definitions: " + ", ".join(d["name"] for d in run.definitions))
     if run.env:
         lines.append(f"environment: Python {run.env['python']} on {run.env['platform']}, "
                      f"{len(run.env['packages'])} packages")
@@ -104,6 +106,8 @@ class RunView:
             parts.append("<b>lineage</b>: read from runs " + ", ".join(map(str, run.lineage)))
         if run.imports:
             parts.append("<b>imports</b>: " + escape("; ".join(run.imports)))
+        if run.definitions:
+            parts.append("<b>definitions</b>: " + escape(", ".join(d["name"] for d in run.definitions)))
         parts.append(f"<pre>{escape(run.code)}</pre>")
         if run.error:
             parts.append(f"<pre style='color:#cf222e'>{escape(run.error.traceback)}</pre>")

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import clock
+from .bindings import Bindings, bindings_for
 from .capture import NameUse, TeeStream, cell_name_use, routed_streams
 from .environment import EnvironmentTracker
 from .errors import UsageError, XPError
 from .fingerprint import Fingerprint, fingerprint, is_recordable, is_weak_for_lineage
 from .gitstate import GitStateWriter
-from .imports import import_statement
 from .knowledge import model_family_of, rows_for_run
 from .phases import normalize_reason
 from .phasetrack import PhaseTracker
@@ -76,7 +76,7 @@ class _CellRun:
     names: NameUse
     inputs: dict[str, Fingerprint] = field(default_factory=dict)
     lineage: list[tuple[int, str]] = field(default_factory=list)
-    imports: list[str] = field(default_factory=list)
+    bindings: Bindings = field(default_factory=Bindings)
     stdout: TeeStream | None = None
     stderr: TeeStream | None = None
     failed_at: float | None = None
@@ -234,34 +234,32 @@ class Recorder:
         self.shell.showtraceback = showtraceback
 
     def _fingerprint_inputs(self, cell: _CellRun) -> None:
-        cell.inputs, cell.lineage, cell.imports = self._inputs(cell.names.loaded, cell.settings.sample_bytes,
-                                                               cell.store, cell.run.id)
+        cell.inputs, cell.lineage, cell.bindings = self._inputs(cell.names.loaded, cell.settings.sample_bytes,
+                                                                cell.store, cell.run.id)
 
-    def inputs_of(self, body: str) -> tuple[list[tuple[int, str]], list[str]]:
-        """Lineage and imports of a cell body that reads the namespace now (an optimization's trials)."""
+    def inputs_of(self, body: str) -> tuple[list[tuple[int, str]], Bindings]:
+        """Lineage and bindings of a cell body that reads the namespace now (an optimization's trials)."""
         settings = self._settings()
         if not settings.capture_variables:
-            return [], []
+            return [], Bindings()
         store = self._store()
         loaded = cell_name_use(python_of(body), self.shell.transform_cell).loaded
-        _, lineage, imports = self._inputs(loaded, settings.sample_bytes, store, store.max_run_id() + 1)
-        return lineage, imports
+        _, lineage, bindings = self._inputs(loaded, settings.sample_bytes, store, store.max_run_id() + 1)
+        return lineage, bindings
 
     def _inputs(self, loaded: frozenset[str], sample_bytes: int, store: Store,
-                before_run: int) -> tuple[dict[str, Fingerprint], list[tuple[int, str]], list[str]]:
+                before_run: int) -> tuple[dict[str, Fingerprint], list[tuple[int, str]], Bindings]:
         """Fingerprints of the recordable names a cell reads, the runs that wrote them, and the
-        import statements that bind the modules, classes and functions it reads."""
+        code that binds the modules, classes and functions it reads (bindings.py)."""
         namespace = self.shell.user_ns
         inputs: dict[str, Fingerprint] = {}
         lineage: list[tuple[int, str]] = []
-        imports: list[str] = []
+        read: list[str] = []
         for name in loaded:
             if name in _INTERNAL_NAMES or name.startswith("_") or name not in namespace:
                 continue
+            read.append(name)
             value = namespace[name]
-            statement = import_statement(name, value)
-            if statement is not None:
-                imports.append(statement)
             if not is_recordable(value):
                 continue
             print_ = fingerprint(value, sample_bytes)
@@ -269,7 +267,7 @@ class Recorder:
             source = self._producer_of(store, name, print_, before_run)
             if source is not None:
                 lineage.append((source, name))
-        return inputs, lineage, sorted(imports)
+        return inputs, lineage, bindings_for(read, namespace)
 
     def _producer_of(self, store: Store, name: str, print_: Fingerprint, before_run: int) -> int | None:
         if print_.digest is None:
@@ -300,7 +298,8 @@ class Recorder:
         outcome = RunOutcome(
             status=status, ended_at=utc_now(), duration_s=duration, stdout=stdout,
             stderr=stderr, result=_result_repr(result.result), error=error_info(error),
-            params=list(cell.run.params.values()), lineage=cell.lineage, imports=cell.imports,
+            params=list(cell.run.params.values()), lineage=cell.lineage,
+            imports=cell.bindings.imports, definitions=cell.bindings.definitions,
             datasets=list(cell.run.datasets.values()),
             artifacts=list(cell.run.artifacts.values()), metrics=metrics, metric_chunks=chunks,
             environment_id=cell.store.environment_id(self.environment.snapshot()),

@@ -70,6 +70,7 @@ class Run:
     outputs: dict[str, str | None] = field(default_factory=dict)
     lineage: list[int] = field(default_factory=list)
     imports: list[str] = field(default_factory=list)
+    definitions: list[dict[str, str]] = field(default_factory=list)  # {name, source}
     datasets: list[dict[str, Any]] = field(default_factory=list)
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     param_specs: list[ParamSpec] = field(default_factory=list)
@@ -171,6 +172,7 @@ class RunOutcome:
     variables: list[VariableRecord] = field(default_factory=list)
     lineage: list[tuple[int, str]] = field(default_factory=list)
     imports: list[str] = field(default_factory=list)  # statements binding the modules and classes it read
+    definitions: list[dict[str, str]] = field(default_factory=list)  # the notebook's functions and classes it read
     datasets: list[DatasetRecord] = field(default_factory=list)
     artifacts: list[ArtifactRecord] = field(default_factory=list)
     metrics: list[MetricSummary] = field(default_factory=list)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import procinfo
+from .bindings import Bindings
 from .errors import MissingDependency, UsageError, XPError
 from .queries import Change, compare_mappings
 from .recorder import split_cell
@@ -58,9 +59,16 @@ def upstream_runs(store: Store, run_id: int) -> list[Run]:
     return [store.get_run(i) for i in sorted(seen)]
 
 
-def imports_of(runs: list[Run]) -> list[str]:
-    """The runs' recorded import statements, each once, in the order the runs first needed them."""
-    return list(dict.fromkeys(statement for run in runs for statement in run.imports))
+def setup_code(bindings: list[Bindings]) -> str:
+    """The recorded imports, then the notebook's functions and classes, each once, in the order
+    the runs first needed them: what plain cells of the notebook did before the runs."""
+    imports = dict.fromkeys(s for b in bindings for s in b.imports)
+    definitions = dict.fromkeys(d["source"].rstrip("\n") for b in bindings for d in b.definitions)
+    return "\n\n\n".join(part for part in ("\n".join(imports), "\n\n\n".join(definitions)) if part)
+
+
+def bindings_of(run: Run) -> Bindings:
+    return Bindings(run.imports, run.definitions)
 
 
 def magic_line(run: Run) -> str:
@@ -88,9 +96,9 @@ def rebuild_notebook(store: Store, run_id: int, *, parameters_cell: bool = False
         f"Rebuilt by xpmagic from run {target.id} of **{target.experiment}**, "
         f"with the recorded cells it read from: {upstream}."))
     nb.cells.append(new_code_cell("%load_ext xpmagic"))
-    imports = imports_of(runs)
-    if imports:  # what the runs read from modules, usually imported in a cell no run records
-        nb.cells.append(new_code_cell("\n".join(imports), metadata={"xpmagic": {"imports": True}}))
+    setup = setup_code([bindings_of(run) for run in runs])
+    if setup:  # what the runs read from modules and the notebook's own definitions: plain cells
+        nb.cells.append(new_code_cell(setup, metadata={"xpmagic": {"setup": True}}))
     if parameters_cell:
         lines = [f"{name} = {value!r}" for name, value in sorted(_replayable(target.params).items())]
         nb.cells.append(new_code_cell("\n".join(lines) or "# no parameters",

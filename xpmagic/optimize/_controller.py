@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..bindings import Bindings
 from ..capture import cell_name_use
 from ..errors import UsageError, XPError, first_line
 from ..knowledge import rows_for_run
@@ -69,6 +70,7 @@ class TrialInfo:
 
 
 STARTUP_ATTR = "xpmagic_startup_trials"  # study user attribute: TPE's startup after warm starts
+BINDINGS_ATTR = "xpmagic_bindings"  # study user attribute: imports and definitions a worker needs
 
 
 def make_sampler(name: str, seed: int | None, space: SearchSpace, startup: int | None = None) -> Any:
@@ -107,7 +109,7 @@ class StudyController:
                  max_output_chars: int, done_before: list[TrialInfo] | None = None,
                  on_change: Callable[[], None] | None = None,
                  knowledge: Callable[[], Store] | None = None,
-                 lineage: list[tuple[int, str]] | None = None, imports: list[str] | None = None,
+                 lineage: list[tuple[int, str]] | None = None, bindings: Bindings | None = None,
                  cluster: Any = None, follower: bool = False):
         self.name = name
         self.follower = follower  # an `xpmagic worker`: runs trials, leaves steering to the study's kernel
@@ -117,7 +119,7 @@ class StudyController:
         self._synced_at = 0.0
         self._cluster = cluster  # a DaskCluster when --jobs dask://..., else trials run in threads here
         self.lineage = list(lineage or [])  # the runs whose outputs every trial reads
-        self.imports = list(imports or [])  # the statements binding the modules and classes it reads
+        self.bindings = bindings or Bindings()  # the code binding the modules, classes and functions it reads
         self.experiment = experiment
         self.config = config
         self.study = study
@@ -370,7 +372,7 @@ class StudyController:
             duration_s=result.duration_s, stdout=result.stdout, stderr=result.stderr, error=error,
             params=result.params, metrics=result.metrics, metric_chunks=result.chunks,
             datasets=result.datasets, artifacts=result.artifacts, trial_state=state, lineage=self.lineage,
-            imports=self.imports, host=result.host))
+            imports=self.bindings.imports, definitions=self.bindings.definitions, host=result.host))
         with self._lock:
             if violations:
                 self.study._storage.set_trial_system_attr(trial._trial_id, "constraints", violations)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 
+from ..bindings import Bindings
 from ..errors import MissingDependency, UsageError, first_line
 from ..store import Store, utc_now
-from ._controller import STARTUP_ATTR, StudyConfig, StudyController, TrialInfo, make_sampler
+from ._controller import BINDINGS_ATTR, STARTUP_ATTR, StudyConfig, StudyController, TrialInfo, make_sampler
 from ._space import SearchSpace
 from ._storage import default_url, open_storage, optuna_path, recorded_url
 
@@ -30,7 +31,7 @@ def launch(*, store: Store, store_factory: Any, experiment: str, body: str, code
            config: StudyConfig, namespace: dict, notebook: str | None,
            environment_id: int | None, max_output_chars: int,
            knowledge: Any = None, lineage: list[tuple[int, str]] | None = None,
-           imports: list[str] | None = None) -> StudyController:
+           bindings: Bindings | None = None) -> StudyController:
     optuna = _import_optuna()
     if config.direction not in ("maximize", "minimize"):
         raise UsageError("direction must be maximize or minimize")
@@ -73,7 +74,7 @@ def launch(*, store: Store, store_factory: Any, experiment: str, body: str, code
                                     sampler=make_sampler(config.sampler, config.seed, space))
         study.set_user_attr("xpmagic_db", str(store.path))
         study.set_user_attr("xpmagic_inputs", sorted({source for source, _ in lineage or []}))
-        study.set_user_attr("xpmagic_imports", list(imports or []))  # for `xpmagic worker`
+        study.set_user_attr(BINDINGS_ATTR, asdict(bindings or Bindings()))  # for `xpmagic worker`
         study_id = store.create_study(
             name=name, experiment=experiment, optuna_name=name, storage=recorded_url(storage_url),
             metric=config.metric, direction=config.direction, sampler=config.sampler,
@@ -85,7 +86,7 @@ def launch(*, store: Store, store_factory: Any, experiment: str, body: str, code
         name=name, experiment=experiment, body=body, code=code, config=config, store=store_factory,
         namespace=namespace, study=study, study_id=study_id, space=space, notebook=notebook,
         environment_id=environment_id, max_output_chars=max_output_chars, done_before=done,
-        knowledge=knowledge, lineage=lineage, imports=imports, cluster=cluster)
+        knowledge=knowledge, lineage=lineage, bindings=bindings, cluster=cluster)
     controllers[name] = controller
     if config.recommend and not config.resume and knowledge is not None:
         from ..recommend import for_cell

@@ -18,26 +18,27 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import procinfo
+from ..bindings import Bindings
 from ..environment import EnvironmentTracker
 from ..errors import UsageError, XPError
 from ..recorder import split_cell
 from ..store import Store
 from ..teamknowledge import open_knowledge
 from . import _remote as remote
-from ._controller import STARTUP_ATTR, StudyConfig, StudyController, make_sampler
+from ._controller import BINDINGS_ATTR, STARTUP_ATTR, StudyConfig, StudyController, make_sampler
 from ._space import SearchSpace
 from ._storage import open_storage
 
 IDLE_POLL_S = 0.5
 
 
-def _rebuild_namespace(store: Store, input_runs: list[int], imports: list[str],
+def _rebuild_namespace(store: Store, input_runs: list[int], bindings: Bindings,
                        progress: Callable[[str], None]) -> dict[str, Any]:
     """Run the recorded cells the study reads from, oldest first, in a shell of our own,
-    after the imports they and the study's cell need."""
+    after the imports and definitions they and the study's cell need."""
     from IPython.core.interactiveshell import InteractiveShell
 
-    from ..replay import _working_folder, imports_of, magic_line, upstream_runs
+    from ..replay import _working_folder, bindings_of, magic_line, setup_code, upstream_runs
 
     runs: dict[int, Any] = {}
     for run_id in input_runs:
@@ -49,13 +50,13 @@ def _rebuild_namespace(store: Store, input_runs: list[int], imports: list[str],
     # The rebuilding runs are scaffolding, not results: they are recorded in a scratch file.
     shell.run_line_magic("config", f"XPMagics.db_path = {os.path.join(scratch, 'rebuild.db')!r}")
     shell.run_line_magic("config", "XPMagics.show_summary = False")
-    statements = list(dict.fromkeys(imports_of([runs[i] for i in sorted(runs)]) + imports))
-    if statements:
-        progress("importing: " + "; ".join(statements))
-        result = shell.run_cell("\n".join(statements), store_history=False)
+    setup = setup_code([*(bindings_of(runs[i]) for i in sorted(runs)), bindings])
+    if setup:
+        progress("importing and defining what the study's cells read")
+        result = shell.run_cell(setup, store_history=False)
         if not result.success:
             error = result.error_in_exec or result.error_before_exec
-            raise XPError(f"the study's imports failed here: {type(error).__name__}: {error}; "
+            raise XPError(f"the study's imports and definitions failed here: {type(error).__name__}: {error}; "
                           "install the packages it uses on this machine")
     for run in (runs[i] for i in sorted(runs)):
         progress(f"rebuilding inputs: run {run.id} ({run.experiment})")
@@ -110,8 +111,8 @@ class Worker:
         record = self.record
         _, body = split_cell(record["code"])
         inputs = self.study.user_attrs.get("xpmagic_inputs", [])
-        namespace = _rebuild_namespace(self.store, inputs, self.study.user_attrs.get("xpmagic_imports", []),
-                                       self.progress)
+        bindings = Bindings(**self.study.user_attrs.get(BINDINGS_ATTR, {}))
+        namespace = _rebuild_namespace(self.store, inputs, bindings, self.progress)
         _check_inputs(body, namespace)
         config = StudyConfig(metric=record["metric"], direction=record["direction"], trials=record["budget"],
                              sampler=record["sampler"], constraints=tuple(record["constraints"] or ()))
@@ -123,7 +124,7 @@ class Worker:
             study_id=record["id"], space=self._space(), notebook=None, environment_id=environment,
             max_output_chars=100_000, follower=True, knowledge=lambda: knowledge,
             lineage=[(run_id, "") for run_id in inputs],
-            imports=self.study.user_attrs.get("xpmagic_imports", []))
+            bindings=bindings)
 
     def _experiment_name(self) -> str:
         row = self.store.conn.execute("SELECT e.name FROM experiments e JOIN studies s ON s.experiment_id = e.id"

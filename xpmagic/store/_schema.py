@@ -382,14 +382,15 @@ def m009_one_summary_per_task(db: Database) -> None:
 
 
 M010 = """
-ALTER TABLE runs ADD COLUMN imports TEXT;  -- JSON list: the import statements binding what the cell read
+ALTER TABLE runs ADD COLUMN imports TEXT;      -- JSON list: the import statements binding what the cell read
+ALTER TABLE runs ADD COLUMN definitions TEXT;  -- JSON list of {name, source}: the notebook's functions and classes
 """
 
 
 @migrations()
-def m010_run_imports(db: Database) -> None:
-    """A replay rebuilt from the records imports what the run's cell read from modules
-    (imports.py): most notebooks import in a plain cell no run records."""
+def m010_run_bindings(db: Database) -> None:
+    """A replay rebuilt from the records imports and defines what the run's cell read
+    (bindings.py): most notebooks do that in plain cells no run records."""
     _execute_script(db, M010)
 
 

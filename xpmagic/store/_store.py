@@ -260,11 +260,13 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
                 "UPDATE runs SET status = ?, ended_at = ?, duration_s = ?, stdout = ?, stderr = ?,"
                 " result = ?, error_type = ?, error_message = ?, error_traceback = ?,"
                 " environment_id = coalesce(?, environment_id), git_state_id = coalesce(?, git_state_id),"
-                " trial_state = coalesce(?, trial_state), host = coalesce(?, host), imports = ? WHERE id = ?",
+                " trial_state = coalesce(?, trial_state), host = coalesce(?, host), imports = ?, definitions = ?"
+                " WHERE id = ?",
                 (outcome.status.value, outcome.ended_at, outcome.duration_s, outcome.stdout,
                  outcome.stderr, outcome.result, error and error.type, error and error.message,
                  error and error.traceback, outcome.environment_id, git_state_id, outcome.trial_state,
-                 outcome.host, _dumps(outcome.imports) if outcome.imports else None, run_id),
+                 outcome.host, _dumps(outcome.imports) if outcome.imports else None,
+                 _dumps(outcome.definitions) if outcome.definitions else None, run_id),
             )
             if outcome.params:
                 conn.executemany(
@@ -417,6 +419,7 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
             outputs={n: f for d, n, f in variables if d == "out"},
             lineage=self.lineage_sources(run_id),
             imports=json.loads(row["imports"] or "[]"),
+            definitions=json.loads(row["definitions"] or "[]"),
             datasets=self._datasets(run_id),
             artifacts=self._artifacts(run_id),
             env=self._environment(row["environment_id"]),
@@ -547,7 +550,7 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
         columns = self._LIGHT_COLUMNS
         if not light:
             columns += (", r.code, r.stdout, r.stderr, r.result, r.error_traceback,"
-                        " r.environment_id, r.git_state_id, r.imports")
+                        " r.environment_id, r.git_state_id, r.imports, r.definitions")
         cursor = self.conn.cursor()
         cursor.row_factory = sqlite3.Row
         rows = []

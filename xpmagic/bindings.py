@@ -1,0 +1,229 @@
+"""The code that binds a name a cell read: an import statement, or a notebook's own definition.
+
+Cells mostly read modules, classes and functions that a plain cell at the top of the notebook
+imported or defined. A run records that code (import lines, and the source of the functions and
+classes the notebook defined, with what they in turn use), so a replay rebuilt from the records
+alone (replay.py) can run it before the run's cell, without the plain cells.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import linecache
+import sys
+import types
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .redaction import is_secret_variable, secret_values
+
+_NOT_IMPORTABLE = frozenset({"__main__", "builtins", "__mp_main__"})
+_NOTEBOOK_MODULES = frozenset({"__main__", "__mp_main__"})
+_MAX_DEPTH = 5  # a helper's helpers, and so on: deep enough for notebooks, bounded for odd graphs
+_MAX_DEFINITION_CHARS = 100_000  # every run that reads a definition keeps a copy of it
+
+
+@dataclass
+class Bindings:
+    imports: list[str] = field(default_factory=list)  # "import numpy as np", sorted
+    definitions: list[dict[str, str]] = field(default_factory=list)  # {name, source}, dependencies first
+
+
+def bindings_for(names: Iterable[str], namespace: dict[str, Any]) -> Bindings:
+    """Import statements and notebook definitions that bind ``names`` (and the names those
+    definitions use), with small constants (``N_FOLDS = 5``); other data is left out: lineage
+    accounts for it."""
+    found = Bindings()
+    imports: set[str] = set()
+    seen: set[str] = set()
+
+    def visit(name: str, depth: int) -> None:
+        if name in seen or name not in namespace or depth > _MAX_DEPTH:
+            return
+        seen.add(name)
+        value = namespace[name]
+        if not callable(value) and not isinstance(value, types.ModuleType):  # data: most names, kept cheap
+            constant = constant_source(name, value)
+            if constant is not None:
+                found.definitions.append({"name": name, "source": constant})
+            return
+        statement = _cached_import(name, value)
+        if statement is not None:
+            imports.add(statement)
+            return
+        source = definition_source(name, value)
+        if source is not None:
+            for used in sorted(_uses(value)):
+                visit(used, depth + 1)
+        else:
+            source = constant_source(name, value)
+        if source is not None:
+            found.definitions.append({"name": name, "source": source})
+
+    for name in sorted(names):
+        visit(name, 0)
+    found.imports = sorted(imports)
+    return found
+
+
+# -- imports -----------------------------------------------------------------------------------
+
+_IMPORTS: dict[tuple[str, int], tuple[Any, str | None]] = {}  # (name, id) -> (value, statement)
+
+
+def _cached_import(name: str, value: Any) -> str | None:
+    """Modules and classes live as long as the session: look each up once (a cell runs this
+    after a fit, with cold caches, where every microsecond shows)."""
+    known = _IMPORTS.get((name, id(value)))
+    if known is not None and known[0] is value:
+        return known[1]
+    statement = import_statement(name, value)
+    if statement is not None:  # never holds on to anything else (a callable model, say)
+        if len(_IMPORTS) > 10_000:
+            _IMPORTS.clear()
+        _IMPORTS[(name, id(value))] = (value, statement)
+    return statement
+
+
+def import_statement(name: str, value: Any) -> str | None:
+    """``import numpy as np`` for np, ``from sklearn.svm import SVC`` for SVC, or None when the
+    value is not something a module binds (data, or a function defined in the notebook)."""
+    try:
+        if isinstance(value, types.ModuleType):
+            module = value.__name__
+            return f"import {module}" if name == module else f"import {module} as {name}"
+        return _attribute_import(name, value)
+    except Exception:  # an object's own __getattr__ may raise anything
+        return None
+
+
+def _attribute_import(name: str, value: Any) -> str | None:
+    module_name = getattr(value, "__module__", None)
+    attribute = getattr(value, "__qualname__", None) or getattr(value, "__name__", None)
+    if not isinstance(module_name, str) or module_name in _NOT_IMPORTABLE or not isinstance(attribute, str):
+        return None  # data (instances have no __qualname__), or defined in the notebook
+    if "." in attribute or "<" in attribute:
+        return None  # a method or a nested function: no module binds it
+    home = _public_home(module_name, attribute, value)
+    if home is None:
+        return None
+    return f"from {home} import {attribute}" + ("" if name == attribute else f" as {name}")
+
+
+def _public_home(module_name: str, attribute: str, value: Any) -> str | None:
+    """The shortest loaded package path that binds the value: sklearn.linear_model rather
+    than sklearn.linear_model._logistic, where the class is defined."""
+    parts = module_name.split(".")
+    for end in range(1, len(parts) + 1):
+        module = sys.modules.get(".".join(parts[:end]))
+        if module is not None and getattr(module, attribute, None) is value:
+            return ".".join(parts[:end])
+    return None
+
+
+# -- constants ----------------------------------------------------------------------------------
+
+_CONSTANT_TYPES = (bool, int, float, str, type(None))
+_MAX_CONSTANT_CHARS = 1000
+
+
+def constant_source(name: str, value: Any) -> str | None:
+    """``SCALE = 2.0`` for a small literal, or None; never for a value that may be a secret."""
+    if type(value) not in _CONSTANT_TYPES or is_secret_variable(name):
+        return None
+    text = repr(value)
+    if len(text) > _MAX_CONSTANT_CHARS or any(secret in text for secret in secret_values()):
+        return None
+    try:
+        if ast.literal_eval(text) != value:
+            return None
+    except (ValueError, SyntaxError):  # nan, inf
+        return None
+    return f"{name} = {text}"
+
+
+# -- the notebook's own functions and classes ----------------------------------------------------
+
+@dataclass(frozen=True)
+class _Definition:
+    source: str
+    binds: str | None  # the one name the source binds, or None (a lambda inside a larger statement)
+    uses: frozenset[str]  # every name it reads: globals, decorators, base classes, defaults
+
+
+# Reading and parsing a definition costs ~0.3 ms: once per function body or class.
+_DEFINITIONS: dict[Any, _Definition | None] = {}
+
+
+def definition_source(name: str, value: Any) -> str | None:
+    """The source that defines a function or class of the notebook under ``name``, or None."""
+    definition = _definition(value)
+    if definition is None or definition.binds != name or len(definition.source) > _MAX_DEFINITION_CHARS:
+        return None
+    return definition.source
+
+
+def _uses(value: Any) -> frozenset[str]:
+    definition = _definition(value)
+    return frozenset() if definition is None else definition.uses
+
+
+def _definition(value: Any) -> _Definition | None:
+    try:
+        if hasattr(value, "__wrapped__"):  # functools.wraps, lru_cache: the source has the decorator
+            value = inspect.unwrap(value)
+        if isinstance(value, types.FunctionType) and value.__module__ in _NOTEBOOK_MODULES:
+            key, read = value.__code__, lambda: _function_source(value)
+        elif isinstance(value, type) and value.__module__ in _NOTEBOOK_MODULES:
+            key, read = value, lambda: _class_source(value)
+        else:
+            return None
+        if key not in _DEFINITIONS:
+            source = read()
+            _DEFINITIONS[key] = None if source is None else _parse(source)
+        return _DEFINITIONS[key]
+    except Exception:  # a class whose attributes raise, a cell no longer in linecache
+        return None
+
+
+def _function_source(function: types.FunctionType) -> str | None:
+    try:
+        return inspect.getsource(function)
+    except (OSError, TypeError):
+        return None
+
+
+def _class_source(cls: type) -> str | None:
+    """inspect cannot find a class defined in a notebook cell (before Python 3.13); its
+    methods name the cell, and the cell's source holds the class statement."""
+    for member in vars(cls).values():
+        code = getattr(member, "__code__", None)
+        if code is None:
+            continue
+        cell = "".join(linecache.getlines(code.co_filename))
+        for node in ast.parse(cell).body:
+            if isinstance(node, ast.ClassDef) and node.name == cls.__name__:
+                start = (node.decorator_list[0].lineno if node.decorator_list else node.lineno) - 1
+                return "".join(cell.splitlines(keepends=True)[start:node.end_lineno])
+        return None
+    return None
+
+
+def _parse(source: str) -> _Definition | None:
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return None  # e.g. a lambda's line cut out of a larger expression
+    binds = None
+    if len(body) == 1:
+        node = body[0]
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            binds = node.name
+        elif (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+              and isinstance(node.value, ast.Lambda)):
+            binds = node.targets[0].id
+    uses = frozenset(n.id for n in ast.walk(ast.Module(body=body, type_ignores=[]))
+                     if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load))
+    return _Definition(source, binds, uses)
