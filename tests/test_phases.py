@@ -127,6 +127,10 @@ def test_count_shares_when_no_durations_exist():
     i = m.phases.index("monitoring")
     assert m.based_on == "count"
     assert m.overlap[i][m.phases.index("model-development")] == pytest.approx(2 / 3)
+    assert m.summary().endswith("Model development is the most revisited phase (2 revisits).")
+    tied = compute_matrices(focus, revisits[:2])
+    assert tied.summary().endswith(
+        "Data preparation and model development are the most revisited phases (1 revisit each).")
 
 
 def test_idle_gaps_are_not_counted(shell, fake_clock):
@@ -176,6 +180,10 @@ def test_teams_can_add_reason_codes(shell, fake_clock):
     run_ok(shell, "%xp phase model-deployment")
     assert "vendor-delay" in repr(shell.run_line_magic("xp", "revisit data-acquisition --reason vendor-delay"))
     assert "vendor-delay" in repr(shell.run_line_magic("xp", "reasons"))
+    assert repr(shell.run_line_magic("xp", "reasons --add vendor-delay")) == (
+        "reason 'vendor-delay' already exists: waiting on a vendor")  # the description is kept
+    assert repr(shell.run_line_magic("xp", "reasons --add 'Legal Review!'")) == "reason 'legal-review' added"
+    assert "legal-review" in repr(shell.run_line_magic("xp", "revisit governance --reason 'legal review'"))
 
 
 def test_filters_by_experiment_and_date(shell, fake_clock):

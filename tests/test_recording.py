@@ -472,6 +472,19 @@ def test_code_diff_keeps_a_last_line_without_newline_on_its_own_line(shell):
     assert "-xp.log(m=0.5)" in lines and "+xp.log(m=0.7)" in lines
 
 
+def test_diff_shows_a_helper_edited_in_a_plain_cell(shell):
+    """The same experiment cell, other results: the diff shows the helper that changed."""
+    run_ok(shell, "OFFSET = 1\n\ndef score(x):\n    return x + OFFSET\n")
+    run_ok(shell, "%%experiment q\nxp.log(m=score(0.5))\n")
+    run_ok(shell, "OFFSET = 1\n\ndef score(x):\n    return x * 2 + OFFSET\n")
+    run_ok(shell, "%%experiment q\nxp.log(m=score(0.5))\n")
+    lines = repr(shell.run_line_magic("xp", "diff 1 2")).splitlines()
+    assert "--- run 1 (imports and definitions it read)" in lines
+    assert "-    return x + OFFSET" in lines and "+    return x * 2 + OFFSET" in lines
+    assert not any(line.startswith(("-OFFSET", "+OFFSET")) for line in lines)  # unchanged
+    assert "-xp.log(m=score(0.5))" not in lines  # the cell itself is the same
+
+
 def test_unknown_run_is_one_line(shell, capsys):
     run_ok(shell, "%%experiment q\nx = 1\n")
     result = shell.run_cell("%xp show 99")

@@ -31,6 +31,19 @@ class Bindings:
     definitions: list[dict[str, str]] = field(default_factory=list)  # {name, source}, dependencies first
 
 
+def setup_code(bindings: list[Bindings]) -> str:
+    """The recorded imports, then the notebook's functions and classes, each once, in the order
+    the runs first needed them: what plain cells of the notebook did before the runs."""
+    imports = dict.fromkeys(s for b in bindings for s in b.imports)
+    definitions = dict.fromkeys(d["source"].rstrip("\n") for b in bindings for d in b.definitions)
+    return "\n\n\n".join(part for part in ("\n".join(imports), "\n\n\n".join(definitions)) if part)
+
+
+def bindings_of(run: Any) -> Bindings:
+    """A recorded run's bindings (records.Run)."""
+    return Bindings(run.imports, run.definitions)
+
+
 def bindings_for(names: Iterable[str], namespace: dict[str, Any]) -> Bindings:
     """Import statements and notebook definitions that bind ``names`` (and the names those
     definitions use), with small constants (``N_FOLDS = 5``); other data is left out: lineage

@@ -285,7 +285,8 @@ class KnowledgeView:
         return {"rows": self.rows, "similar_tasks": self.similar}
 
     def __repr__(self) -> str:
-        text = f"{len(self.rows)} knowledge rows\n{self._text}"
+        shown = " (the newest 50 below; --json for all)" if len(self.rows) > 50 else ""
+        text = f"{len(self.rows)} knowledge rows{shown}\n{self._text}"
         if self.similar:
             text += "most similar past tasks (meta-feature distance; values: this task vs that one):\n" + "\n".join(
                 f"  {t['name'] or t['task'][:8]}: distance {t['distance']}, best score {t['best_score']:.4g}; "
@@ -299,8 +300,7 @@ PHASE_COMMANDS = ("phase", "revisit", "reasons", "phases")
 def phase_command(options: argparse.Namespace, store: Store, tracker: Any,
                   idle_cutoff: float | None = None) -> Any:
     """Phase commands; ``tracker`` is the session's PhaseTracker."""
-    from . import clock
-    from .phases import PHASES, REASONS, normalize_reason
+    from .phases import PHASES, REASONS
     from .phasetrack import PhaseFilter, build_report
 
     name = options.command
@@ -321,12 +321,7 @@ def phase_command(options: argparse.Namespace, store: Store, tracker: Any,
         return Message(tracker.revisit(" ".join(options.phase), options.reason, options.note))
     if name == "reasons":
         if options.add:
-            code = options.add.strip().lower().replace(" ", "-")
-            if not code:
-                raise UsageError("reasons --add needs a code")
-            store.add_reason(code, options.description, clock.iso())
-            normalize_reason(code, store.team_reasons())
-            return Message(f"reason {code!r} added")
+            return Message(_add_reason(store, options.add, options.description))
         return Message("\n".join(f"{code}: {text or ''}" for code, text in
                                  {**REASONS, **store.team_reasons()}.items()))
     filters = PhaseFilter(user=options.user, experiment=options.experiment,
@@ -334,6 +329,19 @@ def phase_command(options: argparse.Namespace, store: Store, tracker: Any,
     if idle_cutoff is None:
         return tracker.report(filters)
     return build_report(store, filters, idle_cutoff)
+
+
+def _add_reason(store: Store, text: str, description: str | None) -> str:
+    """A team's own reason code, spelt as codes are looked up ('Legal review' -> legal-review)."""
+    from . import clock
+    from .phases import REASONS, reason_code
+
+    code = reason_code(text)
+    known = {**REASONS, **store.team_reasons()}
+    if code in known and (description is None or code in REASONS):
+        return f"reason {code!r} already exists" + (f": {known[code]}" if known[code] else "")
+    store.add_reason(code, description, clock.iso())
+    return f"reason {code!r} {'updated' if code in known else 'added'}"
 
 
 def _moment(text: str | None) -> Any:

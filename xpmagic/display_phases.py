@@ -37,13 +37,12 @@ class PhaseReport:
 
     def __repr__(self) -> str:
         m = self.matrices
-        width = 12
+        width = 1 + max(len(name) for name in _SHORT.values())  # whole names: "acquisiti" read badly
         lines = ["overlap (rows: phase in focus, columns: phase worked on)",
-                 " " * width + "".join(_SHORT[k][:9].rjust(10) for k in m.phases)]
+                 " " * width + "".join(_SHORT[k].rjust(width) for k in m.phases)]
         for i, key in enumerate(m.phases):
             if any(m.overlap[i]):
-                lines.append(_SHORT[key][:width].ljust(width)
-                             + "".join(f"{v:10.3f}" for v in m.overlap[i]))
+                lines.append(_SHORT[key].ljust(width) + "".join(f"{v:{width}.3f}" for v in m.overlap[i]))
         lines.append("")
         lines.append(m.summary())
         return "\n".join(lines)

@@ -68,6 +68,14 @@ REASONS: dict[str, str] = {
 }
 
 
+def reason_code(text: str) -> str:
+    """The code a reason is stored and looked up by: 'Legal review!' -> 'legal-review'."""
+    code = _slug(text)
+    if not code:
+        raise UsageError(f"{text!r} is not a reason code: use letters, digits and dashes, e.g. legal-review")
+    return code
+
+
 def normalize_reason(text: str, team_reasons: dict[str, str | None] | None = None) -> str:
     """The reason code for text; the starter set plus codes the team added."""
     slug = _slug(text)
@@ -153,11 +161,14 @@ class PhaseMatrices:
             sentences.append(
                 f"{idx:.0%} of {PHASES[keys[i]].lower()}'s effort went to other phases; most of it "
                 f"({share:.0%} of the phase's effort) to {PHASES[keys[j]].lower()}{because}.")
-        top_phase = max(self.most_revisited, key=lambda k: self.most_revisited[k])
-        if self.most_revisited[top_phase]:
-            count = self.most_revisited[top_phase]
-            sentences.append(f"{PHASES[top_phase]} is the most revisited phase "
-                             f"({count} revisit{'s' if count != 1 else ''}).")
+        count = max(self.most_revisited.values(), default=0)
+        if count:
+            tied = [PHASES[k] if not i else PHASES[k].lower()
+                    for i, k in enumerate(k for k, n in self.most_revisited.items() if n == count)]
+            revisits = f"{count} revisit{'s' if count != 1 else ''}"
+            sentences.append(f"{tied[0]} is the most revisited phase ({revisits})." if len(tied) == 1 else
+                             f"{', '.join(tied[:-1])} and {tied[-1]} are the most revisited phases "
+                             f"({revisits} each).")
         return " ".join(sentences)
 
 

@@ -9,6 +9,7 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
+from .bindings import bindings_of, setup_code
 from .records import Run
 from .store import Store
 
@@ -121,9 +122,12 @@ def compare_mappings(a: dict[str, Any], b: dict[str, Any]) -> list[Change]:
 
 def diff_runs(store: Store, a_id: int, b_id: int) -> RunDiff:
     a, b = store.get_run(a_id), store.get_run(b_id)
-    # Lines without their endings: a cell's last line has none, and would run into the next line of the diff.
-    code_diff = "\n".join(difflib.unified_diff(
-        a.code.splitlines(), b.code.splitlines(), fromfile=f"run {a.id}", tofile=f"run {b.id}", lineterm=""))
+    code_diff = _unified(a.code, b.code, f"run {a.id}", f"run {b.id}")
+    setup_a, setup_b = setup_code([bindings_of(a)]), setup_code([bindings_of(b)])
+    if setup_a != setup_b:  # a helper edited in a plain cell: the same cell, other results
+        what = "imports and definitions it read"
+        code_diff = "\n".join(part for part in (code_diff, _unified(
+            setup_a, setup_b, f"run {a.id} ({what})", f"run {b.id} ({what})")) if part)
     return RunDiff(
         a=a, b=b, code_diff=code_diff,
         params=compare_mappings(a.params, b.params),
@@ -136,6 +140,12 @@ def diff_runs(store: Store, a_id: int, b_id: int) -> RunDiff:
         other=compare_mappings({"seed": a.seed, "experiment": a.experiment},
                                {"seed": b.seed, "experiment": b.experiment}),
     )
+
+
+def _unified(a: str, b: str, a_name: str, b_name: str) -> str:
+    # Lines without their endings: a cell's last line has none, and would run into the next line of the diff.
+    return "\n".join(difflib.unified_diff(a.splitlines(), b.splitlines(), fromfile=a_name, tofile=b_name,
+                                         lineterm=""))
 
 
 def _environment_changes(a: dict | None, b: dict | None) -> list[Change]:

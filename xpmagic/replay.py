@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import procinfo
-from .bindings import Bindings
+from .bindings import bindings_of, setup_code
 from .errors import MissingDependency, UsageError, XPError
 from .queries import Change, compare_mappings
 from .recorder import split_cell
@@ -59,16 +59,6 @@ def upstream_runs(store: Store, run_id: int) -> list[Run]:
     return [store.get_run(i) for i in sorted(seen)]
 
 
-def setup_code(bindings: list[Bindings]) -> str:
-    """The recorded imports, then the notebook's functions and classes, each once, in the order
-    the runs first needed them: what plain cells of the notebook did before the runs."""
-    imports = dict.fromkeys(s for b in bindings for s in b.imports)
-    definitions = dict.fromkeys(d["source"].rstrip("\n") for b in bindings for d in b.definitions)
-    return "\n\n\n".join(part for part in ("\n".join(imports), "\n\n\n".join(definitions)) if part)
-
-
-def bindings_of(run: Run) -> Bindings:
-    return Bindings(run.imports, run.definitions)
 
 
 def magic_line(run: Run) -> str:

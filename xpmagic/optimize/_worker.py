@@ -38,7 +38,8 @@ def _rebuild_namespace(store: Store, input_runs: list[int], bindings: Bindings,
     after the imports and definitions they and the study's cell need."""
     from IPython.core.interactiveshell import InteractiveShell
 
-    from ..replay import _working_folder, bindings_of, magic_line, setup_code, upstream_runs
+    from ..bindings import bindings_of, setup_code
+    from ..replay import _working_folder, magic_line, upstream_runs
 
     runs: dict[int, Any] = {}
     for run_id in input_runs:
