@@ -231,6 +231,26 @@ def test_the_best_trial_reruns_as_a_single_recorded_run(shell, tmp_path, db_path
     assert rerun.params == best.params and rerun.metrics["accuracy"] == best.metrics["accuracy"]
 
 
+def test_the_best_trial_of_an_objective_calling_a_notebook_helper_reruns(shell, tmp_path, db_path):
+    """The objective calls a helper from a plain cell, and the helper reads the data a recorded
+    run made: the data is an input of every trial, so the rerun rebuilds that run first."""
+    write_data(tmp_path)
+    run_ok(shell, LOAD)
+    run_ok(shell, "from sklearn.linear_model import LogisticRegression\n\n"
+                  "class Base:\n    pass\n\n"
+                  "class Fitter(Base):\n    def score(self, C):\n"
+                  "        X, y = frame[['a', 'b']].to_numpy(), frame['label'].to_numpy()\n"
+                  "        return LogisticRegression(C=C).fit(X, y).score(X, y)\n")
+    run_ok(shell, "%%experiment tune --optimize accuracy --trials 3 --sampler random --seed 1\n"
+                  "xp.log(accuracy=Fitter().score(xp.param('C', 1.0, low=0.01, high=100.0, log=True)))\n")
+    study = shell.user_ns["xp"].study("tune")
+    assert study.wait(60) and study.state == "finished"
+    best = shell.user_ns["xp"].get(study.best_run)
+    assert best.lineage == [1] and [d["name"] for d in best.definitions] == ["Base", "Fitter"]
+    found = verdicts(xpmagic("replay", "tune", "--best", "--db", str(db_path), "--json", cwd=tmp_path))
+    assert found["tune"]["verdict"] == "reproduced", json.dumps(found, indent=1)
+
+
 def test_best_of_a_study_without_complete_trials_is_one_line(recorded, tmp_path):
     result = xpmagic("replay", "no-such-study", "--best", "--db", str(recorded), cwd=tmp_path)
     assert result.returncode != 0 and "no study named 'no-such-study'" in result.stderr

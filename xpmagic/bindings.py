@@ -29,6 +29,8 @@ _MAX_DEFINITION_CHARS = 100_000  # every run that reads a definition keeps a cop
 class Bindings:
     imports: list[str] = field(default_factory=list)  # "import numpy as np", sorted
     definitions: list[dict[str, str]] = field(default_factory=list)  # {name, source}, dependencies first
+    # Data the definitions read (a helper using X): inputs of the cell as much as what it reads itself.
+    data_read: list[str] = field(default_factory=list, compare=False)
 
 
 def setup_code(bindings: list[Bindings]) -> str:
@@ -41,7 +43,7 @@ def setup_code(bindings: list[Bindings]) -> str:
 
 def bindings_of(run: Any) -> Bindings:
     """A recorded run's bindings (records.Run)."""
-    return Bindings(run.imports, run.definitions)
+    return Bindings(list(run.imports), list(run.definitions))
 
 
 def bindings_for(names: Iterable[str], namespace: dict[str, Any]) -> Bindings:
@@ -61,6 +63,8 @@ def bindings_for(names: Iterable[str], namespace: dict[str, Any]) -> Bindings:
             constant = constant_source(name, value)
             if constant is not None:
                 found.definitions.append({"name": name, "source": constant})
+            elif depth > 0:
+                found.data_read.append(name)
             return
         statement = _cached_import(name, value)
         if statement is not None:
@@ -195,7 +199,7 @@ def _definition(value: Any) -> _Definition | None:
             return None
         if key not in _DEFINITIONS:
             source = read()
-            _DEFINITIONS[key] = None if source is None else _parse(source)
+            _DEFINITIONS[key] = None if source is None else _parse(source, value)
         return _DEFINITIONS[key]
     except Exception:  # a class whose attributes raise, a cell no longer in linecache
         return None
@@ -209,22 +213,36 @@ def _function_source(function: types.FunctionType) -> str | None:
 
 
 def _class_source(cls: type) -> str | None:
-    """inspect cannot find a class defined in a notebook cell (before Python 3.13); its
-    methods name the cell, and the cell's source holds the class statement."""
-    for member in vars(cls).values():
-        code = getattr(member, "__code__", None)
-        if code is None:
-            continue
-        cell = "".join(linecache.getlines(code.co_filename))
-        for node in ast.parse(cell).body:
-            if isinstance(node, ast.ClassDef) and node.name == cls.__name__:
-                start = (node.decorator_list[0].lineno if node.decorator_list else node.lineno) - 1
-                return "".join(cell.splitlines(keepends=True)[start:node.end_lineno])
-        return None
+    """inspect cannot find a class defined in a notebook cell (before Python 3.13). Its methods
+    name the cell; a class without methods is looked for in the session's cells, newest first."""
+    files = [member.__code__.co_filename for member in vars(cls).values() if isinstance(member, types.FunctionType)]
+    if not files:
+        files = [name for name in reversed(list(linecache.cache)) if _is_cell_file(name)]
+    for filename in files[:200]:
+        source = _class_in(cls.__name__, "".join(linecache.getlines(filename)))
+        if source is not None:
+            return source
     return None
 
 
-def _parse(source: str) -> _Definition | None:
+def _is_cell_file(filename: str) -> bool:
+    # IPython's own cells, and ipykernel's (its cells are files named after their hash)
+    return filename.startswith("<ipython-input-") or "/ipykernel_" in filename
+
+
+def _class_in(name: str, cell: str) -> str | None:
+    try:
+        body = ast.parse(cell).body
+    except SyntaxError:
+        return None
+    for node in body:
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            start = (node.decorator_list[0].lineno if node.decorator_list else node.lineno) - 1
+            return "".join(cell.splitlines(keepends=True)[start:node.end_lineno])
+    return None
+
+
+def _parse(source: str, value: Any) -> _Definition | None:
     try:
         body = ast.parse(source).body
     except SyntaxError:
@@ -237,6 +255,34 @@ def _parse(source: str) -> _Definition | None:
         elif (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
               and isinstance(node.value, ast.Lambda)):
             binds = node.targets[0].id
-    uses = frozenset(n.id for n in ast.walk(ast.Module(body=body, type_ignores=[]))
-                     if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load))
-    return _Definition(source, binds, uses)
+    return _Definition(source, binds, frozenset(_code_globals(value) | _outer_names(body)))
+
+
+def _code_globals(value: Any) -> set[str]:
+    """The global names a function's code (or its class's methods) reads; its parameters and
+    locals are not among them, so a helper's own X is not mistaken for the notebook's X."""
+    codes = [value.__code__] if isinstance(value, types.FunctionType) else [
+        member.__code__ for member in vars(value).values() if isinstance(member, types.FunctionType)]
+    names: set[str] = set()
+    while codes:
+        code = codes.pop()
+        names.update(code.co_names)
+        codes += [c for c in code.co_consts if isinstance(c, types.CodeType)]
+    return names
+
+
+def _outer_names(body: list[ast.stmt]) -> set[str]:
+    """Names read outside any function body: decorators, base classes, default values, a
+    class's own statements."""
+    names: set[str] = set()
+    pending: list[ast.AST] = list(body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            pending += [*getattr(node, "decorator_list", []), *node.args.defaults,
+                        *(d for d in node.args.kw_defaults if d is not None)]
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            names.add(node.id)
+        pending += list(ast.iter_child_nodes(node))
+    return names

@@ -254,11 +254,10 @@ class Recorder:
         namespace = self.shell.user_ns
         inputs: dict[str, Fingerprint] = {}
         lineage: list[tuple[int, str]] = []
-        read: list[str] = []
-        for name in loaded:
-            if name in _INTERNAL_NAMES or name.startswith("_") or name not in namespace:
-                continue
-            read.append(name)
+        read = [name for name in loaded
+                if name not in _INTERNAL_NAMES and not name.startswith("_") and name in namespace]
+        bindings = bindings_for(read, namespace)
+        for name in read + [n for n in bindings.data_read if n not in _INTERNAL_NAMES and not n.startswith("_")]:
             value = namespace[name]
             if not is_recordable(value):
                 continue
@@ -267,7 +266,7 @@ class Recorder:
             source = self._producer_of(store, name, print_, before_run)
             if source is not None:
                 lineage.append((source, name))
-        return inputs, lineage, bindings_for(read, namespace)
+        return inputs, lineage, bindings
 
     def _producer_of(self, store: Store, name: str, print_: Fingerprint, before_run: int) -> int | None:
         if print_.digest is None:
