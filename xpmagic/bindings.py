@@ -198,6 +198,8 @@ def _definition(value: Any) -> _Definition | None:
         else:
             return None
         if key not in _DEFINITIONS:
+            if len(_DEFINITIONS) > 10_000:  # classes redefined cell after cell: the old ones may go
+                _DEFINITIONS.clear()
             source = read()
             _DEFINITIONS[key] = None if source is None else _parse(source, value)
         return _DEFINITIONS[key]
