@@ -114,7 +114,8 @@ def screenshot(page, name: str) -> None:
 
 def test_browse_runs_and_open_one(page, lab_shell):
     run_ok(lab_shell, "%%experiment sidebar-demo\nC = xp.param('C', 0.5)\nxp.log(acc=0.81)\n")
-    run_ok(lab_shell, "%%experiment sidebar-demo\nC = xp.param('C', 2.0)\nxp.log(acc=0.87)\n")
+    run_ok(lab_shell, "import math\n\ndef rounded(v):\n    return math.floor(v * 100) / 100\n")  # a plain cell
+    run_ok(lab_shell, "%%experiment sidebar-demo\nC = xp.param('C', 2.0)\nxp.log(acc=rounded(0.875))\n")
     page.wait_for_selector('.xp-experiment[data-experiment="sidebar-demo"]', timeout=30_000)
     page.click('.xp-experiment[data-experiment="sidebar-demo"]')
     page.wait_for_selector(".xp-run", timeout=30_000)
@@ -125,6 +126,8 @@ def test_browse_runs_and_open_one(page, lab_shell):
     page.wait_for_selector(".xp-code", timeout=30_000)
     assert "xp.param" in page.inner_text(".xp-code")
     assert "0.87" in page.inner_text(".xp-sidebar")
+    setup = page.inner_text(".xp-setup")  # what the run read from the plain cell
+    assert "import math" in setup and "def rounded(v):" in setup
     screenshot(page, "sidebar-run")
 
 

@@ -176,6 +176,14 @@ export class XPSidebar extends Widget {
     return rows ? `<table class="xp-kv">${rows}</table>` : '<div class="xp-muted">none</div>';
   }
 
+  /** What the run read from plain cells: the imports and the notebook's own definitions a replay runs first. */
+  private setupCode(run: any): string {
+    const imports = (run.imports ?? []) as string[];
+    const definitions = ((run.definitions ?? []) as { source: string }[]).map(d => d.source.replace(/\n+$/, ''));
+    const setup = [imports.join('\n'), ...definitions].filter(part => part).join('\n\n');
+    return setup ? `<h4>Read from plain cells</h4><pre class="xp-code xp-setup">${highlightPython(setup)}</pre>` : '';
+  }
+
   private async renderRun(id: number): Promise<void> {
     const run = await requestAPI<any>(`runs/${id}`);
     const series = Object.entries(run.series as Record<string, [number[], number[]]>)
@@ -195,7 +203,7 @@ export class XPSidebar extends Widget {
       <h4>Data</h4>${datasets || '<div class="xp-muted">none</div>'}
       <h4>Environment</h4><div>${env}</div><h4>Git</h4><div>${git}</div>
       <h4>Lineage</h4><div>${lineage || '<span class="xp-muted">read nothing from earlier runs</span>'}</div>
-      <h4>Code</h4><pre class="xp-code">${highlightPython(run.code)}</pre>${error}`;
+      <h4>Code</h4><pre class="xp-code">${highlightPython(run.code)}</pre>${error}${this.setupCode(run)}`;
     this.wireBack();
     this.node.querySelectorAll<HTMLElement>('.xp-lineage').forEach(a => a.addEventListener('click', () => this.goTo('run', Number(a.dataset.run))));
     this.node.querySelector<HTMLButtonElement>('.xp-replay')?.addEventListener('click', () => void this.replay(id));
