@@ -123,11 +123,13 @@ def test_enqueued_configurations_run_next_and_the_queue_can_be_reordered(shell):
     assert by_number[first_new] == 0.75 and by_number[first_new + 1] == 0.5
 
 
-def test_nothing_runs_until_approved(shell):
+def test_nothing_runs_until_approved(shell, capsys):
     study, _ = optimize(shell, "gate", "--trials 6 --approve", QUADRATIC)
     wait_for(lambda: len(study.controller.planned) == 3)
     time.sleep(0.3)
     assert study.controller.finished_trials() == []
+    assert study.wait() is False  # at once, not forever: only the person can let it go on
+    assert "study 'gate' waits for you: 3 planned trials await your approval" in capsys.readouterr().err
     study.approve(2)
     wait_for(lambda: len(study.controller.finished_trials()) == 2)
     time.sleep(0.3)
@@ -173,6 +175,7 @@ def test_failing_trials_are_recorded_and_repeated_failures_pause(shell, db_path)
                         "x = xp.param('x', 0.0, low=0.0, high=1.0)\nraise ValueError('broken')\n")
     wait_for(lambda: study.state == "paused")
     assert "5 failed trials in a row" in study.record["message"]
+    assert study.wait() is False  # paused: it waits for the person, so wait() does not block
     assert rows(db_path, "SELECT DISTINCT status, trial_state, error_type FROM runs") == [
         ("failed", "failed", "ValueError")]
 

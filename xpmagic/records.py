@@ -86,6 +86,16 @@ class Run:
         data["param_specs"] = [spec.to_dict() for spec in self.param_specs]
         return data
 
+    def __repr__(self) -> str:
+        # The generated repr printed every package and environment variable: a screenful for `-o run`.
+        return (f"Run(id={self.id}, experiment={self.experiment!r}, status={self.status!r}, "
+                f"params={self.params!r}, metrics={self.metrics!r})")
+
+    def _repr_html_(self) -> str:
+        from .display import RunView
+
+        return RunView(self)._repr_html_()
+
 
 @dataclass
 class VariableRecord:

@@ -206,15 +206,30 @@ class StudyController:
         self._listeners.append(listener)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the study has stopped or finished and no trial runs."""
+        """Block until the study has stopped or finished and no trial runs (True), or until it
+        can go on only with the person: paused, or its planned trials await approval (False)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
             while not (self.state in ("stopped", "finished") and self._running == 0):
+                if self.waiting_for_person() is not None:
+                    return False
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
                 self._changed.wait(remaining if remaining is not None else 0.5)
         return True
+
+    def waiting_for_person(self) -> str | None:
+        """What the study waits for the person to do, or None while it can go on by itself."""
+        if self._running or self._remote_running:
+            return None
+        if self.state == "paused":
+            return "it is paused: resume it (s.resume(), %xp resume, or the panel)"
+        if self.state == "running" and self.config.approve and self.planned and not self.ready:
+            n = len(self.planned)
+            return (f"{n} planned trial{'s' if n != 1 else ''} await{'' if n != 1 else 's'} your approval "
+                    "(s.approve(), %xp approve, or the panel)")
+        return None
 
     @property
     def active(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -93,10 +94,16 @@ class StudyHandle:
         return controllers.get(self.name)
 
     def wait(self, timeout: float | None = None) -> bool:
+        """True once the study has finished or stopped. False after ``timeout`` seconds, or at
+        once when it can only go on with you (paused, or trials await approval): it says which."""
         controller = self.controller
         if controller is None:
             raise UsageError(f"study {self.name!r} is not driven by this kernel")
-        return controller.wait(timeout)
+        done = controller.wait(timeout)
+        waiting = None if done else controller.waiting_for_person()
+        if waiting is not None:
+            print(f"xpmagic: study {self.name!r} waits for you: {waiting}", file=sys.stderr)
+        return done
 
     @property
     def record(self) -> dict[str, Any]:
