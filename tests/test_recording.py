@@ -178,6 +178,26 @@ def test_time_stacks_with_experiment_either_way(shell, db_path, capsys, cell):
     assert store.get_run(3).metrics["score"] == 49.5 and store.lineage_sources(3) == [1]
 
 
+def test_frames_are_fingerprinted_by_content_whatever_their_layout(shell, db_path):
+    """Column by column (text through Arrow, not a per-value hash): the whole of a 150,000-row
+    frame, so an edit anywhere shows, and equal content in other chunks or index types is equal."""
+    run_ok(shell, "import pandas as pd\nN = 150_000\n")
+    run_ok(shell, "%%experiment make\n"
+                  "frame = pd.DataFrame({'n': range(N), 'text': [f'row {i}' for i in range(N)],\n"
+                  "                      'cat': pd.Categorical(['a', 'b'] * (N // 2)),\n"
+                  "                      'raw': pd.Series([f'r{i}' for i in range(N)], dtype=object)})\n")
+    run_ok(shell, "same = pd.concat([frame.iloc[:1000], frame.iloc[1000:]])\n"
+                  "same.index = pd.Index(list(range(N)))\n")  # other chunks, an Index of the same numbers
+    run_ok(shell, "%%experiment use\nn = len(same)\n")
+    run_ok(shell, "%%experiment edit\nframe.loc[123_456, 'raw'] = 'edited'\n")
+    store = Store(db_path, create=False)
+    made, used, edited = store.get_run(1), store.get_run(2), store.get_run(3)
+    assert used.inputs["same"] == made.outputs["frame"] and store.lineage_sources(2) == [1]
+    assert edited.outputs["frame"] not in (None, made.outputs["frame"])
+    summary = json.loads(rows(db_path, "SELECT summary FROM run_variables WHERE run_id = 1 AND name = 'frame'")[0][0])
+    assert "sampled" not in summary and summary["shape"] == [150_000, 4]
+
+
 def test_lineage_across_sessions_by_fingerprint(shell, db_path):
     run_ok(shell, "%%experiment prep\nimport numpy as np\nfeatures = np.linspace(0, 1, 500)\n")
     shell.run_line_magic("unload_ext", "xpmagic")

@@ -193,8 +193,12 @@ def _pandas(value: Any, sample_bytes: int) -> Fingerprint | None:
         stride = max(1, int(approx_bytes // sample_bytes) + 1)
         sample = value.iloc[::stride]
         summary["sampled"] = True
-    hashed = pandas.util.hash_pandas_object(sample, index=True).to_numpy()
-    return Fingerprint(digest_bytes(meta, hashed.tobytes()), kind, summary)
+    from .framehash import frame_digest  # imports numpy: only once pandas is in use
+
+    digest, sampled = frame_digest(sample, meta)
+    if sampled:
+        summary["sampled"] = True
+    return Fingerprint(digest, kind, summary)
 
 
 _PARAM_NAMES: dict[type, tuple[str, ...] | None] = {}
