@@ -92,16 +92,27 @@ def test_runs_and_trials_add_knowledge_rows(shell, db_path):
     assert all(r["sampler"] == "tpe" for r in trials)
 
 
-UNASSIGNED_MODEL_CELL = ("C = xp.param('C', {C})\n"
-                         "xp.dataset(X, y, name='wine')\n"
-                         "xp.log(accuracy=cross_val_score(make_pipeline(StandardScaler(), SVC(C=C)),"
-                         " X, y, cv=3).mean())\n")
+SCORE_HELPER = ("def svc_score(C):\n"
+                "    return cross_val_score(make_pipeline(StandardScaler(), SVC(C=C)), X, y, cv=3).mean()\n")
+UNASSIGNED_MODEL_CELL = "xp.dataset(X, y, name='wine')\nxp.log(accuracy=svc_score(xp.param('C', {C})))\n"
+
+
+def test_a_model_never_assigned_is_known_by_the_class_the_cell_constructs(shell, db_path):
+    """cross_val_score(HGB(...)) leaves no estimator in a variable: the family is the predictor
+    class the cell calls, through its alias, for a run and for an optimization's trials."""
+    run_ok(shell, WINE + "from sklearn.svm import SVC as Classifier\n")
+    inline = ("C = xp.param('C', 1.0, low=0.1, high=10.0, log=True)\nxp.dataset(X, y, name='wine')\n"
+              "xp.log(accuracy=cross_val_score(make_pipeline(StandardScaler(), Classifier(C=C)), X, y, cv=3).mean())\n")
+    run_ok(shell, f"%%experiment inline\n{inline}")
+    run_ok(shell, f"%%experiment inline-tuning --optimize accuracy --trials 2 --seed 0 --no-recommend\n{inline}")
+    shell.user_ns["xp"].study("inline-tuning").wait(60)
+    assert {r["model_family"] for r in Store(db_path).knowledge_rows()} == {"SVC"}
 
 
 def test_a_task_keeps_one_summary_when_the_model_family_is_unknown(shell, db_path):
     """The estimator is never assigned to a variable, so the family is unknown (NULL): each run
     used to add a summary of its own, and recommendations read a stale one as the best."""
-    run_ok(shell, WINE)
+    run_ok(shell, WINE + SCORE_HELPER)
     for C in (0.001, 1.0, 0.01):
         run_ok(shell, f"%%experiment wine-svc\n{UNASSIGNED_MODEL_CELL.format(C=C)}")
     store = Store(db_path)

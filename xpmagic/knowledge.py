@@ -9,10 +9,12 @@ metric, so export/import/merge never duplicate them and each keeps its origin.
 
 from __future__ import annotations
 
+import ast
 import csv
 import io
 import json
 import os
+import types
 from typing import Any
 
 from . import procinfo
@@ -41,6 +43,35 @@ def model_family_of(values: list[Any]) -> str | None:
     if steps:
         chosen = steps[-1][1]
     return type(chosen).__name__
+
+
+def constructed_model_family(source: str, namespace: dict[str, Any]) -> str | None:
+    """The predictor class the cell constructs, for a model never assigned to a variable
+    (``cross_val_score(SVC(C=C), X, y)``): the last call in the code whose callee, looked up in
+    the namespace (so through aliases like ``HGB``), is a class with fit and predict."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    calls = sorted((node for node in ast.walk(tree) if isinstance(node, ast.Call)),
+                   key=lambda node: (node.lineno, node.col_offset))
+    family = None
+    for call in calls:
+        callee = _resolve(call.func, namespace)
+        if isinstance(callee, type) and hasattr(callee, "fit") and hasattr(callee, "predict"):
+            family = callee.__name__
+    return family
+
+
+def _resolve(node: ast.AST, namespace: dict[str, Any]) -> Any:
+    """What a callee expression names (``SVC``, ``svm.SVC``), without calling anything."""
+    if isinstance(node, ast.Name):
+        return namespace.get(node.id)
+    if isinstance(node, ast.Attribute):
+        owner = _resolve(node.value, namespace)
+        if owner is not None and isinstance(owner, (type, types.ModuleType)):
+            return getattr(owner, node.attr, None)
+    return None
 
 
 def rows_for_run(*, run_uuid: str, experiment: str, datasets: list[DatasetRecord],

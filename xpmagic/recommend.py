@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import guide, ratings, similarity
+from .knowledge import constructed_model_family
 from .metafeatures import distance, explain_distance, similarity_vector
 from .records import ParamSpec
 from .store import Store
@@ -302,8 +303,9 @@ def for_cell(store: Store, *, source: str, namespace: dict[str, Any], specs: dic
     meta = task_meta_from_namespace(source, namespace)
     if meta is None:
         return Recommendation()
-    return recommend(store, meta=meta, specs=specs, metric=metric, direction=direction,
-                     model_family=families[-1] if families else None)
+    # The class the cell constructs, through aliases (HGB for HistGradientBoostingClassifier)
+    family = constructed_model_family(source, namespace) or (families[-1] if families else None)
+    return recommend(store, meta=meta, specs=specs, metric=metric, direction=direction, model_family=family)
 
 
 def for_experiment(store: Store, knowledge: Store, experiment: str) -> Recommendation:

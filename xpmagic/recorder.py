@@ -26,7 +26,7 @@ from .environment import EnvironmentTracker
 from .errors import UsageError, XPError
 from .fingerprint import Fingerprint, fingerprint, is_recordable, is_weak_for_lineage
 from .gitstate import GitStateWriter
-from .knowledge import model_family_of, rows_for_run
+from .knowledge import constructed_model_family, model_family_of, rows_for_run
 from .phases import normalize_reason
 from .phasetrack import PhaseTracker
 from .records import ErrorInfo, NewRun, RunOutcome, RunStatus, VariableRecord
@@ -324,7 +324,8 @@ class Recorder:
 
     def _add_knowledge(self, cell: _CellRun, outcome: RunOutcome, duration: float) -> None:
         namespace = self.shell.user_ns
-        family = model_family_of([namespace[n] for n in sorted(cell.names.stored) if n in namespace])
+        family = (model_family_of([namespace[n] for n in sorted(cell.names.stored) if n in namespace])
+                  or constructed_model_family(python_of(split_cell(self._raw_cells[-1])[1]), namespace))
         rows = rows_for_run(
             run_uuid=cell.run.uuid, experiment=cell.args.name, datasets=outcome.datasets,
             params=cell.run.values(), metrics={m.name: m.last for m in outcome.metrics},

@@ -19,7 +19,7 @@ from typing import Any
 from ..bindings import Bindings
 from ..capture import cell_name_use
 from ..errors import UsageError, XPError, first_line
-from ..knowledge import rows_for_run
+from ..knowledge import constructed_model_family, rows_for_run
 from ..recorder import code_hash
 from ..records import ErrorInfo, NewRun, ParamSpec, RunOutcome, RunStatus
 from ..run import ActiveRun
@@ -143,6 +143,8 @@ class StudyController:
         self._knowledge = knowledge or store
         self._stored_names = sorted(cell_name_use(body, lambda text: text).stored)
         self._namespace = namespace
+        # The model family of trials that leave no estimator in a variable (SVC(...) inline).
+        self._constructed_family = constructed_model_family(body, namespace)
         self._notebook = notebook
         self._environment_id = environment_id
         self._max_output = max_output_chars
@@ -415,7 +417,8 @@ class StudyController:
         rows = rows_for_run(
             run_uuid=run_uuid, experiment=self.experiment, datasets=result.datasets,
             params=result.values, metrics={self.config.metric: result.last.get(self.config.metric)},
-            cost_s=result.duration_s, model_family=result.model_family, origin=str(self._store().path),
+            cost_s=result.duration_s, model_family=result.model_family or self._constructed_family,
+            origin=str(self._store().path),
             directions={self.config.metric: self.config.direction}, study=self.name,
             trial_number=number, sampler=self.config.sampler)
         knowledge = self._knowledge()
