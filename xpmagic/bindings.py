@@ -74,9 +74,6 @@ def bindings_for(names: Iterable[str], namespace: dict[str, Any]) -> Bindings:
         if source is not None:
             for used in sorted(_uses(value)):
                 visit(used, depth + 1)
-        else:
-            source = constant_source(name, value)
-        if source is not None:
             found.definitions.append({"name": name, "source": source})
 
     for name in sorted(names):
@@ -87,7 +84,7 @@ def bindings_for(names: Iterable[str], namespace: dict[str, Any]) -> Bindings:
 
 # -- imports -----------------------------------------------------------------------------------
 
-_IMPORTS: dict[tuple[str, int], tuple[Any, str | None]] = {}  # (name, id) -> (value, statement)
+_IMPORTS: dict[tuple[str, int], tuple[Any, str]] = {}  # (name, id) -> (value, statement)
 
 
 def _cached_import(name: str, value: Any) -> str | None:
