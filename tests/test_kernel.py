@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 
 import pytest
@@ -119,6 +122,10 @@ def test_resume_after_a_kernel_restart_keeps_trials_and_honours_the_budget(kerne
     os.kill(manager.provisioner.process.pid, signal.SIGKILL)
     manager.provisioner.process.wait(timeout=30)
     client.stop_channels()
+    # Steering now says no kernel drives the study (instead of waiting for an answer that cannot come)...
+    exe = shutil.which("xpmagic", path=os.path.dirname(sys.executable))
+    steered = subprocess.run([exe, "budget", "revive", "8", "--db", str(db)], capture_output=True, text=True)
+    assert "no kernel drives study 'revive' now" in steered.stdout, steered.stdout + steered.stderr
 
     manager, client = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
     try:
@@ -138,4 +145,7 @@ def test_resume_after_a_kernel_restart_keeps_trials_and_honours_the_budget(kerne
     assert len(complete) == 7 and len(trials) == 8  # budget of 8 counts the interrupted trial
     assert _count(db, "SELECT count(*) FROM runs WHERE status = 'interrupted'") == 1
     assert _count(db, "SELECT count(*) FROM studies") == 1
+    # ... and the request applied once the cell ran again with --resume
+    assert _count(db, "SELECT count(*) FROM study_controls WHERE applied_at IS NULL") == 0
+    assert _count(db, "SELECT count(*) FROM interactions WHERE source = 'cli' AND action = 'budget'") == 1
     assert _count(db, "SELECT state FROM studies") == "finished"

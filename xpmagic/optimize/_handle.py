@@ -6,6 +6,7 @@ import sys
 import time
 from typing import Any
 
+from .. import procinfo
 from ..errors import UsageError
 from ..store import Store, utc_now
 from ._launch import controllers
@@ -22,6 +23,9 @@ def send(store: Store, name: str, action: str, payload: dict[str, Any], source: 
     if record["state"] in ("stopped", "finished") and action in ("pause", "resume", "stop"):
         raise UsageError(f"study {record['name']!r} is {record['state']}; nothing to {action}")
     control_id = store.request_control(record["id"], action, payload, source, utc_now())
+    if _driver_gone(record):
+        return (f"requested; no kernel drives study {record['name']!r} now (pid {record['pid']} on "
+                f"{record['host']} has exited): the request applies when you run its cell again with --resume")
     deadline = time.monotonic() + REMOTE_WAIT_S
     while time.monotonic() < deadline:
         applied, result = store.control_result(control_id)
@@ -32,6 +36,13 @@ def send(store: Store, name: str, action: str, payload: dict[str, Any], source: 
         time.sleep(0.05)
     return (f"requested; study {record['name']!r} is driven by another process "
             f"(pid {record['pid']} on {record['host']}) and has not answered yet")
+
+
+def _driver_gone(record: dict[str, Any]) -> bool:
+    """Whether the process that drove the study, on this machine, has exited (elsewhere: unknown)."""
+    if record["host"] != procinfo.host() or record["pid"] is None:
+        return False
+    return not procinfo.is_alive(record["pid"], record["pid_started"])
 
 
 class StudyHandle:
