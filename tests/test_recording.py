@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -208,6 +210,19 @@ def test_lineage_across_sessions_by_fingerprint(shell, db_path):
     store = Store(db_path, create=False)
     prep_id, train_id = sorted(store.run_ids())
     assert store.lineage_sources(train_id) == [prep_id]
+
+
+def test_fingerprints_are_the_same_in_every_process(tmp_path):
+    """Nested code objects (comprehensions, lambdas) have memory addresses in their repr, and
+    sets iterate in an order that changes with each process's string hashing: neither may reach
+    a fingerprint, or lineage across sessions and replay verdicts break."""
+    script = ("from xpmagic.fingerprint import fingerprint\n"
+              "from sklearn.model_selection import cross_val_score\n"
+              "def pick(x):\n    return x in {'alpha', 'beta', 'gamma'} and [i * x for i in range(3)]\n"
+              "print([fingerprint(v).digest for v in (pick, cross_val_score, {'alpha', 'beta', 'gamma', 'delta'})])\n")
+    digests = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2, 3)}
+    assert len(digests) == 1 and "None" not in digests.pop()
 
 
 def test_dataset_records_fingerprint_shape_and_dtypes(shell, db_path):

@@ -246,8 +246,31 @@ def _function(func: Any) -> Fingerprint:
     code = getattr(func, "__code__", None)
     if code is None:
         return Fingerprint(None, "function", {"name": getattr(func, "__qualname__", "?")})
-    digest = digest_bytes(code.co_code, repr(code.co_consts).encode(), repr(code.co_names).encode())
-    return Fingerprint(digest, "function", {"name": func.__qualname__})
+    hasher = _hasher()
+    _hash_code(hasher, code)
+    return Fingerprint(hasher.hexdigest(), "function", {"name": func.__qualname__})
+
+
+def _hash_code(hasher: Any, code: types.CodeType) -> None:
+    """Bytecode, names and constants; a nested function's (or comprehension's) code by its own
+    content, since its repr holds a memory address that differs in every session."""
+    hasher.update(code.co_code)
+    hasher.update(repr(code.co_names).encode())
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            _hash_code(hasher, const)
+        else:
+            hasher.update(_const_text(const).encode())
+
+
+def _const_text(const: Any) -> str:
+    """A constant's repr, with sets in a fixed order (``x in {'a', 'b'}`` compiles to a frozenset,
+    whose repr order changes with each process's string hashing)."""
+    if isinstance(const, frozenset):
+        return "frozenset(" + repr(sorted(_const_text(c) for c in const)) + ")"
+    if isinstance(const, tuple):
+        return "(" + ",".join(_const_text(c) for c in const) + ")"
+    return repr(const)
 
 
 def _random_generator(value: Any) -> Fingerprint:
@@ -266,7 +289,9 @@ def _container(value: Any) -> Fingerprint:
     summary = {"type": type(value).__name__, "len": len(value)}
     if len(value) > _MAX_PICKLE_ITEMS:
         return Fingerprint(None, type(value).__name__, {**summary, "too_large": True})
-    return Fingerprint(_pickle_digest(value), type(value).__name__, summary)
+    if isinstance(value, (set, frozenset)):  # iteration order changes with each process's string hashing
+        value = (type(value).__name__, sorted(value, key=repr))
+    return Fingerprint(_pickle_digest(value), summary["type"], summary)
 
 
 def _pickle_digest(value: Any) -> str | None:
