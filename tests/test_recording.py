@@ -213,13 +213,16 @@ def test_lineage_across_sessions_by_fingerprint(shell, db_path):
 
 
 def test_fingerprints_are_the_same_in_every_process(tmp_path):
-    """Nested code objects (comprehensions, lambdas) have memory addresses in their repr, and
-    sets iterate in an order that changes with each process's string hashing: neither may reach
-    a fingerprint, or lineage across sessions and replay verdicts break."""
+    """Nested code objects (comprehensions, lambdas) and functions have memory addresses in their
+    repr (an estimator's score_func=...), and sets iterate in an order that changes with each
+    process's string hashing: none may reach a fingerprint, or lineage across sessions and replay
+    verdicts break."""
     script = ("from xpmagic.fingerprint import fingerprint\n"
               "from sklearn.model_selection import cross_val_score\n"
               "def pick(x):\n    return x in {'alpha', 'beta', 'gamma'} and [i * x for i in range(3)]\n"
-              "print([fingerprint(v).digest for v in (pick, cross_val_score, {'alpha', 'beta', 'gamma', 'delta'})])\n")
+              "from sklearn.feature_selection import SelectKBest\n"
+              "values = (pick, cross_val_score, {'alpha', 'beta', 'gamma', 'delta'}, SelectKBest(score_func=pick))\n"
+              "print([fingerprint(v).digest for v in values])\n")
     digests = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                               env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2, 3)}
     assert len(digests) == 1 and "None" not in digests.pop()

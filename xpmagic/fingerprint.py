@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pickle
 import random
+import re
 import sys
 import types
 from dataclasses import dataclass, field
@@ -202,6 +203,8 @@ def _pandas(value: Any, sample_bytes: int) -> Fingerprint | None:
 
 
 _PARAM_NAMES: dict[type, tuple[str, ...] | None] = {}
+# "<function f at 0x7f...>" in a parameter's repr (score_func=f): the address changes every session.
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
 def _estimator_params(estimator: Any) -> dict[str, Any]:
@@ -220,7 +223,7 @@ def _estimator_params(estimator: Any) -> dict[str, Any]:
 
 
 def _estimator(estimator: Any, sample_bytes: int) -> Fingerprint:
-    params = {name: repr(value) for name, value in _estimator_params(estimator).items()}
+    params = {name: _ADDRESS.sub("", repr(value)) for name, value in _estimator_params(estimator).items()}
     fitted = sorted(k for k in vars(estimator) if k.endswith("_") and not k.startswith("_"))
     hasher = _hasher()
     hasher.update(f"{type(estimator).__module__}.{type(estimator).__qualname__}".encode())
