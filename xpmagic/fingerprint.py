@@ -77,8 +77,8 @@ def _fingerprint(value: Any, sample_bytes: int) -> Fingerprint:
     if module == "numpy" and getattr(value, "shape", None) == ():  # numpy scalars
         return Fingerprint(digest_bytes(repr(value).encode()), "scalar",
                            {"type": type(value).__name__, "value": repr(value)[:80]})
-    if isinstance(value, random.Random) or (module == "numpy" and hasattr(value, "bit_generator")
-                                            or type(value).__name__ == "RandomState"):
+    if isinstance(value, random.Random) or (module == "numpy" and (hasattr(value, "bit_generator")
+                                                                   or type(value).__name__ == "RandomState")):
         return _random_generator(value)
     return Fingerprint(None, type(value).__name__,
                        {"type": f"{type(value).__module__}.{type(value).__qualname__}"})
