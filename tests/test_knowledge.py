@@ -320,7 +320,7 @@ def test_the_strength_of_adaptation_is_what_worked_when_replayed_on_past_tasks(t
     few = _peaked_tasks(Store(tmp_path / "few.db"), peaks[:3])
     assert few.adaptation_strength == adaptation.DEFAULT_STRENGTH and few.guide.adaptation.replayed == 0
     assert few.adaptation_reason.endswith("too few past tasks to test which strength works (the test needs 6; "
-                                          "there are 3)")
+                                          "you have 3)")
 
 
 def _curved_tasks(store, tasks):
@@ -357,7 +357,8 @@ def test_similarity_gets_the_share_of_the_vote_it_has_earned(tmp_path, construct
     # Three past tasks cannot tell: similarity keeps half the vote, and the reason says why.
     few = recommend(constructed, meta=NEAR, specs=SPECS, metric="accuracy", direction="maximize", model_family="SVC")
     assert few.guide.evidence.correlation is None and few.similarity_share == 0.5
-    assert few.similarity_reason.endswith("(the test needs 6 with 3 or more results; 1 of your 3 have)")
+    assert few.similarity_reason.endswith("(the test needs 6 past tasks with 3 or more results each; "
+                                          "1 of your 3 past tasks has that many)")
     assert few.to_dict()["similarity_share"] == 0.5
 
 

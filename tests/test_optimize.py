@@ -63,6 +63,9 @@ def test_a_trial_reads_user_data_but_its_assignments_do_not_leak(shell, db_path)
     study.wait(30)
     assert shell.user_ns["x"] == "the user value" and "leaked" not in shell.user_ns
     assert all(v[0] >= 2.0 for v in rows(db_path, "SELECT last FROM metrics WHERE name = 'score'"))
+    # every trial run records the notebook variable it read, fingerprinted once for the study
+    read = rows(db_path, "SELECT run_id, name, kind FROM run_variables WHERE direction = 'in' ORDER BY run_id")
+    assert [(name, kind) for _, name, kind in read] == [("offset", "scalar")] * 3
 
 
 def test_pause_resume_and_stop(shell, db_path):

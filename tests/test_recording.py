@@ -282,6 +282,25 @@ def test_a_folder_artifact_is_recorded_by_its_files(shell, db_path, tmp_path):
     assert first[2] != second[2]
 
 
+def test_a_folder_artifact_skips_pipes_and_refuses_a_working_folder(shell, db_path, tmp_path, monkeypatch, capsys):
+    import xpmagic.run
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.bin").write_bytes(b"abc")
+    os.mkfifo(model / "progress.fifo")  # opening it to read would wait for a writer forever
+    run_ok(shell, "%%experiment saved\nxp.artifact('model')\n")
+    assert rows(db_path, "SELECT size FROM artifacts") == [(3,)]
+
+    monkeypatch.setattr(xpmagic.run, "MAX_ARTIFACT_FILES", 2)
+    for number in range(3):
+        (tmp_path / f"notes-{number}.txt").write_text("x")
+    capsys.readouterr()
+    assert not shell.run_cell("%%experiment saved\nxp.artifact('.')\n").success
+    text = capsys.readouterr()
+    assert "holds more than 2 files" in text.out + text.err and "Traceback" not in text.out + text.err
+
+
 def test_environment_recorded_once_and_without_secrets(shell, db_path, monkeypatch):
     monkeypatch.setenv("MY_API_TOKEN", "s3cr3t-value")
     monkeypatch.setenv("DB_PASSWORD", "hunter2")
@@ -450,6 +469,12 @@ def test_phase_is_normalised(shell, db_path):
     ("%%experiment n\nxp.param('p', 1)\nxp.param('p', 2)\n", "declared twice in this run, differently"),
     ("%%experiment n\nxp.dataset([[1], [2], [3]], [0, 1])\n", "X has 3 rows but y has 2"),
     ("%%experiment n\nxp.artifact('missing.txt')\n", "no file or folder at"),
+    ("%%experiment n\nxp.artifact(123)\n", "needs a path"),
+    ("%%experiment n\nxp.param('kernel', 'rbf', low=0, high=1)\n", "choices=[...]"),
+    ("%%experiment n\nxp.param('C', 1.0, low='0', high=10)\n", "low and high must be numbers"),
+    ("%%experiment n\nxp.param('C', 1.0, low=0, high=10, step=0)\n", "step must be a number above 0"),
+    ("%%experiment n\nxp.param('C', 1.0, low=0.1, high=10, step=0.1, log=True)\n", "cannot have a step"),
+    ("%%experiment n\nxp.param('C', 1.0, step=0.5)\n", "step needs low and high"),
 ])
 def test_bad_input_gives_one_clear_line(shell, capsys, cell, expected):
     result = shell.run_cell(cell)

@@ -38,7 +38,7 @@ class AdaptationEvidence:
     def reason(self) -> str:
         if not self.replayed:
             return (f"your results re-weight past tasks at a middle strength ({self.strength:g}): too few past tasks "
-                    f"to test which strength works (the test needs {MIN_TASKS_TO_REPLAY}; there are {self.tasks})")
+                    f"to test which strength works (the test needs {MIN_TASKS_TO_REPLAY}; you have {self.tasks})")
         replay = (f"replaying the first {max(CHECKPOINTS)} trials on each of your {self.replayed} past tasks "
                   f"as if it were new")
         worst = max(self.regret, key=lambda s: self.regret[s])

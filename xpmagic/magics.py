@@ -198,14 +198,14 @@ class XPMagics(Magics):
         if config.storage is None and self.optuna_storage:
             config = replace(config, storage=self.optuna_storage)
         study_store, study_knowledge = self._connections_for_a_study(store)
-        lineage, bindings = recorder.inputs_of(body)
+        variables, lineage, bindings = recorder.inputs_of(body)
         controller = launch(
             store=store, store_factory=lambda: study_store, experiment=args.name, body=body,
             code=redact_url(recorder.current_raw_cell() or body),  # a --storage password is never recorded
             config=config, namespace=self.shell.user_ns, notebook=recorder.notebook_path(),
             environment_id=store.environment_id(recorder.environment.snapshot()),
             max_output_chars=self.max_output_chars, knowledge=lambda: study_knowledge,
-            lineage=lineage, bindings=bindings)
+            variables=variables, lineage=lineage, bindings=bindings)
         return study_display(controller)
 
     def _connections_for_a_study(self, store: Store) -> tuple[Store, Any]:

@@ -237,15 +237,16 @@ class Recorder:
         cell.inputs, cell.lineage, cell.bindings = self._inputs(cell.names.loaded, cell.settings.sample_bytes,
                                                                 cell.store, cell.run.id)
 
-    def inputs_of(self, body: str) -> tuple[list[tuple[int, str]], Bindings]:
-        """Lineage and bindings of a cell body that reads the namespace now (an optimization's trials)."""
+    def inputs_of(self, body: str) -> tuple[list[VariableRecord], list[tuple[int, str]], Bindings]:
+        """The variables (with fingerprints), lineage and bindings of a cell body that reads the
+        namespace now: every trial of an optimization reads these."""
         settings = self._settings()
         if not settings.capture_variables:
-            return [], Bindings()
+            return [], [], Bindings()
         store = self._store()
         loaded = cell_name_use(python_of(body), self.shell.transform_cell).loaded
-        _, lineage, bindings = self._inputs(loaded, settings.sample_bytes, store, store.max_run_id() + 1)
-        return lineage, bindings
+        inputs, lineage, bindings = self._inputs(loaded, settings.sample_bytes, store, store.max_run_id() + 1)
+        return _input_records(inputs), lineage, bindings
 
     def _inputs(self, loaded: frozenset[str], sample_bytes: int, store: Store,
                 before_run: int) -> tuple[dict[str, Fingerprint], list[tuple[int, str]], Bindings]:
@@ -345,8 +346,7 @@ class Recorder:
         return cell.stdout.getvalue(), cell.stderr.getvalue()
 
     def _variables(self, cell: _CellRun) -> list[VariableRecord]:
-        records = [VariableRecord("in", name, fp.digest, fp.kind, fp.summary)
-                   for name, fp in cell.inputs.items()]
+        records = _input_records(cell.inputs)
         namespace = self.shell.user_ns
         for name in cell.names.stored | cell.inputs.keys():
             if name in _INTERNAL_NAMES or name.startswith("_") or name not in namespace:
@@ -404,6 +404,10 @@ class Recorder:
     @staticmethod
     def _attach_git(store: Store, run_ids: list[int], state: dict[str, Any]) -> None:
         store.set_git_state(run_ids, state)
+
+
+def _input_records(inputs: dict[str, Fingerprint]) -> list[VariableRecord]:
+    return [VariableRecord("in", name, fp.digest, fp.kind, fp.summary) for name, fp in inputs.items()]
 
 
 def seed_everything(seed: int) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import numbers
 import os
 from collections.abc import Callable
 from functools import partial
@@ -19,6 +20,7 @@ from .fingerprint import fingerprint
 from .records import ArtifactRecord, DatasetRecord, MetricChunk, MetricSummary, ParamSpec
 
 CHUNK_POINTS = 20_000
+MAX_ARTIFACT_FILES = 10_000
 _PARAM_TYPES = (bool, int, float, str, type(None))
 
 
@@ -211,9 +213,11 @@ def make_param_spec(name: str, default: Any, *, low: float | None, high: float |
             raise UsageError(f"parameter {name!r}: give either choices or low/high, not both")
         if default not in choices:
             raise UsageError(f"parameter {name!r}: default {default!r} is not one of {list(choices)}")
+    low, high, step = _plain_number(low), _plain_number(high), _plain_number(step)
     if (low is None) != (high is None):
         raise UsageError(f"parameter {name!r}: give both low and high, or neither")
     if low is not None and high is not None:
+        _check_range_types(name, default, low, high)
         if not low < high:
             raise UsageError(f"parameter {name!r}: low ({low}) must be below high ({high})")
         if log and low <= 0:
@@ -223,7 +227,40 @@ def make_param_spec(name: str, default: Any, *, low: float | None, high: float |
             raise UsageError(f"parameter {name!r}: default {default} is outside [{low}, {high}]")
     elif log:
         raise UsageError(f"parameter {name!r}: log=True needs low and high")
+    if step is not None:
+        _check_step(name, step, low, log)
     return ParamSpec(name, default, low, high, bool(log), step, choices)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _plain_number(value: Any) -> Any:
+    """A numpy scalar bound (low=np.int64(1)) as the Python number SQLite and Optuna take."""
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, int, float)) and hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def _check_range_types(name: str, default: Any, low: Any, high: Any) -> None:
+    """A range is numeric, and so is the value the single run uses (or None)."""
+    if not (is_number(low) and is_number(high)):
+        raise UsageError(f"parameter {name!r}: low and high must be numbers, got {low!r} and {high!r}")
+    if default is not None and not is_number(default):
+        kind = type(default).__name__
+        raise UsageError(f"parameter {name!r}: default {default!r} is a {kind}, but low/high give a numeric "
+                         f"range; for a {kind} parameter list its values with choices=[...]")
+
+
+def _check_step(name: str, step: Any, low: Any, log: bool) -> None:
+    if low is None:
+        raise UsageError(f"parameter {name!r}: step needs low and high (step={step!r} alone has no range)")
+    if not is_number(step) or not step > 0:
+        raise UsageError(f"parameter {name!r}: step must be a number above 0, got {step!r}")
+    if log:
+        raise UsageError(f"parameter {name!r}: a log scale cannot have a step (Optuna samples log ranges "
+                         "continuously); drop step or log=True")
 
 
 def describe_dataset(X: Any, y: Any, name: str) -> DatasetRecord:
@@ -339,6 +376,8 @@ def _numeric_labels(y: Any) -> Any:
 def describe_artifact(path: str | os.PathLike, name: str | None) -> ArtifactRecord:
     """A file by its SHA-256 and size; a folder (a saved model, say) by the SHA-256 of its files'
     relative paths and SHA-256s, in path order, and their total size."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise UsageError(f"xp.artifact needs a path (a str or pathlib.Path), got {type(path).__name__}: {path!r:.60}")
     full = os.path.abspath(os.fspath(path).rstrip("/\\") or os.fspath(path))
     if os.path.isfile(full):
         digest, size = _file_sha256(full)
@@ -355,17 +394,28 @@ def describe_artifact(path: str | os.PathLike, name: str | None) -> ArtifactReco
 
 def _file_sha256(path: str) -> tuple[str, int]:
     digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-            size += len(block)
+    try:
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+                size += len(block)
+    except OSError as exc:
+        raise UsageError(f"xp.artifact: cannot read {path}: {exc.strerror or exc}") from None
     return digest.hexdigest(), size
 
 
 def _files_under(folder: str) -> list[str]:
-    """Relative paths (with '/') of the files in a folder and its subfolders, sorted."""
+    """Relative paths (with '/') of the regular files in a folder and its subfolders, sorted.
+    A folder of more than MAX_ARTIFACT_FILES files is refused before any is read: it is a
+    working folder named by mistake, not a saved result."""
     found = []
     for root, _, files in os.walk(folder):
         for file in files:
-            found.append(os.path.relpath(os.path.join(root, file), folder).replace(os.sep, "/"))
+            full = os.path.join(root, file)
+            if not os.path.isfile(full):
+                continue  # sockets, pipes, devices: not content
+            found.append(os.path.relpath(full, folder).replace(os.sep, "/"))
+            if len(found) > MAX_ARTIFACT_FILES:
+                raise UsageError(f"xp.artifact: {folder} holds more than {MAX_ARTIFACT_FILES:,} files; "
+                                 "record the file or folder that holds the result itself")
     return sorted(found)

@@ -33,9 +33,11 @@ class SimilarityEvidence:
     def reason(self) -> str:
         if self.correlation is None:
             known = self.tasks if self.known is None else self.known
+            have = (f"you have {self.tasks}" if known == self.tasks
+                    else f"{self.tasks} of your {known} past tasks {'has' if self.tasks == 1 else 'have'} that many")
             return (f"similarity has half the vote: too few past tasks to test whether closer meta-features mean "
-                    f"configurations rank alike (the test needs {MIN_TASKS_FOR_EVIDENCE} with "
-                    f"{MIN_ROWS_FOR_EVIDENCE} or more results; {self.tasks} of your {known} have)")
+                    f"configurations rank alike (the test needs {MIN_TASKS_FOR_EVIDENCE} past tasks with "
+                    f"{MIN_ROWS_FOR_EVIDENCE} or more results each; {have})")
         if self.share == 0:
             return (f"similarity has no say: across your {self.tasks} past tasks, closer meta-features did not "
                     f"mean configurations ranked alike (rank correlation {self.correlation:.2f})")

@@ -21,7 +21,7 @@ from ..capture import cell_name_use
 from ..errors import UsageError, XPError, first_line
 from ..knowledge import constructed_model_family, rows_for_run
 from ..recorder import code_hash
-from ..records import ErrorInfo, NewRun, ParamSpec, RunOutcome, RunStatus
+from ..records import ErrorInfo, NewRun, ParamSpec, RunOutcome, RunStatus, VariableRecord
 from ..run import ActiveRun
 from ..store import Store, utc_now
 from . import _remote as remote
@@ -110,7 +110,7 @@ class StudyController:
                  on_change: Callable[[], None] | None = None,
                  knowledge: Callable[[], Store] | None = None,
                  lineage: list[tuple[int, str]] | None = None, bindings: Bindings | None = None,
-                 cluster: Any = None, follower: bool = False):
+                 variables: list[VariableRecord] | None = None, cluster: Any = None, follower: bool = False):
         self.name = name
         self.follower = follower  # an `xpmagic worker`: runs trials, leaves steering to the study's kernel
         self._published: dict[str, Any] | None = None
@@ -120,6 +120,7 @@ class StudyController:
         self._cluster = cluster  # a DaskCluster when --jobs dask://..., else trials run in threads here
         self.lineage = list(lineage or [])  # the runs whose outputs every trial reads
         self.bindings = bindings or Bindings()  # the code binding the modules, classes and functions it reads
+        self.variables = list(variables or [])  # the notebook's variables every trial reads, fingerprinted once
         self.experiment = experiment
         self.config = config
         self.study = study
@@ -389,7 +390,8 @@ class StudyController:
             duration_s=result.duration_s, stdout=result.stdout, stderr=result.stderr, error=error,
             params=result.params, metrics=result.metrics, metric_chunks=result.chunks,
             datasets=result.datasets, artifacts=result.artifacts, trial_state=state, lineage=self.lineage,
-            imports=self.bindings.imports, definitions=self.bindings.definitions, host=result.host))
+            variables=self.variables, imports=self.bindings.imports, definitions=self.bindings.definitions,
+            host=result.host))
         with self._lock:
             if violations:
                 self.study._storage.set_trial_system_attr(trial._trial_id, "constraints", violations)

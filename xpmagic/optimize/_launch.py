@@ -8,6 +8,7 @@ from typing import Any
 
 from ..bindings import Bindings
 from ..errors import MissingDependency, UsageError, first_line
+from ..records import VariableRecord
 from ..store import Store, utc_now
 from ._controller import BINDINGS_ATTR, STARTUP_ATTR, StudyConfig, StudyController, TrialInfo, make_sampler
 from ._space import SearchSpace
@@ -31,7 +32,7 @@ def launch(*, store: Store, store_factory: Any, experiment: str, body: str, code
            config: StudyConfig, namespace: dict, notebook: str | None,
            environment_id: int | None, max_output_chars: int,
            knowledge: Any = None, lineage: list[tuple[int, str]] | None = None,
-           bindings: Bindings | None = None) -> StudyController:
+           bindings: Bindings | None = None, variables: list[VariableRecord] | None = None) -> StudyController:
     optuna = _import_optuna()
     if config.direction not in ("maximize", "minimize"):
         raise UsageError("direction must be maximize or minimize")
@@ -86,7 +87,7 @@ def launch(*, store: Store, store_factory: Any, experiment: str, body: str, code
         name=name, experiment=experiment, body=body, code=code, config=config, store=store_factory,
         namespace=namespace, study=study, study_id=study_id, space=space, notebook=notebook,
         environment_id=environment_id, max_output_chars=max_output_chars, done_before=done,
-        knowledge=knowledge, lineage=lineage, bindings=bindings, cluster=cluster)
+        knowledge=knowledge, lineage=lineage, bindings=bindings, variables=variables, cluster=cluster)
     controllers[name] = controller
     if config.recommend and not config.resume and knowledge is not None:
         from ..recommend import for_cell

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..records import ParamSpec
-from ..run import make_param_spec
+from ..run import is_number, make_param_spec
 
 _SPEC_KEYWORDS = ("low", "high", "log", "step", "choices")
 
@@ -66,10 +66,6 @@ def distribution(spec: ParamSpec) -> Any:
                              step=None if spec.log or spec.step is None else float(spec.step))
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 @dataclass
 class SearchSpace:
     """The parameters being searched, the ones the person fixed, and their edits."""
@@ -102,7 +98,7 @@ class SearchSpace:
                           high=spec.high if high is None else high,
                           log=spec.log if log is None else log, choices=None)
             value = new.value
-            if _is_number(value) and new.low is not None:
+            if is_number(value) and new.low is not None:
                 value = min(max(value, new.low), new.high)
                 new = replace(new, value=type(spec.value)(value))
         make_param_spec(new.name, new.value, low=new.low, high=new.high, log=new.log,
@@ -122,7 +118,7 @@ class SearchSpace:
                 if value not in spec.choices:
                     raise UsageError(f"{name}={value!r} is not one of {list(spec.choices)}")
                 continue
-            if not _is_number(value):
+            if not is_number(value):
                 raise UsageError(f"{name}={value!r} is not a number; {name} is searched in [{spec.low}, {spec.high}]")
             if not spec.low <= value <= spec.high:
                 raise UsageError(f"{name}={value!r} is outside the search space [{spec.low}, {spec.high}]; "
@@ -134,7 +130,7 @@ class SearchSpace:
         searchable, clipped = self.searchable(), {}
         for name, value in config.items():
             spec = searchable.get(name)
-            if spec is not None and spec.choices is None and _is_number(value):
+            if spec is not None and spec.choices is None and is_number(value):
                 value = min(max(value, spec.low), spec.high)
                 if isinstance(distribution(spec).low, int):
                     value = int(round(value))
@@ -161,7 +157,7 @@ class SearchSpace:
             raise UsageError(f"no parameter {name!r} in this study; parameters: {', '.join(self.specs)}")
         if spec.choices is not None and value not in spec.choices:
             raise UsageError(f"{name} can be fixed to one of {list(spec.choices)}, not {value!r}")
-        if spec.choices is None and not _is_number(value):
+        if spec.choices is None and not is_number(value):
             raise UsageError(f"{name} is a number; it cannot be fixed to {value!r}")
         self.fixed[name] = value
 
