@@ -404,6 +404,11 @@ def test_merging_starts_a_knowledge_file_and_names_a_missing_source(constructed,
     missing = xpmagic("knowledge", "merge", str(tmp_path / "nowhere.db"), "--db", str(team))
     assert missing.returncode != 0 and len(missing.stderr.strip().splitlines()) == 1
     assert "nothing to merge from" in missing.stderr and "nowhere.db" in missing.stderr
+    exported = tmp_path / "team.json"
+    exported.write_text("[]")
+    not_a_database = xpmagic("knowledge", "merge", str(exported), "--db", str(team))
+    assert not_a_database.returncode == 2 and len(not_a_database.stderr.strip().splitlines()) == 1
+    assert "use knowledge import" in not_a_database.stderr and "XPMAGIC_DB" not in not_a_database.stderr
     assert xpmagic("runs", "--db", str(team)).stdout.startswith(f"no runs yet in {team}")  # knowledge only
 
 
@@ -534,6 +539,7 @@ def test_recommend_and_knowledge_commands(shell, db_path):
     shell.user_ns["xp"].study("wine-a").wait(60)
     text = repr(shell.run_line_magic("xp", "recommend wine-a"))
     assert "warm-start configurations" in text and "wine" in text
+    run_ok(shell, "%%experiment wine-a\nnote = 'a quick look, no data set'\n")  # the newest run has no task
     result = xpmagic("recommend", "--experiment", "wine-a", "--db", str(db_path), "--json")
     data = json.loads(result.stdout)
     assert data["warm_start"] and data["similar_tasks"][0]["name"] == "wine"

@@ -70,6 +70,7 @@ async def test_any_name_a_notebook_records_can_be_browsed(jp_fetch, shell):
     (("runs",), {"sort": "metrics."}, "sort must be one of"),
     (("runs",), {"order": "sideways"}, "order must be"),
     (("diff",), {"a": "x", "b": "1"}, "whole number"),
+    (("diff",), {"a": "1"}, "b is required"),
 ])
 async def test_bad_parameters_are_json_errors(jp_fetch, recorded, path, params, message):
     with pytest.raises(HTTPClientError) as error:

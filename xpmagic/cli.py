@@ -10,7 +10,7 @@ import json
 import sys
 from typing import Any
 
-from .errors import DatabaseNotFound, UsageError, XPError, file_error
+from .errors import DatabaseCorrupt, DatabaseNotFound, UsageError, XPError, file_error
 from .store import Store
 
 
@@ -259,6 +259,11 @@ def knowledge_command(options: argparse.Namespace, store: Store, knowledge: Stor
         except DatabaseNotFound:
             raise UsageError(f"knowledge merge: no xpmagic database at {path}, so nothing to merge from; "
                              "name the database whose knowledge you want") from None
+        except DatabaseCorrupt as exc:  # its own hint (XPMAGIC_DB) is about the session's database
+            what = str(exc).split(";")[0]
+            raise UsageError(f"knowledge merge: {what}; name the xpmagic database whose "
+                             "knowledge you want (to read a .json, .csv or .parquet file, use knowledge import)"
+                             ) from None
         try:
             added = kb.merge(knowledge, other)
         finally:

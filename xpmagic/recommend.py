@@ -159,6 +159,7 @@ GUIDE_TASKS = 30  # the nearest tasks vote (bounded work with a large table)
 # Rows per task the guide looks at, best first. Its poor rows too: a task that predicts a result
 # poor must say how poor, or it cannot be told apart from one that predicts it well (transfer.py).
 GUIDE_ROWS = 128
+RECENT_RUNS = 50  # runs of an experiment searched for the data set its recommendations describe
 
 
 def _guide(store: Store, ranked: list, meta: dict[str, Any], specs: dict[str, ParamSpec], metric: str,
@@ -308,17 +309,28 @@ def for_cell(store: Store, *, source: str, namespace: dict[str, Any], specs: dic
     return recommend(store, meta=meta, specs=specs, metric=metric, direction=direction, model_family=family)
 
 
+def _newest_run_with_task(store: Store, knowledge: Store, run_ids: list[int]) -> tuple[Any, dict | None]:
+    """The newest run (and its data set) whose task the knowledge table describes: a quick run
+    without xp.dataset after the real ones does not hide them."""
+    for run_id in run_ids:
+        run = store.get_run(run_id)
+        task = next((d for d in run.datasets if knowledge.task_meta(d["fingerprint"])), None)
+        if task is not None:
+            return run, task
+    return None, None
+
+
 def for_experiment(store: Store, knowledge: Store, experiment: str) -> Recommendation:
     """Recommendations for the next optimization of a recorded experiment."""
     from .errors import UsageError
 
-    runs = [r for r in store.list_runs(experiment)]
-    if not runs:
+    run_ids = store.run_ids(experiment, RECENT_RUNS)
+    if not run_ids:
         raise UsageError(f"no runs of experiment {experiment!r}; record one first")
-    latest = store.get_run(runs[0].id)
-    task = next((d for d in latest.datasets if knowledge.task_meta(d["fingerprint"])), None)
-    if task is None:
-        raise UsageError(f"the latest run of {experiment!r} recorded no data set with a target: "
+    latest, task = _newest_run_with_task(store, knowledge, run_ids)
+    if latest is None:
+        newest = "its run" if len(run_ids) == 1 else f"none of its newest {len(run_ids)} runs"
+        raise UsageError(f"{newest} of {experiment!r} recorded a data set with a target: "
                          "call xp.dataset(X, y) in the cell")
     metric = next(iter(latest.metrics), None)
     try:
@@ -329,7 +341,7 @@ def for_experiment(store: Store, knowledge: Store, experiment: str) -> Recommend
 
         direction = guess_direction(metric or "")
     if metric is None:
-        raise UsageError(f"the latest run of {experiment!r} logged no metric")
+        raise UsageError(f"run {latest.id} of {experiment!r}, the newest with a data set, logged no metric")
     from .recorder import split_cell
 
     body = split_cell(latest.code)[1] if latest.code.lstrip().startswith("%%") else latest.code

@@ -33,8 +33,11 @@ class XPHandler(APIHandler):
     def store(self) -> Store:
         return self.settings["xpmagic_store"]()
 
-    def int_argument(self, name: str, default: int, low: int, high: int) -> int:
-        text = self.get_query_argument(name, str(default))
+    def int_argument(self, name: str, default: int | None, low: int, high: int) -> int:
+        """A whole number in [low, high]; without a default the argument is required."""
+        text = self.get_query_argument(name, None if default is None else str(default))
+        if text is None:
+            raise UsageError(f"{name} is required: a whole number from {low} to {high}")
         try:
             value = int(text)
         except ValueError:
@@ -126,8 +129,8 @@ class DiffHandler(XPHandler):
     def get(self) -> None:
         from ..queries import diff_runs
 
-        a = self.int_argument("a", 0, 1, 2**62)
-        b = self.int_argument("b", 0, 1, 2**62)
+        a = self.int_argument("a", None, 1, 2**62)
+        b = self.int_argument("b", None, 1, 2**62)
         self.reply(diff_runs(self.store, a, b).to_dict())
 
 
