@@ -52,6 +52,15 @@ def test_runs_filters_by_experiment_and_prints_a_table(recorded):
     assert "params.C" in table.stdout and "metrics.acc" in table.stdout
 
 
+def test_the_runs_table_orders_numbered_names_naturally_and_shows_whole_seconds(shell, db_path):
+    import re
+
+    run_ok(shell, "%%experiment layers\n" + "".join(f"xp.param('layer_{i}', {i})\n" for i in (10, 2, 1)))
+    header, _, row = xpmagic("runs", "--db", str(db_path)).stdout.splitlines()  # piped: one line per run
+    assert header.index("params.layer_1 ") < header.index("params.layer_2") < header.index("params.layer_10")
+    assert re.search(r" \d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", row) and "+00:00" not in row
+
+
 def test_show_json_has_the_whole_record(recorded):
     run = json.loads(xpmagic("show", "2", "--db", str(recorded), "--json").stdout)
     for key in ("code", "code_hash", "error", "stdout", "seed", "env", "git", "notebook",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from typing import Any
 
@@ -530,9 +531,14 @@ def _open_store(options: argparse.Namespace) -> Store:
 
 
 def _runs_text(store: Store, frame: Any) -> str:
+    """The runs as a table: whole seconds (UTC), and wrapped to the terminal's width in a
+    terminal (piped to a file or grep, one line per run)."""
     if frame.empty:
         return f"no runs yet in {store.path}; record one with an %%experiment NAME cell"
-    return frame.to_string()
+    shown = frame.copy()
+    shown["started_at"] = shown["started_at"].dt.strftime("%Y-%m-%d %H:%M:%S")
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    return shown.to_string(line_width=width)
 
 
 def _print_json(data: Any) -> None:

@@ -6,6 +6,7 @@ Each function computes a plain info object first; ``display.py`` renders it.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,11 @@ def run_detail_dict(run: Run) -> dict[str, Any]:
     return data
 
 
+def natural_order(name: str) -> list:
+    """Sort key that puts layer_2 before layer_10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
 def runs_frame(store: Store, experiment: str | None = None, limit: int | None = None) -> Any:
     """One row per run; params as ``params.NAME`` and metrics as ``metrics.NAME`` columns."""
     import pandas
@@ -59,7 +65,7 @@ def runs_frame(store: Store, experiment: str | None = None, limit: int | None = 
         rows.append(row)
     columns = ["id", "experiment", "status", "started_at", "duration_s"]
     frame = pandas.DataFrame(rows, columns=columns + sorted(
-        {k for row in rows for k in row} - set(columns)))
+        {k for row in rows for k in row} - set(columns), key=natural_order))
     # Times to filter and plot by (frame[frame.started_at > "2026-11-01"]), in UTC as recorded.
     frame["started_at"] = pandas.to_datetime(frame["started_at"], utc=True, format="ISO8601")
     return frame.set_index("id")
