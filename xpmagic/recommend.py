@@ -21,7 +21,7 @@ import numpy as np
 
 from . import guide, ratings, similarity
 from .knowledge import constructed_model_family
-from .metafeatures import distance, explain_distance, similarity_vector
+from .metafeatures import explain_distance, similarity_vector
 from .records import ParamSpec
 from .store import Store
 
@@ -106,6 +106,25 @@ def _clip(value: Any, spec: ParamSpec) -> Any:
     return int(round(clipped)) if isinstance(spec.value, int) and not isinstance(spec.value, bool) else clipped
 
 
+BEST_ROWS = 5  # of each task's summary: its best configurations
+
+
+def _nearest_tasks(summaries: dict[str, Any], meta: dict[str, Any], count: int) -> list[tuple[str, dict[str, Any]]]:
+    """The ``count`` tasks closest to ``meta`` that have a usable row (configurations rated 1-2
+    stars are left out), nearest first, as (task, {name, meta, rows, distance})."""
+    target = similarity_vector(meta)  # once: a large table has thousands of tasks to compare
+    by_distance = sorted((math.dist(target, similarity_vector(s.meta)), task) for task, s in summaries.items())
+    ranked = []
+    for dist, task in by_distance:
+        summary = summaries[task]
+        rows = [r for r in summary.best(BEST_ROWS) if r["rating"] is None or r["rating"] > 2]
+        if rows:
+            ranked.append((task, {"name": summary.name, "meta": summary.meta, "rows": rows, "distance": dist}))
+            if len(ranked) == count:
+                break
+    return ranked
+
+
 def recommend(store: Store, *, meta: dict[str, Any], specs: dict[str, ParamSpec], metric: str,
               direction: str, model_family: str | None, n_similar: int = 3, n_warm: int = guide.KNOWLEDGE_TRIALS,
               exclude_task: str | None = None, learn_ratings: bool = True) -> Recommendation:
@@ -113,23 +132,20 @@ def recommend(store: Store, *, meta: dict[str, Any], specs: dict[str, ParamSpec]
     generally good configurations in one weighted vote, re-weighted as results come in), a
     narrowed space around the closest tasks' good regions, and the rest. With enough ratings,
     a learned weight (ratings.py) ranks candidates by predicted stars as well as score."""
-    rows = store.best_per_task(model_family, metric, direction, per_task=5)
-    tasks: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        if row["task"] == exclude_task or (row["rating"] is not None and row["rating"] <= 2):
-            continue
-        task = tasks.setdefault(row["task"], {"name": row["task_name"], "meta": row["meta"], "rows": []})
-        task["rows"].append(row)
+    summaries = {s.task: s for s in store.task_summaries(model_family, metric, direction) if s.task != exclude_task}
+    ranked = _nearest_tasks(summaries, meta, max(GUIDE_TASKS, n_similar))
     rec = Recommendation()
-    if not tasks:
+    if not ranked:
         return rec
-    ranked = sorted(tasks.items(), key=lambda kv: (distance(meta, kv[1]["meta"]), kv[0]))
     nearest = ranked[:n_similar]
-    rec.similar_tasks = [{"task": t, "name": info["name"], "distance": round(distance(meta, info["meta"]), 4),
+    rec.similar_tasks = [{"task": t, "name": info["name"], "distance": round(info["distance"], 4),
                           "why": explain_distance(meta, info["meta"]), "best_score": info["rows"][0]["score"]}
                          for t, info in nearest]
     searchable = {n: s for n, s in specs.items() if s.choices is not None or s.low is not None}
     rated = [r for r in store.rated_rows(model_family, metric, direction) if r["task"] != exclude_task]
+    # The tasks whose ranges and costs the ratings model reads: the voters' and the rated rows'.
+    read = {task for task, _ in ranked[:GUIDE_TASKS]} | {r["task"] for r in rated}
+    rows = [row for task in sorted(read) if task in summaries for row in summaries[task].best(BEST_ROWS)]
     model = ratings.learn(rated, ratings.context_for(rows, rated, searchable, direction)) if learn_ratings else None
     rec.ratings_learned = model.n if model else 0
     rec.guide = _guide(store, ranked[:GUIDE_TASKS], meta, searchable, metric, direction, model_family, model)
@@ -142,8 +158,8 @@ def recommend(store: Store, *, meta: dict[str, Any], specs: dict[str, ParamSpec]
         rec.warm_start.append(pick.config)
         rec.warm_start_reasons.append(pick.reason + _rating_note(pick.candidate.row, model))
     # narrow around tasks about as close as the nearest one, not every one of the k
-    closest = distance(meta, nearest[0][1]["meta"])
-    close = [(t, info) for t, info in nearest if distance(meta, info["meta"]) <= closest + 1.0]
+    closest = nearest[0][1]["distance"]
+    close = [(t, info) for t, info in nearest if info["distance"] <= closest + 1.0]
     rec.space, rec.space_reasons = _narrowed(close, searchable)
     best_scores = [info["rows"][0]["score"] for _, info in nearest]
     rec.expected_range = (min(best_scores), max(best_scores))
@@ -176,7 +192,7 @@ def _guide(store: Store, ranked: list, meta: dict[str, Any], specs: dict[str, Pa
         if not fits.any():
             continue
         rows = [r for r, fit in zip(rows, fits) if fit]
-        past.append(guide.PastTask(info["name"] or task[:8], distance(meta, info["meta"]), points[fits],
+        past.append(guide.PastTask(info["name"] or task[:8], info["distance"], points[fits],
                                    np.array([_share(r["score"], lo, hi, direction) for r in rows])))
         vectors.append(similarity_vector(info["meta"]))
         for row in rows[:guide.CANDIDATES_PER_TASK]:

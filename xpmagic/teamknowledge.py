@@ -99,6 +99,9 @@ class SharedKnowledge:
     def best_per_task(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         return self._read(lambda k: k.best_per_task(*args, **kwargs))
 
+    def task_summaries(self, *args: Any, **kwargs: Any) -> list[Any]:
+        return self._read(lambda k: k.task_summaries(*args, **kwargs))
+
     def task_rows(self, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         return self._read(lambda k: k.task_rows(*args, **kwargs))
 

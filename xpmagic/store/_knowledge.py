@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from ._json import dumps
@@ -14,6 +15,24 @@ _JSON = ("meta", "config")
 _COLUMNS_SQL = ", ".join(f'"{c}"' for c in KNOWLEDGE_COLUMNS)  # quoted: "user" is reserved in PostgreSQL
 _SUMMARY_COLUMNS = ("model_family", "metric", "direction", "task", "task_name", "meta", "top",
                     "score_min", "score_max", "n")
+
+
+@dataclass
+class TaskSummary:
+    """One past task as the knowledge summaries describe it."""
+
+    task: str
+    name: str | None
+    meta: dict[str, Any]
+    score_min: float | None
+    score_max: float | None
+    rows: int
+    top_json: str  # its best rows, best first: parsed by best(), for the few tasks that are used
+
+    def best(self, count: int) -> list[dict[str, Any]]:
+        return [{"task": self.task, "task_name": self.name, "meta": self.meta, **entry,
+                 "task_min": self.score_min, "task_max": self.score_max, "task_rows": self.rows}
+                for entry in json.loads(self.top_json)[:count]]
 
 
 class KnowledgeMixin:
@@ -104,20 +123,22 @@ class KnowledgeMixin:
             sql += f" LIMIT {int(limit)}"
         return [self._knowledge_dict(row) for row in self.conn.execute(sql, args)]
 
+    def task_summaries(self, model_family: str | None, metric: str, direction: str) -> list[TaskSummary]:
+        """Every task's summary (kept up to date on insert: one row per task is read), by task.
+        The metas are parsed at once; each task's best rows only when asked for."""
+        found = self.conn.execute(
+            "SELECT task, task_name, meta, top, score_min, score_max, n FROM knowledge_tasks"
+            f" WHERE model_family {self._null_safe_equal} ? AND metric = ? AND direction = ? ORDER BY task",
+            (model_family, metric, direction)).fetchall()
+        metas = json.loads(f"[{','.join(row[2] for row in found)}]")  # one parse, not one per task
+        return [TaskSummary(task, name, meta, lo, hi, n, top)
+                for (task, name, _, top, lo, hi, n), meta in zip(found, metas)]
+
     def best_per_task(self, model_family: str | None, metric: str, direction: str,
                       per_task: int = 5) -> list[dict[str, Any]]:
-        """The top rows of every task, best first, with each task's score range (one row per task
-        is read: the summaries are kept up to date on insert)."""
-        rows = []
-        for task, name, meta, top, lo, hi, n in self.conn.execute(
-                "SELECT task, task_name, meta, top, score_min, score_max, n FROM knowledge_tasks"
-                f" WHERE model_family {self._null_safe_equal} ? AND metric = ? AND direction = ? ORDER BY task",
-                (model_family, metric, direction)):
-            parsed_meta = json.loads(meta)
-            for entry in json.loads(top)[:per_task]:
-                rows.append({"task": task, "task_name": name, "meta": parsed_meta, **entry,
-                             "task_min": lo, "task_max": hi, "task_rows": n})
-        return rows
+        """The top rows of every task, best first, with each task's score range."""
+        return [row for summary in self.task_summaries(model_family, metric, direction)
+                for row in summary.best(per_task)]
 
     def task_rows(self, model_family: str | None, metric: str, direction: str, task: str,
                   limit: int = 64) -> list[dict[str, Any]]:
