@@ -163,6 +163,32 @@ def test_replaying_a_notebook_compares_with_the_latest_recordings(shell, tmp_pat
     assert second["train"]["verdict"] == "reproduced" and second["train"]["run"] == 2
 
 
+def test_a_notebooks_optimizations_are_compared_trial_by_trial(tmp_path, db_path):
+    objective = ("C = xp.param('C', 1.0, low=0.01, high=100.0, log=True)\n"
+                 "xp.log(score=-abs(math.log10(C) - 0.5))\n")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("%load_ext xpmagic\nimport math"),
+                # Neither study is waited for: the replay lets them finish before the kernel stops.
+                nbformat.v4.new_code_cell(f"%%experiment seeded --optimize score --trials 6 --seed 3\n{objective}"),
+                nbformat.v4.new_code_cell(f"%%experiment unseeded --optimize score --trials 6\n{objective}")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "search.ipynb"
+    nbformat.write(nb, str(path))
+    first = verdicts(xpmagic("replay", str(path), "--db", str(db_path), "--json", cwd=tmp_path))
+    assert {v["verdict"] for v in first.values()} == {"recorded"}
+    second = xpmagic("replay", str(path), "--db", str(db_path), "--json", cwd=tmp_path)
+    again = verdicts(second)
+    assert again["seeded (study seeded-2)"]["verdict"] == "reproduced"
+    unseeded = again["unseeded (study unseeded-2)"]
+    assert unseeded["verdict"] == "differs" and second.returncode == 1
+    assert any(d["metric"].startswith("trial ") for d in unseeded["differences"])
+    assert any("set no seed" in change for change in unseeded["changes"])
+    with sqlite3.connect(db_path) as conn:  # every study ran all its trials, and each links to its original
+        assert conn.execute("SELECT count(*) FROM runs WHERE trial_state = 'complete'").fetchone() == (24,)
+        assert conn.execute("SELECT count(*) FROM runs WHERE study_id IS NOT NULL AND replay_of IS NOT NULL"
+                            ).fetchone() == (12,)
+
+
 def test_a_notebook_without_experiment_cells_is_refused_before_it_runs(recorded, tmp_path):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("open('ran.txt', 'w').write('side effect')")]

@@ -26,8 +26,14 @@ from .recorder import split_cell
 from .records import Run
 from .redaction import REDACTED
 from .store import Store
+from .studyverdict import study_verdicts
 
 CELL_TIMEOUT_S = 3600
+_FINISH_STUDIES = f"""\
+import sys as _xp_sys
+for _xp_study in list(getattr(_xp_sys.modules.get("xpmagic.optimize"), "controllers", {{}}).values()):
+    _xp_study.wait({CELL_TIMEOUT_S})
+"""
 
 
 @dataclass
@@ -121,6 +127,8 @@ def execute(nb: Any, cwd: str, db_path: Path, progress: Callable[[int, int], Non
         from nbclient.exceptions import CellExecutionError
     except ImportError:
         raise MissingDependency("nbclient", "replay", extra="notebook") from None
+    import nbformat
+
     env = {**os.environ, "XPMAGIC_DB": str(db_path)}
     client = NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT_S, allow_errors=False,
                             resources={"metadata": {"path": cwd}},
@@ -136,12 +144,19 @@ def execute(nb: Any, cwd: str, db_path: Path, progress: Callable[[int, int], Non
             done += 1
             if progress is not None:
                 progress(done, len(code_cells))
+        # A study the notebook left running in the background would be cut short by the kernel's
+        # shutdown: let it finish (one waiting for a person's approval or resume returns at once).
+        nb.cells.append(nbformat.v4.new_code_cell(_FINISH_STUDIES))
+        try:
+            client.execute_cell(nb.cells[-1], len(nb.cells) - 1)
+        finally:
+            nb.cells.pop()
     return Execution(None, done)
 
 
 # -- comparing ---------------------------------------------------------------------------
 
-def _same(a: float | None, b: float | None, tolerance: float) -> bool:
+def values_match(a: float | None, b: float | None, tolerance: float) -> bool:
     if a is None or b is None:
         return a is b
     if math.isnan(a) or math.isnan(b):
@@ -220,7 +235,7 @@ def verdict_for(original: Run, replay: Run | None, tolerance: float,
     differences = [
         {"metric": name, "old": value, "new": replay.metrics.get(name)}
         for name, value in original.metrics.items()
-        if not _same(value, replay.metrics.get(name), tolerance)]
+        if not values_match(value, replay.metrics.get(name), tolerance)]
     # A run whose results are values, not metrics, differs when those values do.
     differences += [
         {"output": c.name, "old": c.a, "new": c.b}
@@ -280,6 +295,7 @@ def replay_notebook(store: Store, path: str, *, tolerance: float = 1e-9, trust: 
                for cell in nb.cells):
         raise UsageError(f"{notebook_path} has no %%experiment cells: nothing to replay and compare")
     before = store.max_run_id()
+    studies_before = max((s["id"] for s in store.studies()), default=0)
     latest = _latest_by_experiment(store, before)
     execution = execute(nb, str(notebook_path.parent), store.path, progress)
     verdicts = []
@@ -295,6 +311,7 @@ def replay_notebook(store: Store, path: str, *, tolerance: float = 1e-9, trust: 
             continue
         store.set_replay_of(new_id, original_id)
         verdicts.append(verdict_for(store.get_run(original_id), replay, tolerance, execution.failure))
+    verdicts += study_verdicts(store, studies_before, tolerance)  # trials are compared study by study
     if execution.failure is not None and not any(v.verdict == "failed" for v in verdicts):
         verdicts.append(Verdict(None, None, "(notebook)", "failed", error=execution.failure))
     return verdicts

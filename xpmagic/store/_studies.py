@@ -138,6 +138,14 @@ class StudiesMixin:
             f" ORDER BY m.last {order}, r.trial_number LIMIT 1", (study[0], study_id)).fetchone()
         return None if row is None else row[0]
 
+    def trial_results(self, study_id: int) -> dict[int, tuple[int, str, float | None]]:
+        """Trial number -> (run id, trial state, the study's metric as logged), for every trial run."""
+        rows = self.conn.execute(
+            "SELECT r.trial_number, r.id, r.trial_state, m.last FROM runs r JOIN studies s ON s.id = r.study_id"
+            " LEFT JOIN metrics m ON m.run_id = r.id AND m.name = s.metric"
+            " WHERE r.study_id = ? AND r.trial_number IS NOT NULL", (study_id,))
+        return {number: (run_id, state, value) for number, run_id, state, value in rows}
+
     def study_runs(self, study_id: int) -> list[tuple[int, int, str, str]]:
         return self.conn.execute(
             "SELECT id, trial_number, status, trial_state FROM runs WHERE study_id = ?"
