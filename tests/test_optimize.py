@@ -161,11 +161,28 @@ def test_steering_refuses_what_it_cannot_mean(shell):
             (lambda: study.approve(-1), "approve at least 1"),  # a negative count approved from the end
             (lambda: study.fix("x", "a"), "x is a number; it cannot be fixed to 'a'"),
             (lambda: study.move(2, 1), "the queue is empty"),
-            (lambda: study.reject(5), "no planned trial #5; planned trials are #1 to #2")):
+            (lambda: study.reject(5), "no planned trial #5; planned trials are #1 to #2"),
+            (lambda: study.enqueue(), "enqueue needs the values to try"),
+            (lambda: study.cancel("a"), "a queue position must be a whole number, got 'a'"),
+            (lambda: study.add_trials(2.5), "the number of trials to add must be a whole number")):
         with pytest.raises(UsageError, match=expected):
             call()
     assert len(study.controller.planned) == 2 and not study.controller.ready
+    # queued while trials await approval, it is planned at once: the reply says so, not "#0"
+    assert study.enqueue(x=0.5) == "planned: it awaits your approval with the other planned trials"
+    assert study.controller.planned[0][1]["x"] == 0.5 and not study.controller.queue
     assert study.approve(1) == "approved 1 trial"
+
+
+def test_whole_number_and_categorical_parameters_refuse_what_does_not_fit(shell):
+    study, _ = optimize(shell, "ints", "--trials 4 --approve 1",
+                        "n = xp.param('n', 3, low=1, high=9)\nk = xp.param('k', 'a', choices=['a', 'b'])\n"
+                        "xp.log(score=n)\n")
+    with pytest.raises(UsageError, match="n=2.5 is not a whole number; n is searched in whole numbers from 1 to 9"):
+        study.enqueue(n=2.5)
+    with pytest.raises(UsageError, match=r"k is chosen from \['a', 'b'\], not searched in a range"):
+        study.set_space("k", 0, 1)
+    assert study.enqueue(n=4).startswith("planned")
 
 
 def test_an_approval_batch_below_one_is_refused_in_one_line(shell):

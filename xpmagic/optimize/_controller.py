@@ -535,10 +535,17 @@ class StudyController:
         unknown = set(params) - set(self.space.specs)
         if unknown:
             raise UsageError(f"unknown parameters {sorted(unknown)}; parameters: {', '.join(self.space.specs)}")
+        if not params:
+            raise UsageError("enqueue needs the values to try, e.g. enqueue(C=1.0); "
+                             f"parameters: {', '.join(self.space.specs)}")
         self.space.check_queued(params)
-        self.queue.append(dict(params))
-        self._replan()
-        return None, dict(params), None, f"queued as #{len(self.queue)}"
+        entry = dict(params)
+        self.queue.append(entry)
+        self._replan()  # with --approve, the queue's head becomes a planned trial at once
+        position = next((i for i, queued in enumerate(self.queue) if queued is entry), None)
+        where = (f"queued as #{position + 1}" if position is not None
+                 else "planned: it awaits your approval with the other planned trials")
+        return None, dict(params), None, where
 
     def _do_cancel(self, index: int) -> tuple:
         if not 0 <= index < len(self.queue):

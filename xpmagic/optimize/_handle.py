@@ -38,6 +38,17 @@ def send(store: Store, name: str, action: str, payload: dict[str, Any], source: 
             f"(pid {record['pid']} on {record['host']}) and has not answered yet")
 
 
+def _whole(value: Any, what: str) -> int:
+    """An argument that must be a whole number (2 and "2" are; 2.5, "two" and True are not)."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or isinstance(value, bool) or number != value and str(number) != str(value).strip():
+        raise UsageError(f"{what} must be a whole number, got {value!r}")
+    return number
+
+
 def _driver_gone(record: dict[str, Any]) -> bool:
     """Whether the process that drove the study, on this machine, has exited (elsewhere: unknown)."""
     if record["host"] != procinfo.host() or record["pid"] is None:
@@ -66,10 +77,10 @@ class StudyHandle:
         return self._send("stop")
 
     def add_trials(self, n: int) -> str:
-        return self._send("budget", add=int(n))
+        return self._send("budget", add=_whole(n, "the number of trials to add"))
 
     def set_budget(self, total: int) -> str:
-        return self._send("budget", total=int(total))
+        return self._send("budget", total=_whole(total, "the budget"))
 
     def set_space(self, param: str, low: float | None = None, high: float | None = None,
                   log: bool | None = None, choices: list | None = None) -> str:
@@ -83,19 +94,20 @@ class StudyHandle:
 
     def cancel(self, position: int) -> str:
         """Remove queued configuration number ``position`` (1 = next)."""
-        return self._send("cancel", index=int(position) - 1)
+        return self._send("cancel", index=_whole(position, "a queue position") - 1)
 
     def move(self, position: int, to: int) -> str:
-        return self._send("reorder", index=int(position) - 1, to=int(to) - 1)
+        return self._send("reorder", index=_whole(position, "a queue position") - 1,
+                          to=_whole(to, "a queue position") - 1)
 
     def approve(self, count: int | None = None) -> str:
         return self._send("approve", count=count)
 
     def reject(self, position: int) -> str:
-        return self._send("reject", index=int(position) - 1)
+        return self._send("reject", index=_whole(position, "a planned trial's position") - 1)
 
     def rate(self, trial: int, stars: int) -> str:
-        return self._send("rate", trial=int(trial), rating=int(stars))
+        return self._send("rate", trial=_whole(trial, "a trial number"), rating=_whole(stars, "a rating"))
 
     def lesson(self, text: str) -> str:
         return self._send("lesson", text=text)

@@ -93,6 +93,9 @@ class SearchSpace:
             new = replace(spec, choices=tuple(choices), low=None, high=None, log=False)
             if spec.value not in new.choices:
                 new = replace(new, value=new.choices[0])
+        elif spec.choices is not None and not is_number(spec.value):
+            raise UsageError(f"{name} is chosen from {list(spec.choices)}, not searched in a range; "
+                             f"give it other choices instead (choices=[...])")
         else:
             new = replace(spec, low=spec.low if low is None else low,
                           high=spec.high if high is None else high,
@@ -120,6 +123,9 @@ class SearchSpace:
                 continue
             if not is_number(value):
                 raise UsageError(f"{name}={value!r} is not a number; {name} is searched in [{spec.low}, {spec.high}]")
+            if isinstance(distribution(spec).low, int) and value != int(value):
+                raise UsageError(f"{name}={value!r} is not a whole number; {name} is searched in whole numbers "
+                                 f"from {spec.low} to {spec.high}")
             if not spec.low <= value <= spec.high:
                 raise UsageError(f"{name}={value!r} is outside the search space [{spec.low}, {spec.high}]; "
                                  f"widen it first (%xp space STUDY {name} LOW HIGH, or the panel's space editor)")
