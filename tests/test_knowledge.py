@@ -416,7 +416,8 @@ def test_merging_starts_a_knowledge_file_and_names_a_missing_source(constructed,
     ("broken.json", "{not json", "Expecting property name"),
     ("list.json", '{"uid": "a"}', "no list of rows"),
     ("partial.json", '[{"uid": "a", "task": "t"}]', "row 1 has no 'meta'"),
-    ("other.csv", "a,b\n1,2\n", "row 1 has no 'uid'"),
+    ("other.csv", "a,b\n1,2\n", "the header has no 'uid'"),
+    ("header-only.csv", "a,b\n", "the header has no 'uid'"),  # no rows, but not an export either
     ("fake.parquet", "PAR1 not really", "Parquet"),
 ])
 def test_importing_a_file_that_is_not_knowledge_is_one_line_and_adds_nothing(tmp_path, name, content, expected):
@@ -428,6 +429,15 @@ def test_importing_a_file_that_is_not_knowledge_is_one_line_and_adds_nothing(tmp
     assert result.returncode == 2 and f"cannot import {path}" in result.stderr and expected in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert Store(db).knowledge_rows() == []
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json", ".parquet"])
+def test_an_export_of_an_empty_table_imports_as_nothing(tmp_path, suffix):
+    db, path = tmp_path / "empty.db", tmp_path / f"none{suffix}"
+    Store(db).close()
+    assert xpmagic("knowledge", "export", str(path), "--db", str(db)).returncode == 0
+    imported = xpmagic("knowledge", "import", str(path), "--db", str(db))
+    assert imported.returncode == 0 and "imported 0 new knowledge rows" in imported.stdout, imported.stderr
 
 
 def test_optimize_warm_starts_from_knowledge_and_says_so(shell, db_path):

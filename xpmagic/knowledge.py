@@ -22,6 +22,7 @@ from .errors import UsageError, first_line
 from .records import DatasetRecord
 from .redaction import scrub_config
 from .store import Store, utc_now
+from .store._knowledge import KNOWLEDGE_COLUMNS
 
 KNOWLEDGE_ENV = "XPMAGIC_KNOWLEDGE"
 MINIMIZE_HINTS = ("loss", "error", "rmse", "mse", "mae", "latency", "time", "cost", "regret")
@@ -112,7 +113,8 @@ def write_rows(rows: list[dict[str, Any]], path: str) -> None:
         return
     if path.endswith(".csv"):
         with open(path, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["uid"])
+            # No rows still gets the whole header, so the file imports (as nothing).
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else list(KNOWLEDGE_COLUMNS))
             writer.writeheader()
             for row in rows:
                 writer.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else v
@@ -159,7 +161,11 @@ def _parse_rows(path: str) -> list[dict[str, Any]]:
         return rows
     if path.endswith(".csv"):
         with open(path, newline="") as handle:
-            raw = list(csv.DictReader(handle))
+            reader = csv.DictReader(handle)
+            raw = list(reader)
+        missing = [key for key in _REQUIRED if key not in (reader.fieldnames or [])]
+        if missing:  # an export of no rows still has the header
+            raise ValueError(f"the header has no {', '.join(repr(k) for k in missing)}")
     else:
         import pandas as pd
 
