@@ -166,6 +166,8 @@ def test_a_long_running_cell_is_activity(shell, fake_clock):
     ("revisit data-preparation --reason because", "valid reasons: requirement-clarification"),
     ("revisit data-preparation", "needs a phase and --reason"),
     ("revisit --end", "no revisit is open"),
+    ("reasons --add ''", "is not a reason code"),  # it listed the reasons as if nothing was asked
+    ("phases --experiment nowhere", "no experiment 'nowhere'"),  # it showed every experiment's report
 ])
 def test_unknown_phases_and_reasons_are_one_line(shell, fake_clock, capsys, line, expected):
     run_ok(shell, "%xp phase model-development")
@@ -193,6 +195,8 @@ def test_filters_by_experiment_and_date(shell, fake_clock):
     m = shell.run_line_magic("xp", "phases --until 2026-03-02T20:30").matrices  # first 690 minutes
     assert m.time_minutes[m.phases.index("model-development")] == [0.0] * len(PHASES)
     assert m.time_minutes[m.phases.index("data-preparation")][m.phases.index("data-preparation")] == 600
+    before = shell.run_line_magic("xp", "phases --until 2020-01-01")
+    assert before.to_dict()["summary"] == "No phase was in focus in the period, user or experiment asked for."
 
 
 def test_cli_json_csv_and_plots(shell, fake_clock, db_path, tmp_path):

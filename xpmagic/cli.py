@@ -326,10 +326,11 @@ def phase_command(options: argparse.Namespace, store: Store, tracker: Any,
                              "revisit data-preparation --reason data-quality (or --end)")
         return Message(tracker.revisit(" ".join(options.phase), options.reason, options.note))
     if name == "reasons":
-        if options.add:
+        if options.add is not None:
             return Message(_add_reason(store, options.add, options.description))
         return Message("\n".join(f"{code}: {text or ''}" for code, text in
                                  {**REASONS, **store.team_reasons()}.items()))
+    _require_experiment(store, options.experiment)
     filters = PhaseFilter(user=options.user, experiment=options.experiment,
                           since=_moment(options.since), until=_moment(options.until))
     if idle_cutoff is None:

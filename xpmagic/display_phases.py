@@ -32,7 +32,7 @@ class PhaseReport:
 
     def to_dict(self) -> dict[str, Any]:
         data = self.matrices.to_dict()
-        data["summary"] = self.matrices.summary()
+        data["summary"] = self.summary()
         return data
 
     def __repr__(self) -> str:
@@ -44,13 +44,18 @@ class PhaseReport:
             if any(m.overlap[i]):
                 lines.append(_SHORT[key].ljust(width) + "".join(f"{v:{width}.3f}" for v in m.overlap[i]))
         lines.append("")
-        lines.append(m.summary())
+        lines.append(self.summary())
         return "\n".join(lines)
+
+    def summary(self) -> str:
+        chosen = ("user", "experiment", "since", "until")
+        narrowed = self.filters is not None and any(getattr(self.filters, f, None) for f in chosen)
+        return self.matrices.summary(narrowed)
 
     # -- HTML for the notebook -------------------------------------------------------------
     def _repr_html_(self) -> str:
         return "".join([self.heatmap_html(), self.reasons_html(), self.timeline_svg(),
-                        f"<p>{escape(self.matrices.summary())}</p>"])
+                        f"<p>{escape(self.summary())}</p>"])
 
     def heatmap_html(self) -> str:
         m = self.matrices

@@ -141,12 +141,14 @@ class PhaseMatrices:
                 "most_revisited": self.most_revisited, "reasons": self.reasons,
                 "overlap_based_on": self.based_on}
 
-    def summary(self) -> str:
-        """One paragraph on where rework comes from."""
+    def summary(self, narrowed: bool = False) -> str:
+        """One paragraph on where rework comes from (``narrowed``: filters chose part of the record)."""
         keys = self.phases
         rows = [(i, 1 - self.overlap[i][i] if any(self.overlap[i]) else 0.0) for i in range(len(keys))]
         worked = [(i, idx) for i, idx in rows if any(self.time_minutes[i]) or any(self.count[i])]
         if not worked:
+            if narrowed:
+                return "No phase was in focus in the period, user or experiment asked for."
             return "No phase has been in focus yet: set one with %xp phase KEY."
         sentences = []
         for i, idx in sorted(worked, key=lambda r: -r[1])[:3]:
