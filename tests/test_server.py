@@ -79,6 +79,20 @@ async def test_bad_parameters_are_json_errors(jp_fetch, recorded, path, params, 
     assert message in json.loads(error.value.response.body)["error"]
 
 
+async def test_the_phase_report_takes_the_filters_the_cli_takes(jp_fetch, shell):
+    run_ok(shell, "%xp phase data-preparation")
+    run_ok(shell, "%%experiment prep --phase data-preparation\nx = 1\n")
+    run_ok(shell, "%xp phase --end")
+    everything = await get(jp_fetch, "phases")
+    preparation = everything["phases"].index("data-preparation")
+    assert everything["time_minutes"][preparation][preparation] > 0
+    later = await get(jp_fetch, "phases", since="2999-01-01")
+    assert later["time_minutes"][preparation][preparation] == 0 and "in the period" in later["summary"]
+    with pytest.raises(HTTPClientError) as error:
+        await jp_fetch("xpmagic", "api", "phases", params={"since": "yesterday"})
+    assert error.value.code == 400 and "since must be a date" in json.loads(error.value.response.body)["error"]
+
+
 async def test_unknown_run_is_404(jp_fetch, recorded):
     with pytest.raises(HTTPClientError) as error:
         await jp_fetch("xpmagic", "api", "runs", "999")

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import os
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
 
+from .. import clock
 from ..errors import DatabaseNotFound, RunNotFound, UsageError, XPError
 from ..store import Store, utc_now
 
@@ -53,6 +55,17 @@ class XPHandler(APIHandler):
         if not NAME.match(text):
             raise UsageError(f"{name} must be 1 to 200 characters without control characters")
         return text
+
+    def moment_argument(self, name: str) -> datetime | None:
+        """A date or time (UTC unless it says otherwise), or None when not given."""
+        text = self.get_query_argument(name, None)
+        if not text:
+            return None
+        try:
+            return clock.parse(text)
+        except ValueError:
+            raise UsageError(f"{name} must be a date or time like 2026-11-23 or 2026-11-23T14:00, "
+                             f"got {text[:40]!r}") from None
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None))[1]
@@ -178,9 +191,9 @@ class PhasesHandler(XPHandler):
     def get(self) -> None:
         from ..phasetrack import PhaseFilter, build_report
 
-        report = build_report(self.store, PhaseFilter(experiment=self.name_argument("experiment")),
-                              self.settings["xpmagic_idle_cutoff"])
-        self.reply(report.to_dict())
+        filters = PhaseFilter(user=self.name_argument("user"), experiment=self.name_argument("experiment"),
+                              since=self.moment_argument("since"), until=self.moment_argument("until"))
+        self.reply(build_report(self.store, filters, self.settings["xpmagic_idle_cutoff"]).to_dict())
 
 
 class RecommendHandler(XPHandler):
