@@ -550,6 +550,9 @@ def test_recommend_and_knowledge_commands(shell, db_path):
     text = repr(shell.run_line_magic("xp", "recommend wine-a"))
     assert "warm-start configurations" in text and "wine" in text
     run_ok(shell, "%%experiment wine-a\nnote = 'a quick look, no data set'\n")  # the newest run has no task
+    run_ok(shell, "%%experiment plain\nnote = 'no data set at all'\n")
+    plain = xpmagic("recommend", "--experiment", "plain", "--db", str(db_path))
+    assert plain.returncode == 2 and "the run of 'plain' recorded no data set with a target" in plain.stderr
     result = xpmagic("recommend", "--experiment", "wine-a", "--db", str(db_path), "--json")
     data = json.loads(result.stdout)
     assert data["warm_start"] and data["similar_tasks"][0]["name"] == "wine"

@@ -345,9 +345,9 @@ def for_experiment(store: Store, knowledge: Store, experiment: str) -> Recommend
         raise UsageError(f"no runs of experiment {experiment!r}; record one first")
     latest, task = _newest_run_with_task(store, knowledge, run_ids)
     if latest is None:
-        newest = "its run" if len(run_ids) == 1 else f"none of its newest {len(run_ids)} runs"
-        raise UsageError(f"{newest} of {experiment!r} recorded a data set with a target: "
-                         "call xp.dataset(X, y) in the cell")
+        which = (f"the run of {experiment!r} recorded no data set" if len(run_ids) == 1
+                 else f"none of the newest {len(run_ids)} runs of {experiment!r} recorded a data set")
+        raise UsageError(f"{which} with a target: call xp.dataset(X, y) in the cell")
     metric = next(iter(latest.metrics), None)
     try:
         study = store.study(experiment)
