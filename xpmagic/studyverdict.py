@@ -27,7 +27,7 @@ def study_verdicts(store: Store, studies_before: int, tolerance: float) -> list[
 def _verdict(store: Store, original: dict[str, Any] | None, study: dict[str, Any], tolerance: float) -> Any:
     from .replay import Verdict, explain  # here, not above: replay.py imports this module
 
-    label = f"{_experiment(store, study)} (study {study['name']})"
+    label = f"{study['experiment']} (study {study['name']})"
     new_best = store.best_trial_run(study["id"])
     if original is None:
         return Verdict(None, new_best, label, "recorded",
@@ -83,7 +83,3 @@ def _study_changes(store: Store, original: dict[str, Any]) -> list[str]:
                        "study added its own trials to it); --no-recommend makes a study repeatable")
     return changes
 
-
-def _experiment(store: Store, study: dict[str, Any]) -> str:
-    row = store.conn.execute("SELECT name FROM experiments WHERE id = ?", (study["experiment_id"],)).fetchone()
-    return row[0] if row else "?"

@@ -120,17 +120,12 @@ class Worker:
         environment = self.store.environment_id(EnvironmentTracker().snapshot())
         knowledge = open_knowledge(self.store)  # $XPMAGIC_KNOWLEDGE applies to a worker's trials too
         return StudyController(
-            name=record["name"], experiment=self._experiment_name(), body=body, code=record["code"],
+            name=record["name"], experiment=record["experiment"], body=body, code=record["code"],
             config=config, store=lambda: self.store, namespace=namespace, study=self.study,
             study_id=record["id"], space=self._space(), notebook=None, environment_id=environment,
             max_output_chars=100_000, follower=True, knowledge=lambda: knowledge,
             lineage=[(run_id, "") for run_id in inputs],
             bindings=bindings)
-
-    def _experiment_name(self) -> str:
-        row = self.store.conn.execute("SELECT e.name FROM experiments e JOIN studies s ON s.experiment_id = e.id"
-                                      " WHERE s.id = ?", (self.record["id"],)).fetchone()
-        return row[0]
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(remote.HEARTBEAT_S):

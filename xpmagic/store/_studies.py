@@ -14,6 +14,7 @@ _STUDY_COLUMNS = ("id", "name", "experiment_id", "optuna_name", "storage", "metr
                   "constraints", "space", "code", "message", "n_done", "best_value", "best_params",
                   "created_at", "updated_at", "host", "pid", "pid_started")
 _JSON_COLUMNS = ("constraints", "space", "best_params")
+_SELECTED = ", ".join(f"s.{c}" for c in _STUDY_COLUMNS) + ", e.name"  # with the experiment's name
 
 
 class StudiesMixin:
@@ -58,7 +59,7 @@ class StudiesMixin:
     def study(self, name: str) -> dict[str, Any]:
         """A study by its name, or the experiment's latest study (re-running a cell starts a new one)."""
         cursor = self.conn.execute(
-            f"SELECT {', '.join('s.' + c for c in _STUDY_COLUMNS)} FROM studies s"
+            f"SELECT {_SELECTED} FROM studies s"
             " JOIN experiments e ON e.id = s.experiment_id"
             " WHERE s.name = ? OR e.name = ? ORDER BY s.id DESC LIMIT 1",
             (name, name))
@@ -69,7 +70,7 @@ class StudiesMixin:
 
     def studies(self) -> list[dict[str, Any]]:
         cursor = self.conn.execute(
-            f"SELECT {', '.join(_STUDY_COLUMNS)} FROM studies ORDER BY id")
+            f"SELECT {_SELECTED} FROM studies s JOIN experiments e ON e.id = s.experiment_id ORDER BY s.id")
         return [self._study_dict(row) for row in cursor.fetchall()]
 
     def study_names_for(self, experiment: str) -> list[str]:
@@ -79,7 +80,7 @@ class StudiesMixin:
 
     @staticmethod
     def _study_dict(row: tuple) -> dict[str, Any]:
-        data = dict(zip(_STUDY_COLUMNS, row))
+        data = dict(zip((*_STUDY_COLUMNS, "experiment"), row))
         for key in _JSON_COLUMNS:
             if data[key] is not None:
                 data[key] = json.loads(data[key])
