@@ -164,6 +164,14 @@ def test_lineage_links_a_run_to_the_run_that_produced_its_input(shell, db_path):
     assert "clean" in repr(shell.run_line_magic("xp", f"lineage {train_id}"))
 
 
+def test_a_timed_line_reads_and_writes_like_the_statement_it_times(shell, db_path):
+    run_ok(shell, "%%experiment prep\nimport numpy as np\nclean = np.arange(100.0)\n")
+    run_ok(shell, "%%experiment timed\n%time doubled = clean * 2\n")
+    store = Store(db_path, create=False)
+    timed = store.get_run(2)
+    assert "clean" in timed.inputs and "doubled" in timed.outputs and store.lineage_sources(2) == [1]
+
+
 @pytest.mark.parametrize("cell", [
     "%%time\n%%experiment timed\nscore = float(clean.mean())\nxp.log(score=score)\n",
     "%%experiment timed\n%%time\nscore = float(clean.mean())\nxp.log(score=score)\n",

@@ -128,6 +128,15 @@ class _FlowCollector(ast.NodeVisitor):
             self.visit(result)
         self._locals.pop()
 
+    def visit_Call(self, node: ast.Call) -> None:
+        self.generic_visit(node)
+        code = _magic_statement(node)
+        if code is not None:
+            try:
+                self.visit(ast.parse(code))
+            except SyntaxError:
+                pass  # IPython reports it when the magic runs
+
     def visit_ListComp(self, node: ast.ListComp) -> None:
         self._visit_comprehension(node, [node.elt])
 
@@ -135,6 +144,22 @@ class _FlowCollector(ast.NodeVisitor):
 
     def visit_DictComp(self, node: ast.DictComp) -> None:
         self._visit_comprehension(node, [node.key, node.value])
+
+
+# Line magics that run their argument as a statement of the cell (`%time y = f(x)` reads x, writes y).
+_STATEMENT_MAGICS = frozenset({"time", "prun"})
+
+
+def _magic_statement(call: ast.Call) -> str | None:
+    """The statement of a transformed ``get_ipython().run_line_magic('time', 'y = f(x)')``."""
+    func, args = call.func, call.args
+    if not (isinstance(func, ast.Attribute) and func.attr == "run_line_magic" and len(args) >= 2):
+        return None
+    name, code = args[0], args[1]
+    if (isinstance(name, ast.Constant) and name.value in _STATEMENT_MAGICS
+            and isinstance(code, ast.Constant) and isinstance(code.value, str)):
+        return code.value
+    return None
 
 
 @lru_cache(maxsize=512)
