@@ -102,6 +102,22 @@ def test_output_cap_is_configurable(shell, db_path):
     assert stdout.startswith("x" * 10) and "truncated" in stdout
 
 
+@pytest.mark.parametrize(("setting", "said"), [
+    ("max_output_chars = -5", "max_output_chars must be 0 or more, got -5"),
+    ("idle_cutoff_minutes = -1", "idle_cutoff_minutes must be 0 or more"),
+    ("fingerprint_sample_bytes = 0", "fingerprint_sample_bytes must be at least 4,096, got 0"),
+])
+def test_a_setting_that_makes_no_sense_is_refused_and_the_old_one_kept(shell, db_path, caplog, setting, said):
+    name = setting.split()[0]
+    magics = shell.magics_manager.registry["XPMagics"]
+    before = getattr(magics, name)
+    shell.run_cell(f"%config XPMagics.{setting}")
+    assert said in caplog.text
+    assert getattr(magics, name) == before
+    run_ok(shell, "%%experiment talk\nprint('still recorded')\n")
+    assert rows(db_path, "SELECT stdout FROM runs") == [("still recorded\n",)]
+
+
 def test_seed_is_applied_and_recorded_and_absence_is_recorded(shell, db_path):
     run_ok(shell, "%%experiment s --seed 42\nimport numpy as np\na = np.random.rand()\n")
     first = shell.user_ns["a"]

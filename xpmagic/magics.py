@@ -16,7 +16,7 @@ from IPython.core.inputtransformer2 import cell_magic as rewrite_cell_magic
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
-from traitlets import Bool, Float, Int, Unicode, observe
+from traitlets import Bool, Float, Int, TraitError, Unicode, observe, validate
 
 from .errors import UsageError, XPError, file_error
 from .phases import normalize_phase
@@ -25,6 +25,7 @@ from .store import Store, file_identity
 
 DB_ENV = "XPMAGIC_DB"
 DEFAULT_DB = "xpmagic.db"
+MIN_SAMPLE_BYTES = 4096
 
 
 def resolve_db_path(configured: str = "") -> Path:
@@ -73,6 +74,20 @@ class XPMagics(Magics):
         self.recorder = Recorder(shell, self.store, self.settings, _display_summary, self.knowledge)
 
     # -- configuration ---------------------------------------------------------
+    @validate("max_output_chars", "idle_cutoff_minutes")
+    def _not_negative(self, proposal: Any) -> Any:
+        if proposal["value"] < 0:
+            raise TraitError(f"XPMagics.{proposal['trait'].name} must be 0 or more, got {proposal['value']}")
+        return proposal["value"]
+
+    @validate("fingerprint_sample_bytes")
+    def _sample_size(self, proposal: Any) -> Any:
+        # a tiny sample makes different arrays of one shape look alike, and lineage would link them
+        if proposal["value"] < MIN_SAMPLE_BYTES:
+            raise TraitError(f"XPMagics.fingerprint_sample_bytes must be at least {MIN_SAMPLE_BYTES:,}, "
+                             f"got {proposal['value']:,}")
+        return proposal["value"]
+
     @observe("max_output_chars", "capture_variables", "capture_output",
              "fingerprint_sample_bytes", "record_git", "show_summary", "idle_cutoff_minutes")
     def _settings_changed(self, change: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from traitlets import Bool, Float, Unicode
+from traitlets import Bool, Float, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 
@@ -18,6 +18,12 @@ class XPMagicServer(Configurable):
                                       "$XPMAGIC_KNOWLEDGE, else the database itself").tag(config=True)
     trust_replay = Bool(False, help="Let the sidebar replay runs of a database another user or machine "
                                     "created (replay runs the code stored in it)").tag(config=True)
+
+    @validate("idle_cutoff_minutes")
+    def _not_negative(self, proposal: Any) -> Any:
+        if proposal["value"] < 0:
+            raise TraitError(f"XPMagicServer.idle_cutoff_minutes must be 0 or more, got {proposal['value']}")
+        return proposal["value"]
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
