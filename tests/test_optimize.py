@@ -68,6 +68,14 @@ def test_a_trial_reads_user_data_but_its_assignments_do_not_leak(shell, db_path)
     assert [(name, kind) for _, name, kind in read] == [("offset", "scalar")] * 3
 
 
+def test_trials_get_the_handle_when_the_notebook_calls_numpy_xp(shell, db_path):
+    handle = shell.user_ns["xp"]
+    run_ok(shell, "import numpy as xp")
+    run_ok(shell, f"%%experiment arrays --optimize score --trials 3 --seed 0 --no-recommend\n{QUADRATIC}")
+    assert handle.study("arrays").wait(30)
+    assert rows(db_path, "SELECT status, trial_state FROM runs") == [("ok", "complete")] * 3
+
+
 def test_pause_resume_and_stop(shell, db_path):
     study, _ = optimize(shell, "steer", "--trials 200", SLOW)
     wait_for(lambda: study.controller.finished_trials())

@@ -7,6 +7,7 @@ handle in the namespace. See the README for every option.
 from __future__ import annotations
 
 import atexit
+import sys
 from typing import Any
 
 from .errors import XPError
@@ -31,6 +32,12 @@ def load_ipython_extension(shell: Any) -> None:
     shell.input_transformers_cleanup.append(experiment_transformer)
     magics.recorder.register()
     atexit.register(magics.recorder.git.wait_idle, 5.0)  # a short-lived kernel still gets its git state
+    replaced = shell.user_ns.get("xp")
+    if replaced is not None and not isinstance(replaced, XPHandle):
+        from .api import describe_other_xp
+
+        print(f"xpmagic: `xp` was {describe_other_xp(replaced)}; it is now xpmagic's handle. Bind yours to "
+              "another name (e.g. `import numpy as xnp`)", file=sys.stderr)
     shell.user_ns["xp"] = XPHandle(magics.recorder, magics.store)
 
 

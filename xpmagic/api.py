@@ -19,6 +19,14 @@ if TYPE_CHECKING:
 current_run: ContextVar[ActiveRun | None] = ContextVar("xpmagic_current_run", default=None)
 
 
+def describe_other_xp(value: Any) -> str:
+    """What a non-handle value bound to ``xp`` is, for a warning ("numpy (a module)"): array
+    code often names its namespace ``xp``."""
+    kind = type(value).__name__
+    name = getattr(value, "__name__", None)
+    return f"{name} (a {kind})" if isinstance(name, str) else f"a {kind}"
+
+
 class XPHandle:
     """Record parameters, metrics, data and files of the run in progress.
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import clock
+from .api import XPHandle, describe_other_xp
 from .bindings import Bindings, bindings_for
 from .capture import NameUse, TeeStream, cell_name_use, routed_streams
 from .environment import EnvironmentTracker
@@ -179,6 +180,7 @@ class Recorder:
         raw = self._raw_cells[-1]
         if body is None:
             _, body = split_cell(raw)
+        self._warn_if_xp_is_rebound(body)
         store = self._store()
         settings = self._settings()
         if args.reason:
@@ -220,6 +222,18 @@ class Recorder:
         self._cell = cell
         self.foreground = run
         return run
+
+    def _warn_if_xp_is_rebound(self, body: str) -> None:
+        """A cell calling xp.param after `import numpy as xp` would fail with numpy's AttributeError."""
+        if "xp." not in body:
+            return
+        namespace = self.shell.user_ns
+        if "xp" not in namespace:
+            print("xpmagic: `xp` is no longer defined in this notebook: %reload_ext xpmagic puts the handle back",
+                  file=sys.stderr)
+        elif not isinstance(namespace["xp"], XPHandle):
+            print(f"xpmagic: `xp` is {describe_other_xp(namespace['xp'])} in this notebook, not xpmagic's handle: "
+                  "bind yours to another name, then %reload_ext xpmagic", file=sys.stderr)
 
     def _stop_clock_before_tracebacks(self, cell: _CellRun) -> None:
         """Rendering a traceback can take longer than the cell; a run's duration must not

@@ -53,7 +53,9 @@ def evaluate_here(compiled: Any, namespace: dict[str, Any], run: ActiveRun, stor
                   max_output: int) -> Evaluation:
     """Run the body in a copy of the namespace, in this thread, its prints routed to the run."""
     namespace = dict(namespace)  # the trial reads the user's data; its writes stay here
-    if "xp" not in namespace:  # %unload_ext took the session's handle; the trial's run is in current_run
+    if not isinstance(namespace.get("xp"), XPHandle):
+        # %unload_ext took the session's handle, or the name was rebound (array code calls numpy
+        # `xp`); the body's xp.param calls are the study's space. The trial's run is in current_run.
         namespace["xp"] = XPHandle(_NoForeground(), None)  # type: ignore[arg-type]
     out, err = capture_buffer(max_output), capture_buffer(max_output)
     streams = routed_streams()
