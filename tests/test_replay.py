@@ -131,6 +131,25 @@ def test_an_input_from_an_unrecorded_cell_is_named_with_the_way_out(shell, tmp_p
                for c in found["doubled"]["changes"]), found["doubled"]["changes"]
 
 
+def test_a_value_read_under_another_name_than_its_run_wrote_it_is_rebuilt(recorded, shell, tmp_path, db_path):
+    """Lineage matches by fingerprint: a plain cell loading the same file as `frame2` reads what
+    run 1 wrote as `frame`. The replay binds the name the run read, and replaying again replays
+    the recorded run, not the first replay."""
+    run_ok(shell, "frame2 = pd.read_csv('data.csv')\n")
+    run_ok(shell, "%%experiment rows\nxp.log(n=len(frame2))\n")
+    for _ in range(2):
+        found = verdicts(xpmagic("replay", "rows", "--db", str(db_path), "--json", cwd=tmp_path))
+        assert found["rows"]["verdict"] == "reproduced", found
+        assert found["rows"]["run"] == 3 and found["load-data"]["run"] == 1
+
+
+def test_a_run_that_failed_and_fails_again_says_it_failed_the_same_way(shell, tmp_path, db_path):
+    shell.run_cell("%%experiment broken\n1 / 0\n")
+    found = verdicts(xpmagic("replay", "broken", "--db", str(db_path), "--json", cwd=tmp_path))
+    assert found["broken"]["verdict"] == "failed"
+    assert found["broken"]["changes"][0] == "the original run failed the same way"
+
+
 def test_a_cell_that_now_fails_reports_its_index_and_error(recorded, tmp_path):
     (tmp_path / "data.csv").unlink()
     result = xpmagic("replay", "train", "--db", str(recorded), "--json", cwd=tmp_path)

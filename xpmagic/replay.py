@@ -67,6 +67,28 @@ def upstream_runs(store: Store, run_id: int) -> list[Run]:
 
 
 
+def renamed_inputs(store: Store, runs: list[Run]) -> dict[int, list[tuple[str, str]]]:
+    """Per upstream run, the (name read, name written) pairs of values a later run read under
+    another name than the one the upstream run wrote them as (lineage matches by fingerprint:
+    `df = pd.read_csv(...)` in a plain cell reads what a recorded run wrote as `raw`)."""
+    by_id = {run.id: run for run in runs}
+    renamed: dict[int, list[tuple[str, str]]] = {}
+    for reader in runs:
+        for source_id, name in store.lineage_edges(reader.id):
+            source, wanted = by_id.get(source_id), reader.inputs.get(name)
+            if source is None or wanted is None or source.outputs.get(name) == wanted:
+                continue
+            written = next((n for n, digest in source.outputs.items() if digest == wanted), None)
+            if written is not None:
+                renamed.setdefault(source_id, []).append((name, written))
+    return renamed
+
+
+def alias_code(pairs: list[tuple[str, str]], source_id: int) -> str:
+    return "\n".join(f"{read} = {written}  # read as {read!r}; run {source_id} wrote it as {written!r}"
+                      for read, written in sorted(set(pairs)))
+
+
 def magic_line(run: Run) -> str:
     """The %%experiment line that records a run like this one (optimization options dropped)."""
     parts = ["%%experiment", shlex.quote(run.experiment)]
@@ -99,6 +121,7 @@ def rebuild_notebook(store: Store, run_id: int, *, parameters_cell: bool = False
         lines = [f"{name} = {value!r}" for name, value in sorted(_replayable(target.params).items())]
         nb.cells.append(new_code_cell("\n".join(lines) or "# no parameters",
                                       metadata={"tags": ["parameters"]}))
+    renamed = renamed_inputs(store, runs)
     for run in runs:
         if parameters_cell and run is target:
             params = "dict(" + ", ".join(f"{n}={n}" for n in sorted(_replayable(run.params))) + ")"
@@ -108,6 +131,9 @@ def rebuild_notebook(store: Store, run_id: int, *, parameters_cell: bool = False
                                       metadata={"xpmagic": {"setup_for": run.id}}))
         _, body = split_cell(run.code)
         nb.cells.append(new_code_cell(f"{magic_line(run)}\n{body}", metadata={"xpmagic": {"run": run.id}}))
+        if run.id in renamed:
+            nb.cells.append(new_code_cell(alias_code(renamed[run.id], run.id),
+                                          metadata={"xpmagic": {"aliases_of": run.id}}))
     nbformat.validate(nb)
     return nb
 
@@ -230,8 +256,14 @@ def verdict_for(original: Run, replay: Run | None, tolerance: float,
                      "message": replay.error.message}
         if error is None:
             error = {"cell": None, "type": "NotRun", "message": "an earlier cell failed"}
+        changes = explain(original, replay)
+        if original.status == "failed" and original.error is not None:
+            before = f"{original.error.type}: {original.error.message}"
+            same = (original.error.type, original.error.message) == (error["type"], error["message"])
+            changes.insert(0, "the original run failed the same way" if same
+                           else f"the original run failed too, with {before}")
         return Verdict(original.id, None if replay is None else replay.id, original.experiment,
-                       "failed", error=error, changes=explain(original, replay))
+                       "failed", error=error, changes=changes)
     differences = [
         {"metric": name, "old": value, "new": replay.metrics.get(name)}
         for name, value in original.metrics.items()
@@ -350,7 +382,9 @@ def resolve_target(store: Store, target: str, all_runs: bool = False,
     if target.isdigit():
         store.get_run(int(target))
         return "runs", [int(target)]
-    ids = [r.id for r in store.list_runs(target) if r.trial_number is None]
+    runs = [r for r in store.list_runs(target) if r.trial_number is None]
+    # The runs a person recorded, not earlier replays of them (replaying twice would replay the replay)
+    ids = [r.id for r in runs if r.replay_of is None] or [r.id for r in runs]
     if not ids:
         raise UsageError(f"{target!r} is not a run id, an experiment with runs, or a .ipynb file")
     return "runs", sorted(ids) if all_runs else [ids[0]]

@@ -39,7 +39,7 @@ def _rebuild_namespace(store: Store, input_runs: list[int], bindings: Bindings,
     from IPython.core.interactiveshell import InteractiveShell
 
     from ..bindings import bindings_of, setup_code
-    from ..replay import _working_folder, magic_line, upstream_runs
+    from ..replay import _working_folder, alias_code, magic_line, renamed_inputs, upstream_runs
 
     runs: dict[int, Any] = {}
     for run_id in input_runs:
@@ -59,6 +59,7 @@ def _rebuild_namespace(store: Store, input_runs: list[int], bindings: Bindings,
             error = result.error_in_exec or result.error_before_exec
             raise XPError(f"the study's imports and definitions failed here: {type(error).__name__}: {error}; "
                           "install the packages it uses on this machine")
+    renamed = renamed_inputs(store, [runs[i] for i in sorted(runs)])
     for run in (runs[i] for i in sorted(runs)):
         progress(f"rebuilding inputs: run {run.id} ({run.experiment})")
         os.chdir(_working_folder(run))
@@ -69,6 +70,8 @@ def _rebuild_namespace(store: Store, input_runs: list[int], bindings: Bindings,
             error = result.error_in_exec or result.error_before_exec
             raise XPError(f"rebuilding the study's inputs failed at run {run.id} ({run.experiment}): "
                           f"{type(error).__name__}: {error}")
+        if run.id in renamed:
+            shell.run_cell(alias_code(renamed[run.id], run.id), store_history=False)
     return shell.user_ns
 
 
