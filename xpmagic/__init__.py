@@ -38,7 +38,7 @@ def load_ipython_extension(shell: Any) -> None:
 
         print(f"xpmagic: `xp` was {describe_other_xp(replaced)}; it is now xpmagic's handle. Bind yours to "
               "another name (e.g. `import numpy as xnp`)", file=sys.stderr)
-    shell.user_ns["xp"] = XPHandle(magics.recorder, magics.store)
+    magics.recorder.handle = shell.user_ns["xp"] = XPHandle(magics.recorder, magics.store)
 
 
 def unload_ipython_extension(shell: Any) -> None:

@@ -118,6 +118,7 @@ class Recorder:
         self._knowledge = knowledge or store
         self._settings = settings
         self._display = display
+        self.handle: XPHandle | None = None  # the session's `xp` (set when the extension loads)
         self.environment = EnvironmentTracker()
         self.phases = PhaseTracker(store, lambda: self._settings().idle_cutoff_minutes)
         self.git = GitStateWriter(self._attach_git)
@@ -180,7 +181,7 @@ class Recorder:
         raw = self._raw_cells[-1]
         if body is None:
             _, body = split_cell(raw)
-        self._warn_if_xp_is_rebound(body)
+        self._check_handle(body)
         store = self._store()
         settings = self._settings()
         if args.reason:
@@ -223,14 +224,14 @@ class Recorder:
         self.foreground = run
         return run
 
-    def _warn_if_xp_is_rebound(self, body: str) -> None:
-        """A cell calling xp.param after `import numpy as xp` would fail with numpy's AttributeError."""
-        if "xp." not in body:
+    def _check_handle(self, body: str) -> None:
+        """An experiment cell calling `xp.` after %reset (or `del xp`) gets the handle back; after
+        `import numpy as xp` it would fail with numpy's AttributeError, so that is named."""
+        if "xp." not in body or self.handle is None:
             return
         namespace = self.shell.user_ns
         if "xp" not in namespace:
-            print("xpmagic: `xp` is no longer defined in this notebook: %reload_ext xpmagic puts the handle back",
-                  file=sys.stderr)
+            namespace["xp"] = self.handle
         elif not isinstance(namespace["xp"], XPHandle):
             print(f"xpmagic: `xp` is {describe_other_xp(namespace['xp'])} in this notebook, not xpmagic's handle: "
                   "bind yours to another name, then %reload_ext xpmagic", file=sys.stderr)
