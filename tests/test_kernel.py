@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -126,6 +127,10 @@ def test_resume_after_a_kernel_restart_keeps_trials_and_honours_the_budget(kerne
     exe = shutil.which("xpmagic", path=os.path.dirname(sys.executable))
     steered = subprocess.run([exe, "budget", "revive", "8", "--db", str(db)], capture_output=True, text=True)
     assert "no kernel drives study 'revive' now" in steered.stdout, steered.stdout + steered.stderr
+    # ... and the study, left 'running' in the database, shows as interrupted with the way on
+    listed = json.loads(subprocess.run([exe, "studies", "--json", "--db", str(db)], capture_output=True,
+                                       text=True).stdout)
+    assert listed[0]["state"] == "interrupted" and "--resume" in listed[0]["message"]
 
     manager, client = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
     try:
@@ -143,7 +148,7 @@ def test_resume_after_a_kernel_restart_keeps_trials_and_honours_the_budget(kerne
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(interrupted) == 1 and interrupted[0].state == optuna.trial.TrialState.FAIL
     assert len(complete) == 7 and len(trials) == 8  # budget of 8 counts the interrupted trial
-    assert _count(db, "SELECT count(*) FROM runs WHERE status = 'interrupted'") == 1
+    assert _count(db, "SELECT count(*) FROM runs WHERE status = 'interrupted' AND trial_state = 'failed'") == 1
     assert _count(db, "SELECT count(*) FROM studies") == 1
     # ... and the request applied once the cell ran again with --resume
     assert _count(db, "SELECT count(*) FROM study_controls WHERE applied_at IS NULL") == 0

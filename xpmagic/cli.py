@@ -467,13 +467,17 @@ class SteeringResult:
 
 class StudiesInfo:
     def __init__(self, store: Store):
-        self.studies = [
-            {"name": s["name"], "experiment_id": s["experiment_id"], "state": s["state"],
-             "n_trials": s["n_done"], "budget": s["budget"], "metric": s["metric"],
-             "direction": s["direction"], "best_value": s["best_value"],
-             "best_params": s["best_params"], "sampler": s["sampler"], "storage": s["storage"],
-             "optuna_study": s["optuna_name"], "message": s["message"], "updated_at": s["updated_at"]}
-            for s in store.studies()]
+        from .optimize._handle import shown_state
+
+        self.studies = [self._study(s, *shown_state(s)) for s in store.studies()]
+
+    @staticmethod
+    def _study(s: dict[str, Any], state: str, message: str | None) -> dict[str, Any]:
+        return {"name": s["name"], "experiment_id": s["experiment_id"], "state": state,
+                "n_trials": s["n_done"], "budget": s["budget"], "metric": s["metric"],
+                "direction": s["direction"], "best_value": s["best_value"],
+                "best_params": s["best_params"], "sampler": s["sampler"], "storage": s["storage"],
+                "optuna_study": s["optuna_name"], "message": message, "updated_at": s["updated_at"]}
 
     def to_dict(self) -> list[dict[str, Any]]:
         return self.studies

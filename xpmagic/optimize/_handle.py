@@ -49,6 +49,15 @@ def _whole(value: Any, what: str) -> int:
     return number
 
 
+def shown_state(record: dict[str, Any]) -> tuple[str, str | None]:
+    """A study's state and message as people should see them: one its kernel left 'running' when
+    it died (killed, crashed, restarted) is interrupted, and says how to go on."""
+    if record["state"] == "running" and _driver_gone(record):
+        return "interrupted", (f"its kernel (pid {record['pid']}) exited; run its cell again with --resume "
+                               "to continue")
+    return record["state"], record["message"]
+
+
 def _driver_gone(record: dict[str, Any]) -> bool:
     """Whether the process that drove the study, on this machine, has exited (elsewhere: unknown)."""
     if record["host"] != procinfo.host() or record["pid"] is None:
@@ -134,7 +143,7 @@ class StudyHandle:
 
     @property
     def state(self) -> str:
-        return self.record["state"]
+        return shown_state(self.record)[0]
 
     @property
     def best_params(self) -> dict[str, Any] | None:
@@ -170,5 +179,5 @@ class StudyHandle:
 
     def __repr__(self) -> str:
         record = self.record
-        return (f"<study {self.name}: {record['state']}, {record['n_done']} trials done, "
+        return (f"<study {self.name}: {shown_state(record)[0]}, {record['n_done']} trials done, "
                 f"best {record['best_value']}>")

@@ -350,6 +350,7 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
         with self._write() as conn:
             conn.executemany(
                 "UPDATE runs SET status = 'interrupted', ended_at = ?,"
+                " trial_state = CASE trial_state WHEN 'running' THEN 'failed' ELSE trial_state END,"
                 " error_type = 'ProcessDied', error_message = ? WHERE id = ? AND status = 'running'",
                 [(now, f"process {pid} ended before the run finished", run_id)
                  for run_id, pid, _, _ in dead],
