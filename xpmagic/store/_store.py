@@ -107,11 +107,11 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
             if "file is not a database" in str(exc):
                 raise DatabaseCorrupt(
                     f"{self.path} is not a SQLite database (corrupt, or another kind of file); "
-                    "move it aside or choose another file with XPMAGIC_DB"
+                    "move it aside or choose another file (--db, XPMAGIC_DB or %config XPMagics.db_path)"
                 ) from None
             raise DatabaseCorrupt(
                 f"{self.path} cannot be read as an xpmagic database ({exc}); "
-                "move it aside or choose another file with XPMAGIC_DB"
+                "move it aside or choose another file (--db, XPMAGIC_DB or %config XPMagics.db_path)"
             ) from None
 
     # -- schema ------------------------------------------------------------
@@ -132,7 +132,7 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
             if len(applied) == 0 and self._has_foreign_tables():
                 raise DatabaseCorrupt(
                     f"{self.path} is a SQLite database of another application; "
-                    "choose another file with XPMAGIC_DB"
+                    "choose another file (--db, XPMAGIC_DB or %config XPMagics.db_path)"
                 )
             _schema.migrations.apply(self.db)
 
