@@ -76,6 +76,21 @@ def test_trials_get_the_handle_when_the_notebook_calls_numpy_xp(shell, db_path):
     assert rows(db_path, "SELECT status, trial_state FROM runs") == [("ok", "complete")] * 3
 
 
+def test_trials_record_the_persons_own_modules(shell, db_path, tmp_path):
+    (tmp_path / "xp_trial_helper.py").write_text("def centre():\n    return 1.0\n")
+    try:
+        run_ok(shell, f"import sys\nsys.path.insert(0, {str(tmp_path)!r})\nimport xp_trial_helper\n")
+        study, _ = optimize(shell, "local", "--trials 2 --no-recommend",
+                            "x = xp.param('x', 0.0, low=-5.0, high=5.0)\n"
+                            "xp.log(score=-(x - xp_trial_helper.centre()) ** 2)\n")
+        assert study.wait(30)
+    finally:
+        sys.modules.pop("xp_trial_helper", None)
+        shell.run_cell(f"sys.path.remove({str(tmp_path)!r})")
+    modules = rows(db_path, "SELECT l.modules FROM runs r JOIN local_code l ON l.id = r.local_code_id")
+    assert len(modules) == 2 and all('"module":"xp_trial_helper"' in m[0] for m in modules)
+
+
 def test_pause_resume_and_stop(shell, db_path):
     study, _ = optimize(shell, "steer", "--trials 200", SLOW)
     wait_for(lambda: study.controller.finished_trials())

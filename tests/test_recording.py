@@ -137,6 +137,65 @@ def test_a_notebooks_own_xp_is_named_when_replaced_and_when_it_shadows_the_handl
         ("fine", "ok"), ("hidden", "failed"), ("back", "ok")]
 
 
+def test_the_persons_own_modules_are_recorded_as_loaded_and_an_edit_shows_in_diff(shell, db_path, tmp_path):
+    """helpers.py in the working folder is the person's code: each run records the version
+    that ran (an edit without a reload is not yet running), and diff shows the edit."""
+    module = tmp_path / "xp_own_helpers.py"
+    module.write_text("def f(x):\n    return x * 2\n")
+    try:
+        run_ok(shell, f"import sys, importlib\nsys.path.insert(0, {str(tmp_path)!r})\nimport xp_own_helpers\n")
+        cell = "%%experiment own\nxp.log(v=xp_own_helpers.f(2))\n"
+        run_ok(shell, cell)
+        module.write_text("def f(x):\n    return x * 3\n")
+        run_ok(shell, cell)  # edited, not reloaded: still the old code
+        run_ok(shell, "importlib.reload(xp_own_helpers)")
+        run_ok(shell, cell)
+    finally:
+        sys.modules.pop("xp_own_helpers", None)
+        shell.run_cell(f"sys.path.remove({str(tmp_path)!r})")
+    store = Store(db_path, create=False)
+    first, unreloaded, reloaded = (store.get_run(i) for i in (1, 2, 3))
+    assert [m["module"] for m in first.local_code] == ["xp_own_helpers"]  # not xpmagic, numpy, pytest...
+    assert first.local_code[0]["path"] == "xp_own_helpers.py"
+    assert unreloaded.local_code == first.local_code and reloaded.local_code != first.local_code
+    assert (first.metrics, reloaded.metrics) == ({"v": 4}, {"v": 6})
+    diff = shell.run_line_magic("xp", "diff 1 3").diff
+    assert [c.name for c in diff.local_code] == ["xp_own_helpers"]
+    assert "-    return x * 2\n+    return x * 3" in diff.code_diff
+    assert "local code: xp_own_helpers (xp_own_helpers.py" in shell.run_line_magic("xp", "show 3").__repr__()
+    with sqlite3.connect(db_path) as conn:  # each version stored once, not per run
+        assert conn.execute("SELECT count(*) FROM code_sources").fetchone() == (2,)
+        assert conn.execute("SELECT count(*) FROM local_code").fetchone() == (2,)
+
+
+def test_python_installed_packages_and_xpmagic_are_never_the_persons_own_code(tmp_path):
+    """A working folder holding Python itself (pyenv or conda under the home folder), a
+    project's .venv, or xpmagic installed editable: none of that is the person's code."""
+    import json as stdlib_module  # noqa: F401 (loaded: a module under the Python folder)
+
+    import xpmagic
+    from xpmagic.localcode import LocalCodeTracker
+
+    tracker = LocalCodeTracker()
+    assert tracker.loaded(sys.base_prefix) == [] and tracker.loaded(sys.prefix) == []
+    repository = os.path.dirname(os.path.dirname(xpmagic.__file__))
+    assert not any(m.module.startswith("xpmagic") for m in tracker.loaded(repository))
+    installed = tmp_path / ".venv" / "lib" / "site-packages"
+    installed.mkdir(parents=True)
+    (installed / "xp_installed_elsewhere.py").write_text("VALUE = 1\n")
+    (tmp_path / "xp_really_mine.py").write_text("VALUE = 2\n")
+    sys.path[:0] = [str(installed), str(tmp_path)]
+    try:
+        import xp_installed_elsewhere  # noqa: F401
+        import xp_really_mine  # noqa: F401
+
+        assert [m.module for m in tracker.loaded(str(tmp_path))] == ["xp_really_mine"]
+    finally:
+        del sys.path[:2]
+        sys.modules.pop("xp_installed_elsewhere", None)
+        sys.modules.pop("xp_really_mine", None)
+
+
 def test_seed_is_applied_and_recorded_and_absence_is_recorded(shell, db_path):
     run_ok(shell, "%%experiment s --seed 42\nimport numpy as np\na = np.random.rand()\n")
     first = shell.user_ns["a"]

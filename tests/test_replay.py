@@ -150,6 +150,23 @@ def test_a_run_that_failed_and_fails_again_says_it_failed_the_same_way(shell, tm
     assert found["broken"]["changes"][0] == "the original run failed the same way"
 
 
+def test_a_local_module_edited_since_the_run_is_named_as_the_cause(shell, tmp_path, db_path):
+    helper = tmp_path / "xp_replay_helper.py"
+    helper.write_text("def scale(x):\n    return x * 2\n")
+    try:
+        run_ok(shell, f"import sys\nsys.path.insert(0, {str(tmp_path)!r})\nimport xp_replay_helper\n")
+        run_ok(shell, "%%experiment scaled --seed 0\nxp.log(v=xp_replay_helper.scale(21))\n")
+    finally:
+        sys.modules.pop("xp_replay_helper", None)
+        shell.run_cell(f"sys.path.remove({str(tmp_path)!r})")
+    helper.write_text("def scale(x):\n    return x * 3\n")
+    found = verdicts(xpmagic("replay", "scaled", "--db", str(db_path), "--json", cwd=tmp_path))
+    assert found["scaled"]["verdict"] == "differs"
+    assert found["scaled"]["changes"] == [
+        f"local module xp_replay_helper (xp_replay_helper.py) changed since the original "
+        f"(xpmagic diff 1 {found['scaled']['replay_run']} shows how)"]
+
+
 def test_a_cell_that_now_fails_reports_its_index_and_error(recorded, tmp_path):
     (tmp_path / "data.csv").unlink()
     result = xpmagic("replay", "train", "--db", str(recorded), "--json", cwd=tmp_path)

@@ -6,7 +6,7 @@ import json
 from html import escape
 from typing import Any
 
-from .queries import _MISSING, Change, LineageNode, RunDiff
+from .queries import _MISSING, DIFF_SECTIONS, Change, LineageNode, RunDiff
 from .records import Run
 
 
@@ -54,6 +54,8 @@ def run_text(run: Run) -> str:
         lines.append("imports: " + "; ".join(run.imports))
     if run.definitions:
         lines.append("definitions: " + ", ".join(d["name"] for d in run.definitions))
+    if run.local_code:
+        lines.append("local code: " + _local_code_text(run))
     if run.env:
         lines.append(f"environment: Python {run.env['python']} on {run.env['platform']}, "
                      f"{len(run.env['packages'])} packages")
@@ -108,16 +110,30 @@ class RunView:
             parts.append("<b>imports</b>: " + escape("; ".join(run.imports)))
         if run.definitions:
             parts.append("<b>definitions</b>: " + escape(", ".join(d["name"] for d in run.definitions)))
+        if run.local_code:
+            parts.append("<b>local code</b>: " + escape(_local_code_text(run)))
         parts.append(f"<pre>{escape(run.code)}</pre>")
         if run.error:
             parts.append(f"<pre style='color:#cf222e'>{escape(run.error.traceback)}</pre>")
         return "".join(parts)
 
 
+def _local_code_text(run: Run) -> str:
+    """The person's own modules the run's session had loaded: module (path, start of its sha256)."""
+    return ", ".join(f"{m['module']} ({m['path']} {m['sha256'][:8]})" for m in run.local_code)
+
+
 def _changes_text(title: str, changes: list[Change]) -> list[str]:
     if not changes:
         return []
-    return [f"{title}:"] + [f"  {c.name}: {_value(c.a)} -> {_value(c.b)}" for c in changes]
+    return [f"{title}:"] + [f"  {c.name}: {_shown(title, c.a)} -> {_shown(title, c.b)}" for c in changes]
+
+
+def _shown(section: str, value: Any) -> str:
+    """A change's value; a module version by the start of its sha256 (the code diff shows the edit)."""
+    if section == "local code" and isinstance(value, str):
+        return value[:12]
+    return _value(value)
 
 
 class DiffView:
@@ -131,8 +147,8 @@ class DiffView:
         if d.identical:
             return f"runs {d.a.id} and {d.b.id} have the same code, params, metrics, data and environment"
         lines = [f"run {d.a.id} -> run {d.b.id}"]
-        for title in ("params", "metrics", "datasets", "inputs", "environment", "git", "other"):
-            lines += _changes_text(title, getattr(d, title))
+        for title in DIFF_SECTIONS:
+            lines += _changes_text(title.replace("_", " "), getattr(d, title))
         if d.code_diff:
             lines += ["code:", d.code_diff.rstrip("\n")]
         return "\n".join(lines)
@@ -142,11 +158,12 @@ class DiffView:
         if d.identical:
             return f"<p>{escape(repr(self))}</p>"
         parts = [f"<h4>run {d.a.id} → run {d.b.id}</h4>"]
-        for title in ("params", "metrics", "datasets", "inputs", "environment", "git", "other"):
+        for title in DIFF_SECTIONS:
             changes = getattr(d, title)
             if changes:
-                parts.append(f"<b>{title}</b>" + _table(
-                    [(c.name, _value(c.a), _value(c.b)) for c in changes],
+                shown = title.replace("_", " ")
+                parts.append(f"<b>{shown}</b>" + _table(
+                    [(c.name, _shown(shown, c.a), _shown(shown, c.b)) for c in changes],
                     ("name", f"run {d.a.id}", f"run {d.b.id}")))
         if d.code_diff:
             parts.append(f"<b>code</b><pre>{escape(d.code_diff)}</pre>")

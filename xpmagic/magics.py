@@ -219,6 +219,7 @@ class XPMagics(Magics):
             code=redact_url(recorder.current_raw_cell() or body),  # a --storage password is never recorded
             config=config, namespace=self.shell.user_ns, notebook=recorder.notebook_path(),
             environment_id=store.environment_id(recorder.environment.snapshot()),
+            local_code_id=store.local_code_id(recorder.local_code.loaded(recorder.working_folder())),
             max_output_chars=self.max_output_chars, knowledge=lambda: study_knowledge,
             variables=variables, lineage=lineage, bindings=bindings)
         return study_display(controller)

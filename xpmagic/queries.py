@@ -38,7 +38,7 @@ def run_detail_dict(run: Run) -> dict[str, Any]:
         "stdout": run.stdout, "stderr": run.stderr, "result": run.result, "note": run.note,
         "phase": run.phase, "env": run.env, "git": run.git, "inputs": run.inputs,
         "outputs": run.outputs, "lineage": run.lineage, "imports": run.imports,
-        "definitions": run.definitions, "datasets": run.datasets,
+        "definitions": run.definitions, "local_code": run.local_code, "datasets": run.datasets,
         "artifacts": run.artifacts, "param_specs": [s.to_dict() for s in run.param_specs],
         "host": run.host, "user": run.user,
         "study": run.study, "trial_number": run.trial_number, "replay_of": run.replay_of,
@@ -104,20 +104,22 @@ class RunDiff:
     metrics: list[Change] = field(default_factory=list)
     datasets: list[Change] = field(default_factory=list)
     inputs: list[Change] = field(default_factory=list)
+    local_code: list[Change] = field(default_factory=list)  # module -> sha256 of its source
     environment: list[Change] = field(default_factory=list)
     git: list[Change] = field(default_factory=list)
     other: list[Change] = field(default_factory=list)
 
     @property
     def identical(self) -> bool:
-        return not (self.code_diff or self.params or self.metrics or self.datasets
-                    or self.inputs or self.environment or self.git or self.other)
+        return not (self.code_diff or any(getattr(self, name) for name in DIFF_SECTIONS))
 
     def to_dict(self) -> dict[str, Any]:
-        sections = ("params", "metrics", "datasets", "inputs", "environment", "git", "other")
         data: dict[str, Any] = {"a": self.a.id, "b": self.b.id, "code_diff": self.code_diff}
-        data.update({name: [c.to_dict() for c in getattr(self, name)] for name in sections})
+        data.update({name: [c.to_dict() for c in getattr(self, name)] for name in DIFF_SECTIONS})
         return data
+
+
+DIFF_SECTIONS = ("params", "metrics", "datasets", "inputs", "local_code", "environment", "git", "other")
 
 
 def compare_mappings(a: dict[str, Any], b: dict[str, Any]) -> list[Change]:
@@ -134,6 +136,15 @@ def diff_runs(store: Store, a_id: int, b_id: int) -> RunDiff:
         what = "imports and definitions it read"
         code_diff = "\n".join(part for part in (code_diff, _unified(
             setup_a, setup_b, f"run {a.id} ({what})", f"run {b.id} ({what})")) if part)
+    local_a, local_b = _local_versions(a), _local_versions(b)
+    local_code = compare_mappings(local_a, local_b)
+    paths = {m["module"]: m["path"] for m in (*a.local_code, *b.local_code)}
+    for change in local_code:  # a helper edited in its own file: show the edit
+        before, after = (store.code_source(v) if isinstance(v, str) else "" for v in (change.a, change.b))
+        if before is not None and after is not None:
+            where = paths[change.name]
+            code_diff = "\n".join(part for part in (code_diff, _unified(
+                before, after, f"run {a.id} ({where})", f"run {b.id} ({where})")) if part)
     return RunDiff(
         a=a, b=b, code_diff=code_diff,
         params=compare_mappings(a.params, b.params),
@@ -141,11 +152,16 @@ def diff_runs(store: Store, a_id: int, b_id: int) -> RunDiff:
         datasets=compare_mappings({d["name"]: d["fingerprint"] for d in a.datasets},
                                   {d["name"]: d["fingerprint"] for d in b.datasets}),
         inputs=compare_mappings(a.inputs, b.inputs),
+        local_code=local_code,
         environment=_environment_changes(a.env, b.env),
         git=compare_mappings(a.git or {}, b.git or {}),
         other=compare_mappings({"seed": a.seed, "experiment": a.experiment},
                                {"seed": b.seed, "experiment": b.experiment}),
     )
+
+
+def _local_versions(run: Run) -> dict[str, str]:
+    return {m["module"]: m["sha256"] for m in run.local_code}
 
 
 def _unified(a: str, b: str, a_name: str, b_name: str) -> str:

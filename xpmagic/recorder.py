@@ -28,6 +28,7 @@ from .errors import UsageError, XPError
 from .fingerprint import Fingerprint, fingerprint, is_recordable, is_weak_for_lineage
 from .gitstate import GitStateWriter
 from .knowledge import constructed_model_family, model_family_of, rows_for_run
+from .localcode import LocalCodeTracker
 from .phases import normalize_reason
 from .phasetrack import PhaseTracker
 from .records import ErrorInfo, NewRun, RunOutcome, RunStatus, VariableRecord
@@ -120,6 +121,7 @@ class Recorder:
         self._display = display
         self.handle: XPHandle | None = None  # the session's `xp` (set when the extension loads)
         self.environment = EnvironmentTracker()
+        self.local_code = LocalCodeTracker()
         self.phases = PhaseTracker(store, lambda: self._settings().idle_cutoff_minutes)
         self.git = GitStateWriter(self._attach_git)
         self.foreground: ActiveRun | None = None
@@ -318,6 +320,7 @@ class Recorder:
             datasets=list(cell.run.datasets.values()),
             artifacts=list(cell.run.artifacts.values()), metrics=metrics, metric_chunks=chunks,
             environment_id=cell.store.environment_id(self.environment.snapshot()),
+            local_code_id=cell.store.local_code_id(self.local_code.loaded(self.working_folder())),
             git_state=cell.git_state,
         )
         if cell.settings.capture_variables:

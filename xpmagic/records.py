@@ -73,6 +73,7 @@ class Run:
     definitions: list[dict[str, str]] = field(default_factory=list)  # {name, source}
     datasets: list[dict[str, Any]] = field(default_factory=list)
     artifacts: list[dict[str, Any]] = field(default_factory=list)
+    local_code: list[dict[str, str]] = field(default_factory=list)  # {module, path, sha256}
     param_specs: list[ParamSpec] = field(default_factory=list)
     host: str | None = None
     user: str | None = None
@@ -188,6 +189,7 @@ class RunOutcome:
     metrics: list[MetricSummary] = field(default_factory=list)
     metric_chunks: list[MetricChunk] = field(default_factory=list)
     environment_id: int | None = None
+    local_code_id: int | None = None  # the person's own modules loaded (localcode.py)
     trial_state: str | None = None
     host: str | None = None  # set when the run ran on another machine (a Dask worker)
     git_state: dict[str, Any] | None = None  # known at the start (gitcache.py); else attached later

@@ -219,6 +219,11 @@ def explain(original: Run, replay: Run | None) -> list[str]:
     for change in compare_mappings(original.inputs, replay.inputs):
         if change.name not in originals:
             changes.append(_input_change(change, original))
+    replayed = {m["module"]: m["sha256"] for m in replay.local_code}
+    for module in original.local_code:  # only modules both loaded: a session's others are no cause
+        if replayed.get(module["module"], module["sha256"]) != module["sha256"]:
+            changes.append(f"local module {module['module']} ({module['path']}) changed since the original "
+                           f"(xpmagic diff {original.id} {replay.id} shows how)")
     env_a, env_b = original.env or {}, replay.env or {}
     if env_a.get("python") != env_b.get("python"):
         changes.append(f"Python {env_a.get('python')} -> {env_b.get('python')}")

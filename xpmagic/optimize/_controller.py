@@ -106,7 +106,7 @@ class StudyController:
     def __init__(self, *, name: str, experiment: str, body: str, code: str, config: StudyConfig,
                  store: Callable[[], Store], namespace: dict[str, Any], study: Any, study_id: int,
                  space: SearchSpace, notebook: str | None, environment_id: int | None,
-                 max_output_chars: int, done_before: list[TrialInfo] | None = None,
+                 max_output_chars: int, local_code_id: int | None = None, done_before: list[TrialInfo] | None = None,
                  on_change: Callable[[], None] | None = None,
                  knowledge: Callable[[], Store] | None = None,
                  lineage: list[tuple[int, str]] | None = None, bindings: Bindings | None = None,
@@ -148,6 +148,7 @@ class StudyController:
         self._constructed_family = constructed_model_family(body, namespace)
         self._notebook = notebook
         self._environment_id = environment_id
+        self._local_code_id = local_code_id  # the person's own modules, as loaded when the study started
         self._max_output = max_output_chars
         self._constraints = [Constraint(c) for c in config.constraints]
         self._lock = threading.RLock()
@@ -391,7 +392,7 @@ class StudyController:
             params=result.params, metrics=result.metrics, metric_chunks=result.chunks,
             datasets=result.datasets, artifacts=result.artifacts, trial_state=state, lineage=self.lineage,
             variables=self.variables, imports=self.bindings.imports, definitions=self.bindings.definitions,
-            host=result.host))
+            host=result.host, local_code_id=self._local_code_id))
         with self._lock:
             if violations:
                 self.study._storage.set_trial_system_attr(trial._trial_id, "constraints", violations)

@@ -30,7 +30,7 @@ def _import_optuna() -> Any:
 
 def launch(*, store: Store, store_factory: Any, experiment: str, body: str, code: str,
            config: StudyConfig, namespace: dict, notebook: str | None,
-           environment_id: int | None, max_output_chars: int,
+           environment_id: int | None, max_output_chars: int, local_code_id: int | None = None,
            knowledge: Any = None, lineage: list[tuple[int, str]] | None = None,
            bindings: Bindings | None = None, variables: list[VariableRecord] | None = None) -> StudyController:
     optuna = _import_optuna()
@@ -86,8 +86,8 @@ def launch(*, store: Store, store_factory: Any, experiment: str, body: str, code
     controller = StudyController(
         name=name, experiment=experiment, body=body, code=code, config=config, store=store_factory,
         namespace=namespace, study=study, study_id=study_id, space=space, notebook=notebook,
-        environment_id=environment_id, max_output_chars=max_output_chars, done_before=done,
-        knowledge=knowledge, lineage=lineage, bindings=bindings, variables=variables, cluster=cluster)
+        environment_id=environment_id, local_code_id=local_code_id, max_output_chars=max_output_chars,
+        done_before=done, knowledge=knowledge, lineage=lineage, bindings=bindings, variables=variables, cluster=cluster)
     controllers[name] = controller
     if config.recommend and not config.resume and knowledge is not None:
         from ..recommend import for_cell

@@ -394,6 +394,27 @@ def m010_run_bindings(db: Database) -> None:
     _execute_script(db, M010)
 
 
+M011 = """
+CREATE TABLE local_code (
+    id INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,   -- sha256 of the modules list: one row per distinct set of versions
+    modules TEXT NOT NULL        -- JSON list of {module, path, sha256}
+);
+CREATE TABLE code_sources (
+    sha256 TEXT PRIMARY KEY,     -- one row per version of a module's source
+    source TEXT NOT NULL
+);
+ALTER TABLE runs ADD COLUMN local_code_id INTEGER REFERENCES local_code(id);
+"""
+
+
+@migrations()
+def m011_local_code(db: Database) -> None:
+    """The person's own modules a run's session had loaded (localcode.py): when helpers.py
+    changes, diff and replay can say so, in a folder that is no git repository too."""
+    _execute_script(db, M011)
+
+
 def known_migrations() -> list[str]:
     """Names of every migration this version knows, oldest first."""
     return [m.name for m in migrations.pending(Database(memory=True))]

@@ -7,6 +7,7 @@ processes queue on SQLite's busy timeout instead of failing on a lock upgrade.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -91,6 +92,7 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
         self._experiment_ids: dict[str, int] = {}
         self._environment_ids: dict[str, int] = {}
         self._git_state_ids: dict[str, int] = {}  # hash -> id, of committed rows only
+        self._local_code_ids: dict[str, int] = {}
         try:
             self.conn = sqlite3.connect(
                 str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
@@ -199,6 +201,28 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
         self._experiment_ids[name] = row[0]
         return row[0]
 
+    def local_code_id(self, modules: list[Any]) -> int | None:
+        """Id of a set of the person's module versions (localcode.LocalModule), stored once per
+        distinct set; each version's source once. None when no such module is loaded."""
+        if not modules:
+            return None
+        listed = [m.to_dict() for m in modules]
+        key = hashlib.sha256(_dumps(listed).encode()).hexdigest()
+        cached = self._local_code_ids.get(key)
+        if cached is not None:
+            return cached
+        with self._write() as conn:
+            conn.executemany("INSERT OR IGNORE INTO code_sources (sha256, source) VALUES (?, ?)",
+                             [(m.sha256, m.source) for m in modules if m.source is not None])
+            conn.execute("INSERT OR IGNORE INTO local_code (hash, modules) VALUES (?, ?)", (key, _dumps(listed)))
+            row = conn.execute("SELECT id FROM local_code WHERE hash = ?", (key,)).fetchone()
+        self._local_code_ids[key] = row[0]
+        return row[0]
+
+    def code_source(self, sha256: str) -> str | None:
+        row = self.conn.execute("SELECT source FROM code_sources WHERE sha256 = ?", (sha256,)).fetchone()
+        return row[0] if row else None
+
     def environment_id(self, snapshot: dict[str, Any]) -> int:
         """Id of an environment snapshot, stored once per distinct snapshot."""
         key = snapshot["hash"]
@@ -260,11 +284,13 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
                 "UPDATE runs SET status = ?, ended_at = ?, duration_s = ?, stdout = ?, stderr = ?,"
                 " result = ?, error_type = ?, error_message = ?, error_traceback = ?,"
                 " environment_id = coalesce(?, environment_id), git_state_id = coalesce(?, git_state_id),"
+                " local_code_id = coalesce(?, local_code_id),"
                 " trial_state = coalesce(?, trial_state), host = coalesce(?, host), imports = ?, definitions = ?"
                 " WHERE id = ?",
                 (outcome.status.value, outcome.ended_at, outcome.duration_s, outcome.stdout,
                  outcome.stderr, outcome.result, error and error.type, error and error.message,
-                 error and error.traceback, outcome.environment_id, git_state_id, outcome.trial_state,
+                 error and error.traceback, outcome.environment_id, git_state_id, outcome.local_code_id,
+                 outcome.trial_state,
                  outcome.host, _dumps(outcome.imports) if outcome.imports else None,
                  _dumps(outcome.definitions) if outcome.definitions else None, run_id),
             )
@@ -423,6 +449,7 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
             definitions=json.loads(row["definitions"] or "[]"),
             datasets=self._datasets(run_id),
             artifacts=self._artifacts(run_id),
+            local_code=self._local_code(row["local_code_id"]),
             env=self._environment(row["environment_id"]),
             git=self._git_state(row["git_state_id"]),
             study=self._study_name(row["study_id"]),
@@ -551,7 +578,7 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
         columns = self._LIGHT_COLUMNS
         if not light:
             columns += (", r.code, r.stdout, r.stderr, r.result, r.error_traceback,"
-                        " r.environment_id, r.git_state_id, r.imports, r.definitions")
+                        " r.environment_id, r.git_state_id, r.imports, r.definitions, r.local_code_id")
         cursor = self.conn.cursor()
         cursor.row_factory = sqlite3.Row
         rows = []
@@ -608,6 +635,12 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
                 "SELECT name, path, sha256, size FROM artifacts WHERE run_id = ? ORDER BY name",
                 (run_id,))
         ]
+
+    def _local_code(self, local_code_id: int | None) -> list[dict[str, str]]:
+        if local_code_id is None:
+            return []
+        row = self.conn.execute("SELECT modules FROM local_code WHERE id = ?", (local_code_id,)).fetchone()
+        return json.loads(row[0]) if row else []
 
     def _environment(self, env_id: int | None) -> dict[str, Any] | None:
         if env_id is None:

@@ -1,0 +1,111 @@
+"""The person's own modules a session has loaded: their source is part of what a run ran.
+
+A cell calls into helpers.py; when helpers.py changes, the results change, and the cell's
+code alone cannot say why (git can, but only in a repository). Modules whose file lies in the
+working folder, outside any site-packages, are the person's code: each run records which of
+them were loaded, with a hash of their source as loaded, and the source itself once per
+version, so diff and replay can show what changed.
+
+Cheap per cell: sys.modules is rescanned only when it grows or the folder changes, and a
+module is read again only after a reload (importlib.reload and autoreload give it a new
+``__spec__``); a file edited but not reloaded keeps the version that actually runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import sysconfig
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+MAX_SOURCE_BYTES = 1_000_000  # a larger "module" is data, not code: recorded by hash only
+_INSTALLED = ("site-packages", "dist-packages")
+
+
+@dataclass(frozen=True)
+class LocalModule:
+    module: str
+    path: str  # relative to the working folder
+    sha256: str
+    source: str | None  # None when too large to keep
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"module": self.module, "path": self.path, "sha256": self.sha256}
+
+
+class LocalCodeTracker:
+    """Which of the person's modules are loaded, and the version of each that runs."""
+
+    def __init__(self) -> None:
+        self._folder: str | None = None
+        self._module_count = -1
+        self._checked: set[str] = set()  # module names already classified for this folder
+        self._modules: dict[str, ModuleType] = {}
+        self._versions: dict[str, tuple[Any, LocalModule]] = {}  # name -> (the spec it was read under, version)
+
+    def loaded(self, folder: str) -> list[LocalModule]:
+        if folder != self._folder:
+            self._folder, self._checked, self._modules, self._module_count = folder, set(), {}, -1
+        if len(sys.modules) != self._module_count:  # only the modules imported since the last look
+            self._module_count = len(sys.modules)
+            new = sys.modules.keys() - self._checked
+            self._checked |= new
+            self._modules.update(_local_modules(folder, new))
+            self._modules = {name: module for name, module in sorted(self._modules.items())
+                             if sys.modules.get(name) is module}
+        found = []
+        for name, module in self._modules.items():
+            spec = getattr(module, "__spec__", None)
+            known = self._versions.get(name)
+            if known is None or known[0] is not spec:  # new, or reloaded since it was read
+                version = _read(name, module, folder)
+                if version is None:
+                    continue
+                known = self._versions[name] = (spec, version)  # keeping the spec keeps its id unique
+            found.append(known[1])
+        return found
+
+
+def _python_folders() -> tuple[str, ...]:
+    """Where Python and installed packages live: never the person's code, even inside the working
+    folder (a .venv in the project, a pyenv or conda Python under the home folder)."""
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, *sysconfig.get_paths().values()}
+    return tuple(os.path.join(p, "") for p in paths if p)
+
+
+def _local_modules(folder: str, names: set[str]) -> dict[str, ModuleType]:
+    inside = tuple({os.path.join(folder, ""), os.path.join(os.path.realpath(folder), "")})
+    python = _python_folders() + tuple(os.path.join(os.path.realpath(p), "") for p in _python_folders())
+    local = {}
+    for name in names:
+        module = sys.modules.get(name)
+        path = getattr(module, "__file__", None)
+        # A string test first: a session has thousands of modules, and realpath costs microseconds each.
+        if (not isinstance(path, str) or not path.endswith(".py") or not path.startswith(inside)
+                or path.startswith(python) or name == "__main__"
+                or name.partition(".")[0] == "xpmagic"):  # xpmagic's own, even installed editable
+            continue
+        real = os.path.realpath(path)
+        if not real.startswith(python) and not any(part in _INSTALLED for part in real.split(os.sep)):
+            local[name] = module
+    return local
+
+
+def _read(name: str, module: ModuleType, folder: str) -> LocalModule | None:
+    path = os.path.realpath(module.__file__)
+    digest = hashlib.sha256()
+    kept = bytearray()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+                if len(kept) <= MAX_SOURCE_BYTES:
+                    kept += block
+    except OSError:
+        return None  # deleted since it was imported: nothing to record
+    relative = os.path.relpath(path, os.path.realpath(folder))
+    source = kept.decode("utf-8", "replace") if len(kept) <= MAX_SOURCE_BYTES else None
+    return LocalModule(name, relative, digest.hexdigest(), source)
