@@ -196,6 +196,30 @@ def test_python_installed_packages_and_xpmagic_are_never_the_persons_own_code(tm
         sys.modules.pop("xp_really_mine", None)
 
 
+def test_a_script_run_with_percent_run_is_part_of_the_runs_code(shell, db_path, tmp_path):
+    """%run train.py: the script gets the handle with `from xpmagic import xp` (it does not see
+    the notebook's namespace), and its source is recorded like the person's own modules."""
+    script = tmp_path / "train.py"
+    script.write_text("from xpmagic import xp\nrate = xp.param('rate', 0.1)\nxp.log(loss=rate * 2)\n")
+    run_ok(shell, "%%experiment script\n%run train.py\n")
+    script.write_text("from xpmagic import xp\nrate = xp.param('rate', 0.1)\nxp.log(loss=rate * 3)\n")
+    run_ok(shell, "%%experiment script\n%run -i train\n")  # IPython finds train.py too
+    store = Store(db_path, create=False)
+    first, second = store.get_run(1), store.get_run(2)
+    assert (first.params, first.metrics) == ({"rate": 0.1}, {"loss": 0.2})
+    assert [m["module"] for m in first.local_code] == [m["module"] for m in second.local_code] == ["%run train.py"]
+    diff = shell.run_line_magic("xp", "diff 1 2").diff
+    assert [c.name for c in diff.local_code] == ["%run train.py"]
+    assert "-xp.log(loss=rate * 2)\n+xp.log(loss=rate * 3)" in diff.code_diff
+
+
+def test_the_handle_cannot_be_imported_outside_a_session_that_loaded_xpmagic():
+    result = subprocess.run([sys.executable, "-c", "from xpmagic import xp"], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "ImportError: xpmagic's xp handle exists in an IPython session that ran %load_ext xpmagic")
+
+
 def test_seed_is_applied_and_recorded_and_absence_is_recorded(shell, db_path):
     run_ok(shell, "%%experiment s --seed 42\nimport numpy as np\na = np.random.rand()\n")
     first = shell.user_ns["a"]

@@ -16,6 +16,20 @@ __version__ = "0.1.0"
 __all__ = ["XPError", "__version__", "load_ipython_extension", "unload_ipython_extension"]
 
 
+def __getattr__(name: str) -> Any:
+    """``from xpmagic import xp``: the session's handle, for a script run with %run from an
+    experiment cell (it does not see the notebook's namespace) or a module of the person's own."""
+    if name != "xp":
+        raise AttributeError(f"module 'xpmagic' has no attribute {name!r}")
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    magics = None if shell is None else shell.magics_manager.registry.get("XPMagics")
+    if magics is None or magics.recorder.handle is None:
+        raise ImportError("xpmagic's xp handle exists in an IPython session that ran %load_ext xpmagic")
+    return magics.recorder.handle
+
+
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
     return [{"module": "xpmagic.server"}]
 

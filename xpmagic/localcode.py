@@ -1,4 +1,5 @@
-"""The person's own modules a session has loaded: their source is part of what a run ran.
+"""The person's own modules a session has loaded, and the scripts a cell runs with %run:
+their source is part of what a run ran.
 
 A cell calls into helpers.py; when helpers.py changes, the results change, and the cell's
 code alone cannot say why (git can, but only in a repository). Modules whose file lies in the
@@ -13,8 +14,11 @@ module is read again only after a reload (importlib.reload and autoreload give i
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import hashlib
 import os
+import shlex
 import sys
 import sysconfig
 from dataclasses import dataclass
@@ -95,7 +99,11 @@ def _local_modules(folder: str, names: set[str]) -> dict[str, ModuleType]:
 
 
 def _read(name: str, module: ModuleType, folder: str) -> LocalModule | None:
-    path = os.path.realpath(module.__file__)
+    return _read_file(name, module.__file__, folder)
+
+
+def _read_file(name: str, file: str, folder: str) -> LocalModule | None:
+    path = os.path.realpath(file)
     digest = hashlib.sha256()
     kept = bytearray()
     try:
@@ -109,3 +117,62 @@ def _read(name: str, module: ModuleType, folder: str) -> LocalModule | None:
     relative = os.path.relpath(path, os.path.realpath(folder))
     source = kept.decode("utf-8", "replace") if len(kept) <= MAX_SOURCE_BYTES else None
     return LocalModule(name, relative, digest.hexdigest(), source)
+
+
+# %run options that take a value (IPython's parse_options spec 'nidtN:b:pD:l:rs:T:em:G')
+_RUN_OPTIONS_WITH_VALUE = frozenset({"-N", "-b", "-D", "-l", "-s", "-T", "-m"})
+
+
+def scripts_run_by(python_source: str, folder: str) -> list[LocalModule]:
+    """The scripts a (transformed) cell runs with ``%run path.py``, read now: the version that runs."""
+    if "run_line_magic" not in python_source:
+        return []
+    try:
+        tree = ast.parse(python_source)
+    except SyntaxError:
+        return []
+    found = []
+    for node in ast.walk(tree):
+        path = _run_target(node)
+        if path is not None:
+            resolved = _script_file(path)
+            version = None if resolved is None else _read_file("", resolved, folder)
+            if version is not None:  # named by its file: `%run train` and `%run train.py` are one script
+                found.append(dataclasses.replace(version, module=f"%run {version.path}"))
+    return found
+
+
+def _run_target(node: ast.AST) -> str | None:
+    """The script of ``get_ipython().run_line_magic('run', '-i train.py --epochs 3')``; None for
+    anything else, and for ``%run -m module`` (a module: recorded when it is the person's own)."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "run_line_magic" and len(node.args) >= 2):
+        return None
+    name, line = node.args[0], node.args[1]
+    if not (isinstance(name, ast.Constant) and name.value == "run"
+            and isinstance(line, ast.Constant) and isinstance(line.value, str)):
+        return None
+    try:
+        words = shlex.split(line.value)
+    except ValueError:
+        return None
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word == "-m":
+            return None
+        elif word in _RUN_OPTIONS_WITH_VALUE:
+            skip = True
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def _script_file(path: str) -> str | None:
+    """The file %run runs (IPython's get_py_filename: the name, else the name with .py)."""
+    path = os.path.expanduser(path)
+    for candidate in (path, path + ".py"):
+        if os.path.isfile(candidate):
+            return candidate
+    return None

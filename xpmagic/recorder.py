@@ -28,7 +28,7 @@ from .errors import UsageError, XPError
 from .fingerprint import Fingerprint, fingerprint, is_recordable, is_weak_for_lineage
 from .gitstate import GitStateWriter
 from .knowledge import constructed_model_family, model_family_of, rows_for_run
-from .localcode import LocalCodeTracker
+from .localcode import LocalCodeTracker, LocalModule, scripts_run_by
 from .phases import normalize_reason
 from .phasetrack import PhaseTracker
 from .records import ErrorInfo, NewRun, RunOutcome, RunStatus, VariableRecord
@@ -84,6 +84,7 @@ class _CellRun:
     failed_at: float | None = None
     started_at: str = ""
     git_state: dict[str, Any] | None = None
+    scripts: list[LocalModule] = field(default_factory=list)  # what its %run lines run, read as it starts
 
 
 def code_hash(body: str) -> str:
@@ -206,6 +207,8 @@ class Recorder:
                         started_at=started_at)
         if settings.capture_variables:
             self._fingerprint_inputs(cell)
+        if "%run" in body or "run_line_magic" in body:
+            cell.scripts = scripts_run_by(self.shell.transform_cell(body), self.working_folder())
         if args.seed is not None:
             seed_everything(args.seed)
         if settings.capture_output:
@@ -320,7 +323,7 @@ class Recorder:
             datasets=list(cell.run.datasets.values()),
             artifacts=list(cell.run.artifacts.values()), metrics=metrics, metric_chunks=chunks,
             environment_id=cell.store.environment_id(self.environment.snapshot()),
-            local_code_id=cell.store.local_code_id(self.local_code.loaded(self.working_folder())),
+            local_code_id=cell.store.local_code_id(self.local_code.loaded(self.working_folder()) + cell.scripts),
             git_state=cell.git_state,
         )
         if cell.settings.capture_variables:
