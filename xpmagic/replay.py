@@ -222,8 +222,9 @@ def explain(original: Run, replay: Run | None) -> list[str]:
     replayed = {m["module"]: m["sha256"] for m in replay.local_code}
     for module in original.local_code:  # only modules both loaded: a session's others are no cause
         if replayed.get(module["module"], module["sha256"]) != module["sha256"]:
-            changes.append(f"local module {module['module']} ({module['path']}) changed since the original "
-                           f"(xpmagic diff {original.id} {replay.id} shows how)")
+            what = (f"script {module['path']}" if module["module"].startswith("%run ")
+                    else f"local module {module['module']} ({module['path']})")
+            changes.append(f"{what} changed since the original (xpmagic diff {original.id} {replay.id} shows how)")
     env_a, env_b = original.env or {}, replay.env or {}
     if env_a.get("python") != env_b.get("python"):
         changes.append(f"Python {env_a.get('python')} -> {env_b.get('python')}")
