@@ -211,6 +211,11 @@ def test_a_script_run_with_percent_run_is_part_of_the_runs_code(shell, db_path, 
     diff = shell.run_line_magic("xp", "diff 1 2").diff
     assert [c.name for c in diff.local_code] == ["%run train.py"]
     assert "-xp.log(loss=rate * 2)\n+xp.log(loss=rate * 3)" in diff.code_diff
+    exe = os.path.join(os.path.dirname(sys.executable), "xpmagic")
+    prov = json.loads(subprocess.run([exe, "export", "--to", "prov", "--db", str(db_path)],
+                                     capture_output=True, text=True).stdout)
+    used = {u["prov:entity"] for u in prov["used"].values()}
+    assert {f"xp:code/{m['sha256']}" for m in (*first.local_code, *second.local_code)} <= used
 
 
 def test_the_handle_cannot_be_imported_outside_a_session_that_loaded_xpmagic():

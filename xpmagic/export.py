@@ -224,6 +224,9 @@ def prov_json(store: Store, runs: list[Run]) -> str:
         for art in run.artifacts:
             doc.wasGeneratedBy(doc.entity(f"xp:file/{art['sha256']}",
                                           {"xp:path": art["path"]}), activity)
+        for code in run.local_code:  # the person's own modules and %run scripts, by version
+            doc.used(activity, doc.entity(f"xp:code/{code['sha256']}",
+                                          {"xp:module": code["module"], "xp:path": code["path"]}))
         for source_id in run.lineage:
             source = store.list_runs_by_ids([source_id])[0]
             doc.wasInformedBy(activity, f"xp:run/{source.uuid}")
