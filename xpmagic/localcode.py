@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import hashlib
 import os
 import shlex
@@ -44,24 +45,27 @@ class LocalCodeTracker:
     """Which of the person's modules are loaded, and the version of each that runs."""
 
     def __init__(self) -> None:
-        self._folder: str | None = None
         self._module_count = -1
-        self._checked: set[str] = set()  # module names already classified for this folder
-        self._modules: dict[str, ModuleType] = {}
+        self._checked: set[str] = set()  # module names already classified
+        self._own: dict[str, tuple[ModuleType, str]] = {}  # module name -> (module, real path), any folder
+        self._folders: dict[str, str] = {}  # working folder -> its real path, as a prefix
         self._versions: dict[str, tuple[Any, LocalModule]] = {}  # name -> (the spec it was read under, version)
 
     def loaded(self, folder: str) -> list[LocalModule]:
-        if folder != self._folder:
-            self._folder, self._checked, self._modules, self._module_count = folder, set(), {}, -1
         if len(sys.modules) != self._module_count:  # only the modules imported since the last look
             self._module_count = len(sys.modules)
             new = sys.modules.keys() - self._checked
             self._checked |= new
-            self._modules.update(_local_modules(folder, new))
-            self._modules = {name: module for name, module in sorted(self._modules.items())
-                             if sys.modules.get(name) is module}
+            self._own.update(_own_modules(new))
+            self._own = {name: entry for name, entry in sorted(self._own.items())
+                         if sys.modules.get(name) is entry[0]}
+        inside = self._folders.get(folder)
+        if inside is None:
+            inside = self._folders[folder] = os.path.join(os.path.realpath(folder), "")
         found = []
-        for name, module in self._modules.items():
+        for name, (module, path) in self._own.items():
+            if not path.startswith(inside):
+                continue
             spec = getattr(module, "__spec__", None)
             known = self._versions.get(name)
             if known is None or known[0] is not spec:  # new, or reloaded since it was read
@@ -73,29 +77,31 @@ class LocalCodeTracker:
         return found
 
 
+@functools.lru_cache(maxsize=1)
 def _python_folders() -> tuple[str, ...]:
     """Where Python and installed packages live: never the person's code, even inside the working
     folder (a .venv in the project, a pyenv or conda Python under the home folder)."""
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, *sysconfig.get_paths().values()}
+    paths |= {os.path.realpath(p) for p in paths if p}
     return tuple(os.path.join(p, "") for p in paths if p)
 
 
-def _local_modules(folder: str, names: set[str]) -> dict[str, ModuleType]:
-    inside = tuple({os.path.join(folder, ""), os.path.join(os.path.realpath(folder), "")})
-    python = _python_folders() + tuple(os.path.join(os.path.realpath(p), "") for p in _python_folders())
-    local = {}
+def _own_modules(names: set[str]) -> dict[str, tuple[ModuleType, str]]:
+    """Of these loaded modules, those that may be the person's: a .py file outside Python's folders,
+    any site-packages and xpmagic (even installed editable). The working folder decides later."""
+    python = _python_folders()
+    own = {}
     for name in names:
         module = sys.modules.get(name)
         path = getattr(module, "__file__", None)
         # A string test first: a session has thousands of modules, and realpath costs microseconds each.
-        if (not isinstance(path, str) or not path.endswith(".py") or not path.startswith(inside)
-                or path.startswith(python) or name == "__main__"
-                or name.partition(".")[0] == "xpmagic"):  # xpmagic's own, even installed editable
+        if (not isinstance(path, str) or not path.endswith(".py") or path.startswith(python)
+                or name == "__main__" or name.partition(".")[0] == "xpmagic"):
             continue
         real = os.path.realpath(path)
         if not real.startswith(python) and not any(part in _INSTALLED for part in real.split(os.sep)):
-            local[name] = module
-    return local
+            own[name] = (module, real)
+    return own
 
 
 def _read(name: str, module: ModuleType, folder: str) -> LocalModule | None:
