@@ -7,9 +7,10 @@ working folder, outside any site-packages, are the person's code: each run recor
 them were loaded, with a hash of their source as loaded, and the source itself once per
 version, so diff and replay can show what changed.
 
-Cheap per cell: sys.modules is rescanned only when it grows or the folder changes, and a
-module is read again only after a reload (importlib.reload and autoreload give it a new
-``__spec__``); a file edited but not reloaded keeps the version that actually runs.
+Cheap per cell: each loaded module is classified once (sys.modules is looked at again only
+when it grows), and one of the person's is read again only after a reload (importlib.reload
+and autoreload give it a new ``__spec__``; re-importing makes a new module); a file edited but
+not reloaded keeps the version that actually runs.
 """
 
 from __future__ import annotations
@@ -46,16 +47,18 @@ class LocalCodeTracker:
 
     def __init__(self) -> None:
         self._module_count = -1
-        self._checked: set[str] = set()  # module names already classified
+        self._checked: dict[str, ModuleType] = {}  # modules already classified, by name
         self._own: dict[str, tuple[ModuleType, str]] = {}  # module name -> (module, real path), any folder
         self._folders: dict[str, str] = {}  # working folder -> its real path, as a prefix
         self._versions: dict[str, tuple[Any, LocalModule]] = {}  # name -> (the spec it was read under, version)
 
     def loaded(self, folder: str) -> list[LocalModule]:
-        if len(sys.modules) != self._module_count:  # only the modules imported since the last look
+        replaced = [name for name, (module, _) in self._own.items() if sys.modules.get(name) is not module]
+        if replaced or len(sys.modules) != self._module_count:  # only modules new since the last look
             self._module_count = len(sys.modules)
-            new = sys.modules.keys() - self._checked
-            self._checked |= new
+            new = {name: module for name, module in list(sys.modules.items())
+                   if self._checked.get(name) is not module}
+            self._checked.update(new)
             self._own.update(_own_modules(new))
             self._own = {name: entry for name, entry in sorted(self._own.items())
                          if sys.modules.get(name) is entry[0]}
@@ -86,13 +89,12 @@ def _python_folders() -> tuple[str, ...]:
     return tuple(os.path.join(p, "") for p in paths if p)
 
 
-def _own_modules(names: set[str]) -> dict[str, tuple[ModuleType, str]]:
+def _own_modules(modules: dict[str, ModuleType]) -> dict[str, tuple[ModuleType, str]]:
     """Of these loaded modules, those that may be the person's: a .py file outside Python's folders,
     any site-packages and xpmagic (even installed editable). The working folder decides later."""
     python = _python_folders()
     own = {}
-    for name in names:
-        module = sys.modules.get(name)
+    for name, module in modules.items():
         path = getattr(module, "__file__", None)
         # A string test first: a session has thousands of modules, and realpath costs microseconds each.
         if (not isinstance(path, str) or not path.endswith(".py") or path.startswith(python)
