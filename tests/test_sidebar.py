@@ -131,9 +131,18 @@ def test_browse_runs_and_open_one(page, lab_shell):
     screenshot(page, "sidebar-run")
 
 
-def test_compare_two_runs(page, lab_shell):
-    run_ok(lab_shell, "%%experiment compare-demo\nxp.param('depth', 3)\nxp.log(acc=0.7)\n")
-    run_ok(lab_shell, "%%experiment compare-demo\nxp.param('depth', 5)\nxp.log(acc=0.8)\n")
+def test_compare_two_runs(page, lab_shell, tmp_path):
+    helper = tmp_path / "xp_sidebar_helper.py"  # the person's own module, edited between the runs
+    helper.write_text("BASE = 0.5\n")
+    run_ok(lab_shell, f"import sys, importlib\nsys.path.insert(0, {str(tmp_path)!r})\nimport xp_sidebar_helper\n")
+    try:
+        run_ok(lab_shell, "%%experiment compare-demo\nxp.param('depth', 3)\nxp.log(acc=xp_sidebar_helper.BASE + 0.2)\n")
+        helper.write_text("BASE = 0.6\n")
+        run_ok(lab_shell, "importlib.reload(xp_sidebar_helper)")
+        run_ok(lab_shell, "%%experiment compare-demo\nxp.param('depth', 5)\nxp.log(acc=xp_sidebar_helper.BASE + 0.2)\n")
+    finally:
+        sys.modules.pop("xp_sidebar_helper", None)
+        lab_shell.run_cell(f"sys.path.remove({str(tmp_path)!r})")
     page.wait_for_selector('.xp-experiment[data-experiment="compare-demo"]', timeout=30_000)
     page.click('.xp-experiment[data-experiment="compare-demo"]')
     page.wait_for_selector(".xp-compare", timeout=30_000)
@@ -149,7 +158,15 @@ def test_compare_two_runs(page, lab_shell):
     # the code diff: each changed line on its own line, added and removed lines marked
     assert page.locator(".xp-diff-add").first.inner_text().startswith("+xp.param('depth'")
     assert page.locator(".xp-diff-del").first.inner_text().startswith("-xp.param('depth'")
+    assert "local code" in text and "xp_sidebar_helper" in text  # and the module's edit, below the cell's
+    edited = {line.strip() for line in page.locator(".xp-diff-add, .xp-diff-del").all_inner_texts()}
+    assert {"+BASE = 0.5", "-BASE = 0.6"} <= edited or {"+BASE = 0.6", "-BASE = 0.5"} <= edited
     screenshot(page, "sidebar-compare")
+    page.click(".xp-back")
+    page.click('.xp-experiment[data-experiment="compare-demo"]')
+    page.locator(".xp-run").first.click()
+    page.wait_for_selector(".xp-local-code", timeout=30_000)
+    assert "xp_sidebar_helper" in page.inner_text(".xp-local-code")
 
 
 def test_pause_and_resume_a_running_study_from_the_sidebar(page, lab_shell):

@@ -193,6 +193,7 @@ export class XPSidebar extends Widget {
     const env = run.env ? `Python ${escapeHtml(run.env.python)} · ${Object.keys(run.env.packages).length} packages` : '—';
     const git = run.git ? `${escapeHtml((run.git.commit || '').slice(0, 10))} ${escapeHtml(run.git.branch || '')}${run.git.dirty ? ' (dirty)' : ''}` : '—';
     const datasets = (run.datasets as any[]).map(d => `${escapeHtml(d.name)}: ${escapeHtml(d.fingerprint.slice(0, 12))} ${escapeHtml(JSON.stringify(d.shape))}`).join('<br>');
+    const localCode = ((run.local_code ?? []) as any[]).map(m => `${escapeHtml(m.module)} <span class="xp-muted">${escapeHtml(m.path)} ${escapeHtml(m.sha256.slice(0, 8))}</span>`).join('<br>');
     this.node.innerHTML = `${this.backButton()}
       <div class="xp-header">run ${run.id} · ${escapeHtml(run.experiment)} · <span class="xp-${run.status}">${run.status}</span></div>
       <div class="xp-muted">${escapeHtml(formatWhen(run.started_at))} · ${formatDuration(run.duration_s)} · seed ${run.seed ?? 'none'}</div>
@@ -202,6 +203,7 @@ export class XPSidebar extends Widget {
       <h4>Params</h4>${this.table(run.params)}<h4>Metrics</h4>${this.table(run.metrics)}${series}
       <h4>Data</h4>${datasets || '<div class="xp-muted">none</div>'}
       <h4>Environment</h4><div>${env}</div><h4>Git</h4><div>${git}</div>
+      ${localCode ? `<h4>Your modules</h4><div class="xp-local-code">${localCode}</div>` : ''}
       <h4>Lineage</h4><div>${lineage || '<span class="xp-muted">read nothing from earlier runs</span>'}</div>
       <h4>Code</h4><pre class="xp-code">${highlightPython(run.code)}</pre>${error}${this.setupCode(run)}`;
     this.wireBack();
@@ -229,8 +231,10 @@ export class XPSidebar extends Widget {
 
   private async renderCompare(a: number, b: number): Promise<void> {
     const diff = await requestAPI<any>(`diff?a=${a}&b=${b}`);
+    // A module's version by the start of its sha256: the code diff below shows the edit.
+    const shown = (title: string, value: any) => title === 'local code' && typeof value === 'string' ? value.slice(0, 8) : formatValue(value);
     const section = (title: string, changes: any[]) => changes.length
-      ? `<h4>${title}</h4><table class="xp-kv"><tr><th></th><th>run ${a}</th><th>run ${b}</th></tr>${changes.map(c => `<tr><td>${escapeHtml(c.name)}</td><td>${escapeHtml(formatValue(c.a))}</td><td>${escapeHtml(formatValue(c.b))}</td></tr>`).join('')}</table>` : '';
+      ? `<h4>${title}</h4><table class="xp-kv"><tr><th></th><th>run ${a}</th><th>run ${b}</th></tr>${changes.map(c => `<tr><td>${escapeHtml(c.name)}</td><td>${escapeHtml(shown(title, c.a))}</td><td>${escapeHtml(shown(title, c.b))}</td></tr>`).join('')}</table>` : '';
     this.node.innerHTML = `${this.backButton()}<div class="xp-header">run ${a} ↔ run ${b}</div>
       ${['params', 'metrics', 'datasets', 'inputs', 'local_code', 'environment', 'git', 'other'].map(k => section(k.replace('_', ' '), diff[k] ?? [])).join('')}
       ${diff.code_diff ? `<h4>Code</h4><pre class="xp-code">${diffHtml(diff.code_diff)}</pre>` : '<div class="xp-muted">same code</div>'}`;
