@@ -168,6 +168,44 @@ def test_the_persons_own_modules_are_recorded_as_loaded_and_an_edit_shows_in_dif
         assert conn.execute("SELECT count(*) FROM local_code").fetchone() == (2,)
 
 
+def test_a_module_autoreload_patched_in_place_is_recorded_in_its_new_version(shell, db_path, tmp_path):
+    """IPython 9's autoreload may patch a module without importlib.reload (no new __spec__)."""
+    module = tmp_path / "xp_autoreloaded.py"
+    module.write_text("def f():\n    return 1\n")
+    run_ok(shell, "%load_ext autoreload")
+    run_ok(shell, "%autoreload 2")
+    try:
+        run_ok(shell, f"import sys\nsys.path.insert(0, {str(tmp_path)!r})\nimport xp_autoreloaded\n")
+        run_ok(shell, "%%experiment auto\nxp.log(v=xp_autoreloaded.f())\n")
+        module.write_text("def f():\n    return 2\n")
+        later = module.stat().st_mtime + 10  # autoreload compares modification times
+        os.utime(module, (later, later))
+        run_ok(shell, "%%experiment auto\nxp.log(v=xp_autoreloaded.f())\n")
+    finally:
+        shell.run_line_magic("autoreload", "0")
+        sys.modules.pop("xp_autoreloaded", None)
+        shell.run_cell(f"sys.path.remove({str(tmp_path)!r})")
+    store = Store(db_path, create=False)
+    first, second = store.get_run(1), store.get_run(2)
+    assert (first.metrics, second.metrics) == ({"v": 1}, {"v": 2})
+    assert first.local_code[0]["sha256"] != second.local_code[0]["sha256"]
+
+
+def test_a_failure_of_ours_while_ending_a_run_keeps_the_run_and_says_so(shell, db_path, monkeypatch, capsys):
+    from xpmagic.recorder import Recorder
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("dictionary changed size during iteration")
+
+    monkeypatch.setattr(Recorder, "_outcome", broken)
+    run_ok(shell, "%%experiment fragile\nprint('hello')\n")
+    assert "run 1 is recorded without its details (RuntimeError: dictionary changed size" in capsys.readouterr().err
+    assert rows(db_path, "SELECT status, stdout FROM runs") == [("ok", "hello\n")]  # not left 'running'
+    monkeypatch.undo()
+    run_ok(shell, "%%experiment fragile\nxp.log(a=1)\n")  # and the session records on
+    assert rows(db_path, "SELECT status FROM runs ORDER BY id") == [("ok",), ("ok",)]
+
+
 def test_python_installed_packages_and_xpmagic_are_never_the_persons_own_code(tmp_path):
     """A working folder holding Python itself (pyenv or conda under the home folder), a
     project's .venv, or xpmagic installed editable: none of that is the person's code."""

@@ -84,7 +84,7 @@ class EnvironmentTracker:
             return self._snapshot
         self._module_count = len(sys.modules)
         self._env_vars_key = env_key
-        top_level = frozenset(name.partition(".")[0] for name in list(sys.modules))
+        top_level = frozenset(name.partition(".")[0] for name in sys.modules.copy())  # another thread may import
         if top_level != self._top_level:
             self._add_versions(top_level - self._top_level)
             self._top_level = top_level

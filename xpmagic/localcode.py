@@ -8,9 +8,10 @@ them were loaded, with a hash of their source as loaded, and the source itself o
 version, so diff and replay can show what changed.
 
 Cheap per cell: each loaded module is classified once (sys.modules is looked at again only
-when it grows), and one of the person's is read again only after a reload (importlib.reload
-and autoreload give it a new ``__spec__``; re-importing makes a new module); a file edited but
-not reloaded keeps the version that actually runs.
+when it grows), and one of the person's is read again only after a reload: importlib.reload
+gives it a new ``__spec__``, re-importing makes a new module, and IPython's autoreload, which
+may patch a module in place, reloads a module it covers once its file changes. A file edited
+but not reloaded keeps the version that actually runs.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 import shlex
 import sys
 import sysconfig
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -45,18 +47,21 @@ class LocalModule:
 class LocalCodeTracker:
     """Which of the person's modules are loaded, and the version of each that runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, autoreloaded: Callable[[str], bool] = lambda name: False) -> None:
+        self._autoreloaded = autoreloaded  # whether autoreload reloads this module when its file changes
         self._module_count = -1
         self._checked: dict[str, ModuleType] = {}  # modules already classified, by name
         self._own: dict[str, tuple[ModuleType, str]] = {}  # module name -> (module, real path), any folder
         self._folders: dict[str, str] = {}  # working folder -> its real path, as a prefix
-        self._versions: dict[str, tuple[Any, LocalModule]] = {}  # name -> (the spec it was read under, version)
+        self._versions: dict[str, tuple[Any, tuple[float, int], LocalModule]] = {}  # name -> (the spec and
+        # the file's (mtime, size) it was read under, version)
 
     def loaded(self, folder: str) -> list[LocalModule]:
         replaced = [name for name, (module, _) in self._own.items() if sys.modules.get(name) is not module]
         if replaced or len(sys.modules) != self._module_count:  # only modules new since the last look
             self._module_count = len(sys.modules)
-            new = {name: module for name, module in list(sys.modules.items())
+            # copy(): iterating sys.modules itself fails when a collection or another thread imports
+            new = {name: module for name, module in sys.modules.copy().items()
                    if self._checked.get(name) is not module}
             self._checked.update(new)
             self._own.update(_own_modules(new))
@@ -71,13 +76,34 @@ class LocalCodeTracker:
                 continue
             spec = getattr(module, "__spec__", None)
             known = self._versions.get(name)
-            if known is None or known[0] is not spec:  # new, or reloaded since it was read
-                version = _read(name, module, folder)
+            if known is None or known[0] is not spec or (  # new, reloaded, or autoreloaded since it was read
+                    self._autoreloaded(name) and _stamp(path) != known[1]):
+                stamp, version = _stamp(path), _read(name, module, folder)
                 if version is None:
                     continue
-                known = self._versions[name] = (spec, version)  # keeping the spec keeps its id unique
-            found.append(known[1])
+                known = self._versions[name] = (spec, stamp, version)  # keeping the spec keeps its id unique
+            found.append(known[2])
         return found
+
+
+def _stamp(path: str) -> tuple[float, int]:
+    try:
+        status = os.stat(path)
+    except OSError:
+        return (0.0, -1)
+    return (status.st_mtime, status.st_size)
+
+
+def autoreload_of(shell: Any) -> Callable[[str], bool]:
+    """Whether IPython's autoreload (if loaded and on) reloads a module when its file changes:
+    `%autoreload 2` covers every module not skipped, `%autoreload 1` those named with %aimport."""
+    def covers(name: str) -> bool:
+        magics = shell.magics_manager.registry.get("AutoreloadMagics")
+        reloader = getattr(magics, "_reloader", None)
+        if reloader is None or not getattr(reloader, "enabled", False) or name in getattr(reloader, "skip_modules", {}):
+            return False
+        return bool(getattr(reloader, "check_all", False)) or name in getattr(reloader, "modules", {})
+    return covers
 
 
 @functools.lru_cache(maxsize=1)

@@ -28,7 +28,7 @@ from .errors import UsageError, XPError
 from .fingerprint import Fingerprint, fingerprint, is_recordable, is_weak_for_lineage
 from .gitstate import GitStateWriter
 from .knowledge import constructed_model_family, model_family_of, rows_for_run
-from .localcode import LocalCodeTracker, LocalModule, scripts_run_by
+from .localcode import LocalCodeTracker, LocalModule, autoreload_of, scripts_run_by
 from .phases import normalize_reason
 from .phasetrack import PhaseTracker
 from .records import ErrorInfo, NewRun, RunOutcome, RunStatus, VariableRecord
@@ -122,7 +122,7 @@ class Recorder:
         self._display = display
         self.handle: XPHandle | None = None  # the session's `xp` (set when the extension loads)
         self.environment = EnvironmentTracker()
-        self.local_code = LocalCodeTracker()
+        self.local_code = LocalCodeTracker(autoreload_of(shell))
         self.phases = PhaseTracker(store, lambda: self._settings().idle_cutoff_minutes)
         self.git = GitStateWriter(self._attach_git)
         self.foreground: ActiveRun | None = None
@@ -314,20 +314,14 @@ class Recorder:
         status = RunStatus.OK
         if error is not None:
             status = RunStatus.INTERRUPTED if isinstance(error, KeyboardInterrupt) else RunStatus.FAILED
-        metrics, chunks = cell.run.final_metrics()
-        outcome = RunOutcome(
-            status=status, ended_at=utc_now(), duration_s=duration, stdout=stdout,
-            stderr=stderr, result=_result_repr(result.result), error=error_info(error),
-            params=list(cell.run.params.values()), lineage=cell.lineage,
-            imports=cell.bindings.imports, definitions=cell.bindings.definitions,
-            datasets=list(cell.run.datasets.values()),
-            artifacts=list(cell.run.artifacts.values()), metrics=metrics, metric_chunks=chunks,
-            environment_id=cell.store.environment_id(self.environment.snapshot()),
-            local_code_id=cell.store.local_code_id(self.local_code.loaded(self.working_folder()) + cell.scripts),
-            git_state=cell.git_state,
-        )
-        if cell.settings.capture_variables:
-            outcome.variables = self._variables(cell)
+        try:
+            outcome = self._outcome(cell, result, status, duration, stdout, stderr)
+        except Exception as exc:  # a bug of ours must not leave the run 'running': keep what is certain
+            print(f"xpmagic: run {cell.run.id} is recorded without its details ({type(exc).__name__}: {exc}); "
+                  "please report this", file=sys.stderr)
+            outcome = RunOutcome(status=status, ended_at=utc_now(), duration_s=duration, stdout=stdout,
+                                 stderr=stderr, error=error_info(error))
+        metrics = outcome.metrics
         cell.store.finish_run(cell.run.id, outcome)
         self.last_run_id = cell.run.id
         self.phases.run_finished(cell.args.phase, cell.started_at, outcome.ended_at, cell.run.id,
@@ -343,6 +337,32 @@ class Recorder:
                                      {m.name: m.last for m in metrics}, outcome.error))
         if cell.args.output_var:
             self.shell.user_ns[cell.args.output_var] = cell.store.get_run(cell.run.id)
+
+    def _outcome(self, cell: _CellRun, result: Any, status: RunStatus, duration: float, stdout: str,
+                 stderr: str) -> RunOutcome:
+        metrics, chunks = cell.run.final_metrics()
+        outcome = RunOutcome(
+            status=status, ended_at=utc_now(), duration_s=duration, stdout=stdout,
+            stderr=stderr, result=_result_repr(result.result), error=error_info(result.error_in_exec),
+            params=list(cell.run.params.values()), lineage=cell.lineage,
+            imports=cell.bindings.imports, definitions=cell.bindings.definitions,
+            datasets=list(cell.run.datasets.values()),
+            artifacts=list(cell.run.artifacts.values()), metrics=metrics, metric_chunks=chunks,
+            environment_id=cell.store.environment_id(self.environment.snapshot()),
+            local_code_id=self._local_code_id(cell), git_state=cell.git_state,
+        )
+        if cell.settings.capture_variables:
+            outcome.variables = self._variables(cell)
+        return outcome
+
+    def _local_code_id(self, cell: _CellRun) -> int | None:
+        """Best effort: the person's modules are context, and reading them must never cost the run."""
+        try:
+            modules = self.local_code.loaded(self.working_folder())
+        except Exception as exc:
+            print(f"xpmagic: run {cell.run.id} records no local modules ({type(exc).__name__}: {exc})", file=sys.stderr)
+            modules = []
+        return cell.store.local_code_id(modules + cell.scripts)
 
     def _add_knowledge(self, cell: _CellRun, outcome: RunOutcome, duration: float) -> None:
         namespace = self.shell.user_ns
