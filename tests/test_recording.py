@@ -748,6 +748,14 @@ def test_a_database_deleted_during_the_session_is_not_written_on_in_vain(shell, 
     assert [row["task_name"] for row in store.knowledge_rows()] == ["d"]
 
 
+@pytest.mark.parametrize("line", ["%%experiment --help", "%%experiment fit -h", "%%experiment?"])
+def test_experiment_help_shows_the_options_and_runs_nothing(shell, db_path, capsys, line):
+    shell.run_cell(f"{line}\nprint('the body ran')\n")
+    out = capsys.readouterr().out
+    assert "--optimize METRIC" in out and "the body ran" not in out
+    assert not db_path.exists() or rows(db_path, "SELECT count(*) FROM runs") == [(0,)]
+
+
 def test_xp_help_and_missing_command(shell, capsys):
     assert shell.run_cell("%xp runs --help").success
     assert "usage: %xp runs" in capsys.readouterr().out

@@ -384,11 +384,13 @@ def experiment_transformer(lines: list[str]) -> list[str]:
         return lines
     first = lines[0]
     head = first.rstrip("\n")
-    if head != MAGIC_PREFIX and not head.startswith((MAGIC_PREFIX + " ", MAGIC_PREFIX + "\t")):
+    if head != MAGIC_PREFIX and not head.startswith((MAGIC_PREFIX + " ", MAGIC_PREFIX + "\t", MAGIC_PREFIX + "?")):
         return lines
     if head.rstrip().endswith("?"):
-        return lines  # %%experiment? asks for help
+        return [head.rstrip() + "\n"]  # %%experiment? asks for help: the body does not run, unrecorded
     arguments = head[len(MAGIC_PREFIX):].strip()
+    if _asks_for_help(arguments):
+        return [f"{MAGIC_PREFIX}?\n"]  # as %%experiment? does: the options, and the body does not run
     if _is_optimization(arguments):
         # The body is the objective: it runs in background trials, not in this cell.
         body = "".join(lines[1:])
@@ -399,6 +401,13 @@ def experiment_transformer(lines: list[str]) -> list[str]:
     if body and body[0].startswith("%%"):
         body = rewrite_cell_magic(body)  # %%time below %%experiment: IPython's own rewrite of a cell magic
     return [call, *body]
+
+
+def _asks_for_help(arguments: str) -> bool:
+    try:
+        return bool({"-h", "--help"} & set(shlex.split(arguments)))
+    except ValueError:
+        return False  # begin_cell reports the unbalanced quote
 
 
 def _is_optimization(arguments: str) -> bool:
