@@ -91,6 +91,24 @@ def test_trials_record_the_persons_own_modules(shell, db_path, tmp_path):
     assert len(modules) == 2 and all('"module":"xp_trial_helper"' in m[0] for m in modules)
 
 
+def test_an_objective_with_ipython_syntax_runs(shell, db_path, tmp_path):
+    """A line magic in the objective (`%time`), or the objective in a script run with %run,
+    whose xp.param calls are the study's space."""
+    study, _ = optimize(shell, "timed", "--trials 3 --seed 0 --no-recommend",
+                        "x = xp.param('x', 0.0, low=-5.0, high=5.0)\n%time y = x - 1.0\nxp.log(score=-y ** 2)\n")
+    assert study.wait(30) and study.best_value is not None
+    (tmp_path / "objective.py").write_text("from xpmagic import xp\n"
+                                           "x = xp.param('x', 0.0, low=-5.0, high=5.0)\n"
+                                           "xp.log(score=-(x - 1.0) ** 2)\n")
+    study, _ = optimize(shell, "scripted", "--trials 3 --seed 0 --no-recommend", "%run objective.py\n")
+    assert study.wait(30) and study.state == "finished"
+    trials = rows(db_path, "SELECT p.value, l.modules FROM runs r JOIN experiments e ON e.id = r.experiment_id"
+                           " JOIN params p ON p.run_id = r.id JOIN local_code l ON l.id = r.local_code_id"
+                           " WHERE e.name = 'scripted'")
+    assert len({value for value, _ in trials}) == 3  # sampled from the script's range
+    assert all('"module":"%run objective.py"' in modules for _, modules in trials)
+
+
 def test_pause_resume_and_stop(shell, db_path):
     study, _ = optimize(shell, "steer", "--trials 200", SLOW)
     wait_for(lambda: study.controller.finished_trials())

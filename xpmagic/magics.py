@@ -19,6 +19,7 @@ from IPython.display import display
 from traitlets import Bool, Float, Int, TraitError, Unicode, observe, validate
 
 from .errors import UsageError, XPError, file_error
+from .localcode import scripts_run_by
 from .phases import normalize_phase
 from .recorder import MAGIC_PREFIX, CaptureSettings, ExperimentArgs, Recorder
 from .store import Store, file_identity
@@ -209,6 +210,8 @@ class XPMagics(Magics):
 
         recorder = self.recorder
         store = self.store()
+        body = self.shell.transform_cell(body)  # `%time y = f(x)`, `%run train.py`: trials run Python
+        scripts = scripts_run_by(body, recorder.working_folder())
         config = args.optimize
         if config.storage is None and self.optuna_storage:
             config = replace(config, storage=self.optuna_storage)
@@ -219,7 +222,7 @@ class XPMagics(Magics):
             code=redact_url(recorder.current_raw_cell() or body),  # a --storage password is never recorded
             config=config, namespace=self.shell.user_ns, notebook=recorder.notebook_path(),
             environment_id=store.environment_id(recorder.environment.snapshot()),
-            local_code_id=store.local_code_id(recorder.local_code.loaded(recorder.working_folder())),
+            local_code_id=store.local_code_id(recorder.local_code.loaded(recorder.working_folder()) + scripts),
             max_output_chars=self.max_output_chars, knowledge=lambda: study_knowledge,
             variables=variables, lineage=lineage, bindings=bindings)
         return study_display(controller)

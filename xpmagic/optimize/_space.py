@@ -9,10 +9,12 @@ declared with non-literal arguments are still sampled, define-by-run.
 from __future__ import annotations
 
 import ast
+import os
 from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import UsageError
+from ..localcode import scripts_run_by
 from ..records import ParamSpec
 from ..run import is_number, make_param_spec
 
@@ -75,7 +77,11 @@ class SearchSpace:
 
     @classmethod
     def from_cell(cls, source: str) -> SearchSpace:
-        return cls(params_in_cell(source), {})
+        """The xp.param calls of the cell, and of the scripts it runs with %run (read now)."""
+        specs = {}
+        for script in scripts_run_by(source, os.getcwd()):
+            specs.update(params_in_cell(script.source or ""))
+        return cls({**specs, **params_in_cell(source)}, {})
 
     def searchable(self) -> dict[str, ParamSpec]:
         return {n: s for n, s in self.specs.items() if is_searchable(s) and n not in self.fixed}
