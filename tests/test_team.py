@@ -181,7 +181,7 @@ def test_two_workers_and_the_kernel_run_one_study_each_trial_recorded_once(shell
     run_ok(shell, DATA_CELL)
     run_ok(shell, "from math import sqrt\n")  # a plain cell: workers import it from the study's records
     run_ok(shell, f"%%experiment shared --optimize score --trials 36 --storage {pg_url}\n"
-                  + OBJECTIVE.format(sleep=0.25) + "xp.log(root=sqrt(x))\n")
+                  + OBJECTIVE.format(sleep=0.25) + "%time root = sqrt(x)\nxp.log(root=root)\n")  # IPython syntax too
     study = shell.user_ns["xp"].study("shared")
     workers = [start_worker("shared", db_path, pg_url, "--max-idle", "30") for _ in range(2)]
     try:

@@ -117,6 +117,7 @@ class Worker:
         inputs = self.study.user_attrs.get("xpmagic_inputs", [])
         bindings = Bindings(**self.study.user_attrs.get(BINDINGS_ATTR, {}))
         namespace = _rebuild_namespace(self.store, inputs, bindings, self.progress)
+        body = namespace["get_ipython"]().transform_cell(body)  # IPython syntax (%time), as in the kernel
         _check_inputs(body, namespace)
         config = StudyConfig(metric=record["metric"], direction=record["direction"], trials=record["budget"],
                              sampler=record["sampler"], constraints=tuple(record["constraints"] or ()))
