@@ -274,6 +274,9 @@ def test_a_bad_dask_address_or_storage_is_one_line(shell):
                             "x = xp.param('x', 0.0, low=0.0, high=1.0)\nxp.log(score=x)\n")
     message = str(result.error_in_exec)
     assert "cannot open the Optuna storage postgresql://u:***@127.0.0.1:1/db" in message and "pw" not in message
+    result = shell.run_cell("%%experiment nowhere --optimize score --jobs dask://127.0.0.1:1\n"
+                            "x = xp.param('x', 0.0, low=0.0, high=1.0)\n%time y = x\nxp.log(score=y)\n")
+    assert "on a Dask cluster the objective must be plain Python" in str(result.error_in_exec)
 
 
 def test_a_worker_refuses_a_study_whose_inputs_no_recorded_cell_made(shell, db_path, pg_url):

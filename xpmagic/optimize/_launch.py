@@ -44,6 +44,10 @@ def launch(*, store: Store, store_factory: Any, experiment: str, body: str, code
     if config.cluster:
         from ._dask import DaskCluster
 
+        if "get_ipython()" in body:  # a line magic or %run, rewritten: Dask workers have no IPython
+            raise UsageError("on a Dask cluster the objective must be plain Python: it uses IPython syntax "
+                             "(a %magic or !command); run it in this kernel, or with xpmagic worker")
+
         cluster = DaskCluster.connect(config.cluster, body=body, namespace=namespace, experiment=experiment,
                                       stored_names=stored_names(body), max_output=max_output_chars)
         config = replace(config, jobs=cluster.slots)  # as many trials at once as the cluster has threads
