@@ -109,6 +109,24 @@ def test_a_model_never_assigned_is_known_by_the_class_the_cell_constructs(shell,
     assert {r["model_family"] for r in Store(db_path).knowledge_rows()} == {"SVC"}
 
 
+def test_a_model_built_in_a_script_run_with_percent_run_is_known_too(shell, db_path, tmp_path):
+    """`%run train.py`: the model class is constructed in the script, for a run, for trials, and
+    for the recommendations of the experiment (read from the script's recorded source)."""
+    (tmp_path / "train.py").write_text(
+        "from xpmagic import xp\nfrom sklearn.datasets import load_wine\nfrom sklearn.model_selection import "
+        "cross_val_score\nfrom sklearn.tree import DecisionTreeClassifier\nX, y = load_wine(return_X_y=True)\n"
+        "depth = xp.param('depth', 3, low=1, high=8)\nxp.dataset(X, y, name='wine')\n"
+        "model = DecisionTreeClassifier(max_depth=depth, random_state=0)\n"
+        "xp.log(accuracy=cross_val_score(model, X, y, cv=3).mean())\n")
+    run_ok(shell, "%%experiment scripted\n%run train.py\n")
+    run_ok(shell, "%%experiment scripted-tuning --optimize accuracy --trials 2 --seed 0 --no-recommend\n"
+                  "%run train.py\n")
+    shell.user_ns["xp"].study("scripted-tuning").wait(60)
+    assert [r["model_family"] for r in Store(db_path).knowledge_rows()] == ["DecisionTreeClassifier"] * 3
+    recommendation = shell.run_line_magic("xp", "recommend scripted")
+    assert recommendation.warm_start and "among the best on wine" in recommendation.warm_start_reasons[0]
+
+
 def test_a_task_keeps_one_summary_when_the_model_family_is_unknown(shell, db_path):
     """The estimator is never assigned to a variable, so the family is unknown (NULL): each run
     used to add a summary of its own, and recommendations read a stale one as the best."""

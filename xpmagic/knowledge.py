@@ -19,6 +19,7 @@ from typing import Any
 
 from . import procinfo
 from .errors import UsageError, first_line
+from .localcode import scripts_run_by
 from .records import DatasetRecord
 from .redaction import scrub_config
 from .store import Store, utc_now
@@ -61,7 +62,29 @@ def constructed_model_family(source: str, namespace: dict[str, Any]) -> str | No
         callee = _resolve(call.func, namespace)
         if isinstance(callee, type) and hasattr(callee, "fit") and hasattr(callee, "predict"):
             family = callee.__name__
+    for script in [] if family else scripts_run_by(source, os.getcwd()):  # `%run train.py`: the model is in there
+        family = constructed_model_family(script.source or "", {**namespace, **_imports_of(script.source or "")})
+        if family:
+            break
     return family
+
+
+def _imports_of(source: str) -> dict[str, Any]:
+    """The names a script's top-level imports bind (a script run with %run imports its own model
+    classes); an import that fails binds nothing."""
+    names: dict[str, Any] = {}
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return names
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            try:
+                exec(compile(ast.Module([node], type_ignores=[]), "<imports>", "exec"), names)
+            except Exception:
+                continue
+    names.pop("__builtins__", None)
+    return names
 
 
 def _resolve(node: ast.AST, namespace: dict[str, Any]) -> Any:

@@ -361,7 +361,9 @@ def for_experiment(store: Store, knowledge: Store, experiment: str) -> Recommend
     from .recorder import split_cell
 
     body = split_cell(latest.code)[1] if latest.code.lstrip().startswith("%%") else latest.code
-    families = families_in_code(body, set(knowledge.knowledge_families()))
+    scripts = [store.code_source(m["sha256"]) or "" for m in latest.local_code if m["module"].startswith("%run ")]
+    known = set(knowledge.knowledge_families())
+    families = [family for source in (body, *scripts) for family in families_in_code(source, known)]
     specs = {s.name: s for s in latest.param_specs}
     return recommend(knowledge, meta=knowledge.task_meta(task["fingerprint"]), specs=specs, metric=metric,
                      direction=direction, model_family=families[-1] if families else None)

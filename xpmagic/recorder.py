@@ -367,7 +367,8 @@ class Recorder:
     def _add_knowledge(self, cell: _CellRun, outcome: RunOutcome, duration: float) -> None:
         namespace = self.shell.user_ns
         family = (model_family_of([namespace[n] for n in sorted(cell.names.stored) if n in namespace])
-                  or constructed_model_family(python_of(split_cell(self._raw_cells[-1])[1]), namespace))
+                  or constructed_model_family(self.shell.transform_cell(python_of(split_cell(self._raw_cells[-1])[1])),
+                                              namespace))  # transformed: `%run train.py` builds it in the script
         rows = rows_for_run(
             run_uuid=cell.run.uuid, experiment=cell.args.name, datasets=outcome.datasets,
             params=cell.run.values(), metrics={m.name: m.last for m in outcome.metrics},
