@@ -45,6 +45,28 @@ async def test_experiments_and_pages_of_runs(jp_fetch, recorded):
     assert failed["total"] == 1
 
 
+async def test_a_study_its_killed_kernel_left_running_shows_as_interrupted(jp_fetch, shell, db_path):
+    import sqlite3
+    import subprocess
+    import sys
+
+    from xpmagic import procinfo
+
+    run_ok(shell, "%%experiment orphaned --optimize score --trials 2 --no-recommend\n"
+                  "x = xp.param('x', 0.0, low=0.0, high=1.0)\nxp.log(score=x)\n")
+    assert shell.user_ns["xp"].study("orphaned").wait(30)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])  # a kernel that has exited
+    gone.wait()
+    with sqlite3.connect(db_path) as conn:  # as its killed kernel left it
+        conn.execute("UPDATE studies SET state = 'running', pid = ?, pid_started = 'gone', host = ?",
+                     (gone.pid, procinfo.host()))
+    experiments = {e["name"]: e for e in (await get(jp_fetch, "experiments"))["experiments"]}
+    (study,) = experiments["orphaned"]["studies"]
+    assert study["state"] == "interrupted" and "--resume" in study["message"]
+    (listed,) = (await get(jp_fetch, "studies"))["studies"]
+    assert listed["state"] == "interrupted"
+
+
 async def test_run_detail_and_diff(jp_fetch, recorded):
     run = await get(jp_fetch, "runs", "2")
     assert run["params"] == {"C": 1.0} and "xp.param" in run["code"] and run["series"]["acc"] == [[0], [0.6]]

@@ -467,7 +467,7 @@ class SteeringResult:
 
 class StudiesInfo:
     def __init__(self, store: Store):
-        from .optimize._handle import shown_state
+        from .studystate import shown_state
 
         self.studies = [self._study(s, *shown_state(s)) for s in store.studies()]
 

@@ -20,6 +20,7 @@ export interface IStudy {
   n_done: number;
   budget: number | null;
   best_value: number | null;
+  message?: string | null;
 }
 
 export interface IExperiment {

@@ -87,7 +87,7 @@ export class XPSidebar extends Widget {
       ? ['pause', 'resume', 'stop'].map(a => `<button class="xp-action" data-study="${escapeHtml(s.name)}" data-action="${a}">${a}</button>`).join('') +
         `<button class="xp-action" data-study="${escapeHtml(s.name)}" data-action="budget">+10</button>`
       : '';
-    return `<div class="xp-study" data-study-row="${escapeHtml(s.name)}"><span class="xp-state xp-${s.state}">${s.state}</span>
+    return `<div class="xp-study" data-study-row="${escapeHtml(s.name)}"><span class="xp-state xp-${s.state}" title="${escapeHtml(s.message ?? '')}">${s.state}</span>
       ${escapeHtml(s.name)} · ${progressText(s.n_done, s.budget)} · best ${formatValue(s.best_value)} ${buttons}</div>`;
   }
 

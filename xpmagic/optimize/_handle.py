@@ -6,9 +6,9 @@ import sys
 import time
 from typing import Any
 
-from .. import procinfo
 from ..errors import UsageError
 from ..store import Store, utc_now
+from ..studystate import driver_gone, shown_state
 from ._launch import controllers
 
 REMOTE_WAIT_S = 5.0
@@ -23,7 +23,7 @@ def send(store: Store, name: str, action: str, payload: dict[str, Any], source: 
     if record["state"] in ("stopped", "finished") and action in ("pause", "resume", "stop"):
         raise UsageError(f"study {record['name']!r} is {record['state']}; nothing to {action}")
     control_id = store.request_control(record["id"], action, payload, source, utc_now())
-    if _driver_gone(record):
+    if driver_gone(record):
         return (f"requested; no kernel drives study {record['name']!r} now (pid {record['pid']} on "
                 f"{record['host']} has exited): the request applies when you run its cell again with --resume")
     deadline = time.monotonic() + REMOTE_WAIT_S
@@ -47,22 +47,6 @@ def _whole(value: Any, what: str) -> int:
     if number is None or isinstance(value, bool) or number != value and str(number) != str(value).strip():
         raise UsageError(f"{what} must be a whole number, got {value!r}")
     return number
-
-
-def shown_state(record: dict[str, Any]) -> tuple[str, str | None]:
-    """A study's state and message as people should see them: one its kernel left 'running' when
-    it died (killed, crashed, restarted) is interrupted, and says how to go on."""
-    if record["state"] == "running" and _driver_gone(record):
-        return "interrupted", (f"its kernel (pid {record['pid']}) exited; run its cell again with --resume "
-                               "to continue")
-    return record["state"], record["message"]
-
-
-def _driver_gone(record: dict[str, Any]) -> bool:
-    """Whether the process that drove the study, on this machine, has exited (elsewhere: unknown)."""
-    if record["host"] != procinfo.host() or record["pid"] is None:
-        return False
-    return not procinfo.is_alive(record["pid"], record["pid_started"])
 
 
 class StudyHandle:

@@ -26,6 +26,7 @@ from .. import clock, procinfo
 from ..errors import DatabaseCorrupt, DatabaseNotFound, DatabaseTooNew, RunNotFound
 from ..records import ErrorInfo, MetricChunk, NewRun, ParamSpec, Run, RunOutcome, RunStatus
 from ..redaction import scrub
+from ..studystate import shown_state
 from . import _schema
 from ._json import dumps as _dumps
 from ._knowledge import KnowledgeMixin
@@ -508,14 +509,21 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
                     f"SELECT {pick}(m.last) FROM metrics m JOIN runs r ON r.id = m.run_id"
                     " WHERE r.experiment_id = ? AND m.name = ? AND r.status = 'ok'",
                     (exp_id, metric_row[0])).fetchone()[0]
-            studies = [{"name": n, "state": st, "n_done": d, "budget": b, "best_value": bv}
-                       for n, st, d, b, bv in self.conn.execute(
-                           "SELECT name, state, n_done, budget, best_value FROM studies"
-                           " WHERE experiment_id = ? ORDER BY id", (exp_id,))]
+            studies = [self._study_overview(dict(zip(("name", "state", "n_done", "budget", "best_value", "message",
+                                                      "host", "pid", "pid_started"), row)))
+                       for row in self.conn.execute(
+                           "SELECT name, state, n_done, budget, best_value, message, host, pid, pid_started"
+                           " FROM studies WHERE experiment_id = ? ORDER BY id", (exp_id,))]
             overview.append({"name": name, "runs": runs, "last_activity": last,
                              "metric": metric_row[0] if metric_row else None, "best": best,
                              "studies": studies})
         return overview
+
+    @staticmethod
+    def _study_overview(record: dict[str, Any]) -> dict[str, Any]:
+        state, message = shown_state(record)  # a study its killed kernel left 'running' is interrupted
+        return {"name": record["name"], "state": state, "n_done": record["n_done"], "budget": record["budget"],
+                "best_value": record["best_value"], "message": message}
 
     def page_runs(self, *, experiment: str | None, limit: int, offset: int, sort: str, order: str,
                   status: str | None) -> dict[str, Any]:
