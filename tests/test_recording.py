@@ -168,6 +168,21 @@ def test_the_persons_own_modules_are_recorded_as_loaded_and_an_edit_shows_in_dif
         assert conn.execute("SELECT count(*) FROM local_code").fetchone() == (2,)
 
 
+def test_a_module_in_another_encoding_is_kept_as_python_reads_it(tmp_path):
+    from xpmagic.localcode import LocalCodeTracker
+
+    (tmp_path / "xp_latin.py").write_bytes('# -*- coding: latin-1 -*-\nNAME = "café"\n'.encode("latin-1"))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import xp_latin  # noqa: F401
+
+        (module,) = LocalCodeTracker().loaded(str(tmp_path))
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("xp_latin", None)
+    assert 'NAME = "café"' in module.source
+
+
 def test_a_module_autoreload_patched_in_place_is_recorded_in_its_new_version(shell, db_path, tmp_path):
     """IPython 9's autoreload may patch a module without importlib.reload (no new __spec__)."""
     module = tmp_path / "xp_autoreloaded.py"

@@ -20,10 +20,12 @@ import ast
 import dataclasses
 import functools
 import hashlib
+import io
 import os
 import shlex
 import sys
 import sysconfig
+import tokenize
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -149,8 +151,17 @@ def _read_file(name: str, file: str, folder: str) -> LocalModule | None:
     except OSError:
         return None  # deleted since it was imported: nothing to record
     relative = os.path.relpath(path, os.path.realpath(folder))
-    source = kept.decode("utf-8", "replace") if len(kept) <= MAX_SOURCE_BYTES else None
+    source = _decoded(bytes(kept)) if len(kept) <= MAX_SOURCE_BYTES else None
     return LocalModule(name, relative, digest.hexdigest(), source)
+
+
+def _decoded(content: bytes) -> str:
+    """Source text as Python reads it: its coding cookie (``# -*- coding: latin-1 -*-``), else UTF-8."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(content).readline)
+    except SyntaxError:  # an unknown cookie: Python could not import it either
+        encoding = "utf-8"
+    return content.decode(encoding, "replace")
 
 
 # %run options that take a value (IPython's parse_options spec 'nidtN:b:pD:l:rs:T:em:G')
