@@ -133,6 +133,9 @@ def test_missing_and_corrupt_databases_are_one_line_and_untouched(tmp_path):
     assert result.returncode == 1 and "not a SQLite database" in result.stderr
     assert corrupt.read_text() == "garbage " * 100
     assert "Traceback" not in result.stderr
+    result = xpmagic("runs", "--db", str(tmp_path))
+    assert result.returncode == 1 and "is a folder, not a database file" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_db_env_variable_is_the_default(recorded, tmp_path):

@@ -384,6 +384,28 @@ def test_frames_are_fingerprinted_by_content_whatever_their_layout(shell, db_pat
     assert "sampled" not in summary and summary["shape"] == [150_000, 4]
 
 
+def test_dates_durations_and_masked_values_are_fingerprinted_by_content(shell, db_path):
+    """Time series: datetime64 has no buffer (such frames had no fingerprint at all) and a tz-aware
+    column became Timestamp objects, hashed by address (a new digest every cell, and slow)."""
+    run_ok(shell, "%%experiment make\nimport numpy as np, pandas as pd\n"
+                  "series = pd.DataFrame({'at': pd.date_range('2024-01-01', periods=500, freq='h'),\n"
+                  "                       'utc': pd.date_range('2024-01-01', periods=500, freq='h', tz='UTC'),\n"
+                  "                       'took': pd.to_timedelta(np.arange(500), unit='s')})\n"
+                  "days = np.arange('2024-01', '2024-03', dtype='datetime64[D]')\n"
+                  "hidden = np.ma.masked_array([1, 2, 3], mask=[0, 1, 0])\n")
+    run_ok(shell, "%%experiment use\nn = len(series) + len(days) + hidden.count()\n")
+    run_ok(shell, "%%experiment edit\nseries.loc[250, 'utc'] = pd.Timestamp('2030-01-01', tz='UTC')\n"
+                  "hidden.mask = [0, 0, 0]\n")
+    store = Store(db_path, create=False)
+    made, used, edited = store.get_run(1), store.get_run(2), store.get_run(3)
+    assert all(made.outputs[name] for name in ("series", "days", "hidden"))
+    assert used.inputs == {name: made.outputs[name] for name in ("series", "days", "hidden")}
+    assert set(used.outputs) == {"n"}  # the others were read, not changed
+    assert store.lineage_sources(2) == [1]
+    assert edited.outputs["series"] not in (None, made.outputs["series"])
+    assert edited.outputs["hidden"] not in (None, made.outputs["hidden"])
+
+
 def test_lineage_across_sessions_by_fingerprint(shell, db_path):
     run_ok(shell, "%%experiment prep\nimport numpy as np\nfeatures = np.linspace(0, 1, 500)\n")
     shell.run_line_magic("unload_ext", "xpmagic")
@@ -405,7 +427,10 @@ def test_fingerprints_are_the_same_in_every_process(tmp_path):
               "from sklearn.model_selection import cross_val_score\n"
               "def pick(x):\n    return x in {'alpha', 'beta', 'gamma'} and [i * x for i in range(3)]\n"
               "from sklearn.feature_selection import SelectKBest\n"
-              "values = (pick, cross_val_score, {'alpha', 'beta', 'gamma', 'delta'}, SelectKBest(score_func=pick))\n"
+              "import pandas as pd\n"
+              "when = pd.DataFrame({'utc': pd.date_range('2024-01-01', periods=50, freq='h', tz='UTC')})\n"
+              "values = (pick, cross_val_score, {'alpha', 'beta', 'gamma', 'delta'},\n"
+              "          SelectKBest(score_func=pick), when)\n"
               "print([fingerprint(v).digest for v in values])\n")
     digests = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                               env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2, 3)}
@@ -647,6 +672,7 @@ def test_phase_is_normalised(shell, db_path):
     ("%%experiment n --seed abc\nx = 1\n", "invalid int value"),
     ("%%experiment n --bogus\nx = 1\n", "unrecognized arguments"),
     ("%%experiment n -o 1bad\nx = 1\n", "not a valid variable name"),
+    ("%%experiment n -o xp\nx = 1\n", "would replace the xp handle"),
     ("%%experiment n --phase nowhere\nx = 1\n", "valid phases"),
     ("%%experiment n\nxp.param('C', 5, low=0, high=1)\n", "outside [0, 1]"),
     ("%%experiment n\nxp.log('loss', 'high')\n", "must be a number"),

@@ -134,11 +134,25 @@ def _array_digest(array: Any, sample_bytes: int) -> str:
     import numpy
 
     header = f"{array.dtype.str}{array.shape}".encode()
+    mask = numpy.ma.getmask(array)  # a masked array: which values are hidden is content too
+    if mask is not numpy.ma.nomask:
+        header += _array_digest(numpy.asarray(mask), sample_bytes).encode()
     if array.nbytes > sample_bytes:
         flat = array.reshape(-1)
         stride = max(1, flat.size // max(1, sample_bytes // max(1, array.itemsize)))
-        return digest_bytes(header, numpy.ascontiguousarray(flat[::stride]).data)
-    return digest_bytes(header, numpy.ascontiguousarray(array).data)
+        return digest_bytes(header, _raw(flat[::stride]))
+    return digest_bytes(header, _raw(array))
+
+
+def _raw(array: Any) -> memoryview:
+    """The array's bytes; datetime64 and timedelta64 (which have no buffer) as their int64 ticks,
+    their unit being in the dtype already hashed."""
+    import numpy
+
+    contiguous = numpy.ascontiguousarray(array)
+    if contiguous.dtype.kind in "mM":
+        contiguous = contiguous.view(numpy.int64)
+    return contiguous.data
 
 
 def is_sparse(value: Any) -> bool:

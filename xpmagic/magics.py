@@ -324,6 +324,8 @@ def parse_experiment_line(line: str) -> ExperimentArgs:
     output = parsed.output
     if output is not None and not output.isidentifier():
         raise UsageError(f"%%experiment -o: {output!r} is not a valid variable name")
+    if output == "xp":
+        raise UsageError("%%experiment -o xp would replace the xp handle the cells record with; choose another name")
     phase = normalize_phase(parsed.phase) if parsed.phase else None
     if parsed.reason and not phase:
         raise UsageError("%%experiment --reason goes with --phase: the reason this run revisits that phase")

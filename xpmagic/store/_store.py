@@ -78,6 +78,9 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
 
     def __init__(self, path: str | Path, *, create: bool = True):
         self.path = Path(path).expanduser().resolve()
+        if self.path.is_dir():
+            raise DatabaseCorrupt(f"{self.path} is a folder, not a database file; name a file in it, "
+                                  f"such as {self.path / 'xpmagic.db'} (--db, XPMAGIC_DB or %config XPMagics.db_path)")
         if not self.path.exists():
             if not create:
                 raise DatabaseNotFound(
