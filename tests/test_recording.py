@@ -406,6 +406,30 @@ def test_dates_durations_and_masked_values_are_fingerprinted_by_content(shell, d
     assert edited.outputs["hidden"] not in (None, made.outputs["hidden"])
 
 
+def test_containers_of_data_are_fingerprinted_element_by_element(shell, db_path):
+    """{'train': frame, 'test': frame}: each frame as on its own (sampled, not pickled whole, which
+    copied the data on every cell that read it); plain containers keep their digests."""
+    run_ok(shell, "%config XPMagics.fingerprint_sample_bytes = 4096\n")
+    run_ok(shell, "%%experiment split\nimport numpy as np, pandas as pd\n"
+                  "frame = pd.DataFrame({'x': np.arange(20_000), 'y': np.arange(20_000) % 2})\n"
+                  "splits = {'train': frame.iloc[:15_000], 'test': frame.iloc[15_000:]}\n"
+                  "plain = {'folds': [1, 2, 3], 'name': 'cv'}\n")
+    run_ok(shell, "%%experiment fit\nn = len(splits['train']) + len(plain)\n")
+    run_ok(shell, "%%experiment resplit\nsplits['test'] = frame.iloc[10_000:]\n")
+    store = Store(db_path, create=False)
+    split, fit, resplit = store.get_run(1), store.get_run(2), store.get_run(3)
+    assert split.outputs["splits"] and fit.inputs["splits"] == split.outputs["splits"]
+    assert store.lineage_sources(2) == [1]
+    assert resplit.outputs["splits"] not in (None, split.outputs["splits"])
+    summary = json.loads(rows(db_path, "SELECT summary FROM run_variables WHERE run_id = 1 AND name = 'splits'")[0][0])
+    assert summary == {"type": "dict", "len": 2, "sampled": True}
+    import pickle
+
+    from xpmagic.fingerprint import digest_bytes
+
+    assert split.outputs["plain"] == digest_bytes(pickle.dumps({"folds": [1, 2, 3], "name": "cv"}, protocol=5))
+
+
 def test_lineage_across_sessions_by_fingerprint(shell, db_path):
     run_ok(shell, "%%experiment prep\nimport numpy as np\nfeatures = np.linspace(0, 1, 500)\n")
     shell.run_line_magic("unload_ext", "xpmagic")
@@ -430,7 +454,7 @@ def test_fingerprints_are_the_same_in_every_process(tmp_path):
               "import pandas as pd\n"
               "when = pd.DataFrame({'utc': pd.date_range('2024-01-01', periods=50, freq='h', tz='UTC')})\n"
               "values = (pick, cross_val_score, {'alpha', 'beta', 'gamma', 'delta'},\n"
-              "          SelectKBest(score_func=pick), when)\n"
+              "          SelectKBest(score_func=pick), when, {'columns': {'alpha', 'beta'}, 'when': when})\n"
               "print([fingerprint(v).digest for v in values])\n")
     digests = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                               env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2, 3)}

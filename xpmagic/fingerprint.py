@@ -73,7 +73,7 @@ def _fingerprint(value: Any, sample_bytes: int) -> Fingerprint:
     if isinstance(value, (types.FunctionType, types.MethodType)):
         return _function(value)
     if isinstance(value, (list, tuple, dict, set, frozenset)):
-        return _container(value)
+        return _container(value, sample_bytes)
     if module == "numpy" and getattr(value, "shape", None) == ():  # numpy scalars
         return Fingerprint(digest_bytes(repr(value).encode()), "scalar",
                            {"type": type(value).__name__, "value": repr(value)[:80]})
@@ -302,13 +302,25 @@ def _random_generator(value: Any) -> Fingerprint:
     return Fingerprint(_pickle_digest(state), "random", {"type": type(value).__name__})
 
 
-def _container(value: Any) -> Fingerprint:
-    summary = {"type": type(value).__name__, "len": len(value)}
+def _container(value: Any, sample_bytes: int) -> Fingerprint:
+    from .containerhash import NoDigest, TooLarge, container_digest, holds_only_plain_values
+
+    summary: dict[str, Any] = {"type": type(value).__name__, "len": len(value)}
     if len(value) > _MAX_PICKLE_ITEMS:
         return Fingerprint(None, type(value).__name__, {**summary, "too_large": True})
     if isinstance(value, (set, frozenset)):  # iteration order changes with each process's string hashing
         value = (type(value).__name__, sorted(value, key=repr))
-    return Fingerprint(_pickle_digest(value), summary["type"], summary)
+    if holds_only_plain_values(value, _MAX_PICKLE_ITEMS):
+        return Fingerprint(_pickle_digest(value), summary["type"], summary)
+    try:  # arrays, frames, nested sets: each element by its own fingerprint (containerhash.py)
+        digest, sampled = container_digest(value, lambda item: fingerprint(item, sample_bytes), _MAX_PICKLE_ITEMS)
+    except TooLarge:
+        return Fingerprint(None, summary["type"], {**summary, "too_large": True})
+    except NoDigest:
+        return Fingerprint(None, summary["type"], summary)
+    if sampled:
+        summary["sampled"] = True
+    return Fingerprint(digest, summary["type"], summary)
 
 
 def _pickle_digest(value: Any) -> str | None:

@@ -1,0 +1,93 @@
+"""Content digests of lists, tuples, dicts and sets that hold data, not only plain values.
+
+Pickling a container to hash it copies everything in it: ``{'train': frame, 'test': frame}`` of
+ten million rows became a second copy of the data (and a quarter of a second) on every cell that
+read it, and a set nested anywhere pickled in an order that changes with each process's string
+hashing. Here each element is fingerprinted as it would be on its own (arrays and frames from a
+sample, estimators by their parameters) and sets by their sorted element digests. Containers of
+plain values keep their pickle digest (fingerprint.py), so what earlier runs recorded still
+matches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import xxhash
+
+_PLAIN = (type(None), bool, int, float, complex, str, bytes)
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+
+
+class TooLarge(Exception):
+    """More elements than a cell's fingerprint may walk."""
+
+
+class NoDigest(Exception):
+    """An element that cannot be fingerprinted (a lock, a generator): nor can its container."""
+
+
+def holds_only_plain_values(value: Any, most: int) -> bool:
+    """True when every element (looked at up to ``most`` of them) is a plain value in nested
+    lists, tuples and dicts; a nested set, or any other object, makes it False."""
+    pending, seen, visited = [value], 0, set()
+    while pending:
+        current = pending.pop()
+        if id(current) in visited:
+            return False  # shared or holding itself: the walk below handles that
+        visited.add(id(current))
+        items = list(current.items()) if isinstance(current, dict) else current
+        for item in items:
+            seen += 1
+            if seen > most:
+                return True  # as far as we looked; pickle as always
+            parts = item if isinstance(current, dict) else (item,)
+            for part in parts:
+                if isinstance(part, (set, frozenset)) or not isinstance(part, (*_PLAIN, list, tuple, dict)):
+                    return False
+                if isinstance(part, (list, tuple, dict)):
+                    pending.append(part)
+    return True
+
+
+def container_digest(value: Any, leaf: Callable[[Any], Any], most: int) -> tuple[str, bool]:
+    """(digest, sampled): the container's type and shape and each element's own fingerprint
+    (``leaf``). Raises TooLarge past ``most`` elements, NoDigest for an element without one."""
+    walk = _Walk(leaf, most)
+    return walk.digest(value, ()), walk.sampled
+
+
+class _Walk:
+    def __init__(self, leaf: Callable[[Any], Any], most: int):
+        self.leaf = leaf
+        self.left = most
+        self.sampled = False
+
+    def digest(self, value: Any, path: tuple[int, ...]) -> str:
+        if id(value) in path:
+            return "cycle"  # a list holding itself: pickle's memo does the same
+        path = (*path, id(value))
+        hasher = xxhash.xxh3_128(f"{type(value).__module__}.{type(value).__qualname__}:{len(value)}".encode())
+        if isinstance(value, dict):
+            for key, item in value.items():
+                hasher.update(f"{self.element(key, path)}={self.element(item, path)};".encode())
+        elif isinstance(value, (set, frozenset)):
+            for element in sorted(self.element(item, path) for item in value):
+                hasher.update(f"{element};".encode())
+        else:
+            for item in value:
+                hasher.update(f"{self.element(item, path)};".encode())
+        return hasher.hexdigest()
+
+    def element(self, value: Any, path: tuple[int, ...]) -> str:
+        self.left -= 1
+        if self.left < 0:
+            raise TooLarge
+        if isinstance(value, _CONTAINERS):
+            return self.digest(value, path)
+        print_ = self.leaf(value)
+        if print_.digest is None:
+            raise NoDigest
+        self.sampled = self.sampled or bool(print_.summary.get("sampled"))
+        return f"{print_.kind}:{print_.digest}"
