@@ -430,6 +430,41 @@ def test_containers_of_data_are_fingerprinted_element_by_element(shell, db_path)
     assert split.outputs["plain"] == digest_bytes(pickle.dumps({"folds": [1, 2, 3], "name": "cv"}, protocol=5))
 
 
+MODELS = {
+    "forest": "RandomForestClassifier(n_estimators=30, random_state=0)",
+    "boosted": "HistGradientBoostingClassifier(max_iter=10, random_state=0)",
+    "pipeline": "make_pipeline(StandardScaler(), LogisticRegression())",
+    "neighbours": "KNeighborsClassifier()",
+    "search": "GridSearchCV(LogisticRegression(), {'C': [0.1, 1.0]}, cv=3)",
+}
+
+
+def test_a_model_fitted_on_other_data_has_another_fingerprint(shell, db_path):
+    """A model's fingerprint holds what fitting made: a forest's trees, a pipeline's steps, the
+    training data a nearest-neighbours model keeps. These were hashed by type and length, so a
+    model refitted on other data kept its fingerprint; a search's timings, which differ in every
+    fit, are left out."""
+    run_ok(shell, "import numpy as np\nfrom sklearn.ensemble import RandomForestClassifier, "
+                  "HistGradientBoostingClassifier\nfrom sklearn.pipeline import make_pipeline\n"
+                  "from sklearn.preprocessing import StandardScaler\n"
+                  "from sklearn.linear_model import LogisticRegression\n"
+                  "from sklearn.neighbors import KNeighborsClassifier\n"
+                  "from sklearn.model_selection import GridSearchCV\n"
+                  "rng = np.random.default_rng(0)\nX = rng.normal(size=(200, 4))\ny = (X[:, 0] > 0).astype(int)\n"
+                  "X2, y2 = X * 1.5 + 0.2, 1 - y\n")
+    fits = "".join(f"{name} = {make}.fit(X, y)\n" for name, make in MODELS.items())
+    run_ok(shell, "%%experiment first\n" + fits)
+    run_ok(shell, "%%experiment again\n" + fits)  # the same fit, anew
+    run_ok(shell, "%%experiment other\n" + fits.replace("(X, y)", "(X2, y2)"))
+    store = Store(db_path, create=False)
+    first, again, other = (store.get_run(i).outputs for i in (1, 2, 3))
+    for name in MODELS:
+        assert first[name] and first[name] == again[name], name
+        assert other[name] not in (None, first[name]), name
+    summary = json.loads(rows(db_path, "SELECT summary FROM run_variables WHERE run_id = 1 AND name = 'forest'")[0][0])
+    assert summary["class"] == "RandomForestClassifier" and summary["sampled"] is True  # 3 of the 30 trees
+
+
 def test_lineage_across_sessions_by_fingerprint(shell, db_path):
     run_ok(shell, "%%experiment prep\nimport numpy as np\nfeatures = np.linspace(0, 1, 500)\n")
     shell.run_line_magic("unload_ext", "xpmagic")
@@ -455,6 +490,10 @@ def test_fingerprints_are_the_same_in_every_process(tmp_path):
               "when = pd.DataFrame({'utc': pd.date_range('2024-01-01', periods=50, freq='h', tz='UTC')})\n"
               "values = (pick, cross_val_score, {'alpha', 'beta', 'gamma', 'delta'},\n"
               "          SelectKBest(score_func=pick), when, {'columns': {'alpha', 'beta'}, 'when': when})\n"
+              "from sklearn.ensemble import RandomForestClassifier\n"
+              "forest = RandomForestClassifier(n_estimators=12, random_state=0)\n"
+              "forest.fit([[0, 1], [1, 0]] * 10, [0, 1] * 10)\n"
+              "values += (forest,)\n"
               "print([fingerprint(v).digest for v in values])\n")
     digests = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                               env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2, 3)}

@@ -70,6 +70,24 @@ def test_changed_data_differs_and_names_the_fingerprint(recorded, tmp_path):
     assert any("input 'frame' changed" in c for c in train["changes"])
 
 
+def test_values_an_older_xpmagic_fingerprinted_are_not_reported_as_changed(recorded, tmp_path):
+    """A new xpmagic may hash some values another way (fingerprint.SCHEME): a replay of a run it
+    did not record compares metrics, and says why it compares only those."""
+    with sqlite3.connect(recorded) as conn:  # as an older xpmagic recorded them
+        conn.execute("UPDATE runs SET fingerprint_scheme = NULL")
+        conn.execute("UPDATE run_variables SET fingerprint = 'an-older-digest-' || name")
+        conn.execute("UPDATE datasets SET fingerprint = 'an-older-digest'")
+    found = verdicts(xpmagic("replay", "train", "--db", str(recorded), "--json", cwd=tmp_path))
+    for name in ("load-data", "train"):
+        assert found[name]["verdict"] == "reproduced", found
+        assert found[name]["changes"] == [
+            "the original's data and values were fingerprinted another way (xpmagic's scheme 1, now 2): "
+            "only metrics are compared"]
+    shown = xpmagic("diff", "2", str(found["train"]["replay_run"]), "--db", str(recorded), "--json", cwd=tmp_path)
+    assert {"name": "fingerprint scheme", "a": 1, "b": 2} in [
+        {k: c[k] for k in ("name", "a", "b")} for c in json.loads(shown.stdout)["other"]]
+
+
 HELPERS = ("SCALE = 2.0\n\n"
            "def scaled(X):\n    return X * SCALE\n\n"
            "@lru_cache\ndef make(C):\n    return LR(C=C)\n\n"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pickle
 import random
-import re
 import sys
 import types
 from dataclasses import dataclass, field
@@ -18,6 +17,10 @@ from typing import Any
 
 import xxhash
 
+# Which way values are fingerprinted, recorded with each run (runs.fingerprint_scheme): digests
+# of different schemes are not compared. 2: dates and durations by their ticks, containers of
+# data element by element, models with the models and data inside them (estimatorhash.py).
+SCHEME = 2
 DEFAULT_SAMPLE_BYTES = 8 * 1024 * 1024
 _MAX_PICKLE_ITEMS = 10_000
 _LARGE_TEXT = 1 << 20  # characters; a longer string is hashed as UTF-8 (_large_text)
@@ -60,7 +63,7 @@ def _fingerprint(value: Any, sample_bytes: int) -> Fingerprint:
     if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
         return _scalar(value, sample_bytes)
     module = type(value).__module__.partition(".")[0]
-    if module == "numpy" and _is_ndarray(value):
+    if module == "numpy" and is_ndarray(value):
         return _ndarray(value, sample_bytes)
     if module == "pandas":
         frame = _pandas(value, sample_bytes)
@@ -69,7 +72,9 @@ def _fingerprint(value: Any, sample_bytes: int) -> Fingerprint:
     if module == "scipy" and is_sparse(value):
         return _sparse(value, sample_bytes)
     if hasattr(value, "get_params") and hasattr(value, "fit"):
-        return _estimator(value, sample_bytes)
+        from .estimatorhash import estimator_fingerprint  # a model and the models and data inside it
+
+        return estimator_fingerprint(value, sample_bytes)
     if isinstance(value, (types.FunctionType, types.MethodType)):
         return _function(value)
     if isinstance(value, (list, tuple, dict, set, frozenset)):
@@ -109,7 +114,7 @@ def _large_text(text: str, sample_bytes: int) -> Fingerprint:
     return Fingerprint(digest_bytes(b"str-utf8:", str(summary["len"]).encode(), raw), "scalar", summary)
 
 
-def _is_ndarray(value: Any) -> bool:
+def is_ndarray(value: Any) -> bool:
     numpy = sys.modules.get("numpy")
     return numpy is not None and isinstance(value, numpy.ndarray)
 
@@ -125,10 +130,10 @@ def _ndarray(array: Any, sample_bytes: int) -> Fingerprint:
         return Fingerprint(_pickle_digest(array.tolist()), "ndarray", summary)
     if array.nbytes > sample_bytes:
         summary["sampled"] = True
-    return Fingerprint(_array_digest(array, sample_bytes), "ndarray", summary)
+    return Fingerprint(array_digest(array, sample_bytes), "ndarray", summary)
 
 
-def _array_digest(array: Any, sample_bytes: int) -> str:
+def array_digest(array: Any, sample_bytes: int) -> str:
     """Digest of a numeric array's dtype, shape and bytes (a strided sample when larger
     than ``sample_bytes``)."""
     import numpy
@@ -136,7 +141,7 @@ def _array_digest(array: Any, sample_bytes: int) -> str:
     header = f"{array.dtype.str}{array.shape}".encode()
     mask = numpy.ma.getmask(array)  # a masked array: which values are hidden is content too
     if mask is not numpy.ma.nomask:
-        header += _array_digest(numpy.asarray(mask), sample_bytes).encode()
+        header += array_digest(numpy.asarray(mask), sample_bytes).encode()
     if array.nbytes > sample_bytes:
         flat = array.reshape(-1)
         stride = max(1, flat.size // max(1, sample_bytes // max(1, array.itemsize)))
@@ -173,7 +178,7 @@ def _sparse(matrix: Any, sample_bytes: int) -> Fingerprint:
         summary["sampled"] = True
     share = max(1, sample_bytes // 3)
     header = f"{summary['format']}{matrix.shape}".encode()
-    return Fingerprint(digest_bytes(header, *(_array_digest(part, share).encode() for part in parts)),
+    return Fingerprint(digest_bytes(header, *(array_digest(part, share).encode() for part in parts)),
                        "sparse", summary)
 
 
@@ -214,49 +219,6 @@ def _pandas(value: Any, sample_bytes: int) -> Fingerprint | None:
     if sampled:
         summary["sampled"] = True
     return Fingerprint(digest, kind, summary)
-
-
-_PARAM_NAMES: dict[type, tuple[str, ...] | None] = {}
-# "<function f at 0x7f...>" in a parameter's repr (score_func=f): the address changes every session.
-_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
-
-
-def _estimator_params(estimator: Any) -> dict[str, Any]:
-    """get_params(deep=False), without re-inspecting the class signature every time."""
-    cls = type(estimator)
-    if cls not in _PARAM_NAMES:
-        getter = getattr(cls, "_get_param_names", None)
-        try:
-            _PARAM_NAMES[cls] = tuple(getter()) if getter is not None else None
-        except Exception:
-            _PARAM_NAMES[cls] = None
-    names = _PARAM_NAMES[cls]
-    if names is None:
-        return estimator.get_params(deep=False)
-    return {name: getattr(estimator, name, None) for name in names}
-
-
-def _estimator(estimator: Any, sample_bytes: int) -> Fingerprint:
-    params = {name: _ADDRESS.sub("", repr(value)) for name, value in _estimator_params(estimator).items()}
-    fitted = sorted(k for k in vars(estimator) if k.endswith("_") and not k.startswith("_"))
-    hasher = _hasher()
-    hasher.update(f"{type(estimator).__module__}.{type(estimator).__qualname__}".encode())
-    hasher.update(repr(sorted(params.items())).encode())
-    for name in fitted:
-        value = getattr(estimator, name)
-        if _is_ndarray(value) and not value.dtype.hasobject:
-            hasher.update(f"{name}={_array_digest(value, sample_bytes)}".encode())
-        elif isinstance(value, (bool, int, float, str)) or _is_ndarray(value):
-            hasher.update(f"{name}={fingerprint(value, sample_bytes).digest}".encode())
-        else:  # e.g. a forest's list of trees: pickling them would cost more than the fit
-            size = len(value) if hasattr(value, "__len__") else ""
-            hasher.update(f"{name}={type(value).__name__}{size}".encode())
-    summary = {
-        "class": type(estimator).__name__,
-        "params": {k: text[:60] for k, text in params.items()},
-        "fitted": bool(fitted),
-    }
-    return Fingerprint(hasher.hexdigest(), "estimator", summary)
 
 
 def _function(func: Any) -> Fingerprint:

@@ -155,8 +155,8 @@ def diff_runs(store: Store, a_id: int, b_id: int) -> RunDiff:
         local_code=local_code,
         environment=_environment_changes(a.env, b.env),
         git=compare_mappings(a.git or {}, b.git or {}),
-        other=compare_mappings({"seed": a.seed, "experiment": a.experiment},
-                               {"seed": b.seed, "experiment": b.experiment}),
+        other=compare_mappings(*({"seed": run.seed, "experiment": run.experiment,
+                                  "fingerprint scheme": run.fingerprint_scheme} for run in (a, b))),
     )
 
 

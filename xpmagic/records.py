@@ -81,6 +81,7 @@ class Run:
     study_id: int | None = None
     trial_number: int | None = None
     study: str | None = None  # the study's name, for a trial
+    fingerprint_scheme: int = 1  # fingerprint.SCHEME when it was recorded: digests of other schemes differ
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

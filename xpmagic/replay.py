@@ -214,11 +214,14 @@ def explain(original: Run, replay: Run | None) -> list[str]:
     if original.code_hash != replay.code_hash:
         changes.append("code changed")
     originals = {d["name"]: d["fingerprint"] for d in original.datasets}
-    for change in compare_mappings(originals, {d["name"]: d["fingerprint"] for d in replay.datasets}):
-        changes.append(_dataset_change(change))
-    for change in compare_mappings(original.inputs, replay.inputs):
-        if change.name not in originals:
-            changes.append(_input_change(change, original))
+    if same_fingerprints(original, replay):
+        for change in compare_mappings(originals, {d["name"]: d["fingerprint"] for d in replay.datasets}):
+            changes.append(_dataset_change(change))
+        for change in compare_mappings(original.inputs, replay.inputs):
+            if change.name not in originals:
+                changes.append(_input_change(change, original))
+    else:
+        changes.append(_older_fingerprints(original, replay))
     replayed = {m["module"]: m["sha256"] for m in replay.local_code}
     for module in original.local_code:  # only modules both loaded: a session's others are no cause
         if replayed.get(module["module"], module["sha256"]) != module["sha256"]:
@@ -239,6 +242,16 @@ def explain(original: Run, replay: Run | None) -> list[str]:
     if original.seed is None:
         changes.append(unseeded)
     return changes
+
+
+def same_fingerprints(a: Run, b: Run) -> bool:
+    """Whether the two runs' digests can be compared: made the same way (fingerprint.SCHEME)."""
+    return a.fingerprint_scheme == b.fingerprint_scheme
+
+
+def _older_fingerprints(original: Run, replay: Run) -> str:
+    return (f"the original's data and values were fingerprinted another way (xpmagic's scheme "
+            f"{original.fingerprint_scheme}, now {replay.fingerprint_scheme}): only metrics are compared")
 
 
 def _input_change(change: Any, original: Run) -> str:
@@ -274,13 +287,15 @@ def verdict_for(original: Run, replay: Run | None, tolerance: float,
         {"metric": name, "old": value, "new": replay.metrics.get(name)}
         for name, value in original.metrics.items()
         if not values_match(value, replay.metrics.get(name), tolerance)]
-    # A run whose results are values, not metrics, differs when those values do.
+    # A run whose results are values, not metrics, differs when those values do (when both
+    # were fingerprinted alike: an older xpmagic hashed some values another way).
     differences += [
         {"output": c.name, "old": c.a, "new": c.b}
         for c in compare_mappings(original.outputs, replay.outputs)
-        if isinstance(c.a, str) and isinstance(c.b, str)]
+        if isinstance(c.a, str) and isinstance(c.b, str) and same_fingerprints(original, replay)]
     if not differences:
-        return Verdict(original.id, replay.id, original.experiment, "reproduced")
+        return Verdict(original.id, replay.id, original.experiment, "reproduced",
+                       changes=[] if same_fingerprints(original, replay) else [_older_fingerprints(original, replay)])
     return Verdict(original.id, replay.id, original.experiment, "differs", differences,
                    explain(original, replay))
 

@@ -415,6 +415,18 @@ def m011_local_code(db: Database) -> None:
     _execute_script(db, M011)
 
 
+M012 = """
+ALTER TABLE runs ADD COLUMN fingerprint_scheme INTEGER;  -- fingerprint.SCHEME of the xpmagic that recorded it; NULL: 1
+"""
+
+
+@migrations()
+def m012_fingerprint_scheme(db: Database) -> None:
+    """Which way a run's values were fingerprinted: when a new xpmagic fingerprints some values
+    differently, replay and diff must not report the old digests as changed data."""
+    _execute_script(db, M012)
+
+
 def known_migrations() -> list[str]:
     """Names of every migration this version knows, oldest first."""
     return [m.name for m in migrations.pending(Database(memory=True))]

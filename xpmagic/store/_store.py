@@ -24,6 +24,7 @@ from sqlite_utils import Database
 
 from .. import clock, procinfo
 from ..errors import DatabaseCorrupt, DatabaseNotFound, DatabaseTooNew, RunNotFound
+from ..fingerprint import SCHEME as FINGERPRINT_SCHEME
 from ..records import ErrorInfo, MetricChunk, NewRun, ParamSpec, Run, RunOutcome, RunStatus
 from ..redaction import scrub
 from ..studystate import shown_state
@@ -253,13 +254,13 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
             cursor = conn.execute(
                 "INSERT INTO runs (uuid, experiment_id, status, started_at, code, code_hash,"
                 " notebook, cell_id, seed, tags, note, phase, environment_id, host, pid,"
-                " pid_started, user, study_id, trial_number, trial_state, replay_of)"
-                " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " pid_started, user, study_id, trial_number, trial_state, replay_of, fingerprint_scheme)"
+                " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_uuid, experiment_id, new.started_at, new.code, new.code_hash, new.notebook,
                  new.cell_id, new.seed, _dumps(new.tags), new.note, new.phase,
                  new.environment_id, procinfo.host(), pid, marker, procinfo.user(),
                  new.study_id, new.trial_number, None if new.study_id is None else "running",
-                 new.replay_of),
+                 new.replay_of, FINGERPRINT_SCHEME),
             )
         return cursor.lastrowid, run_uuid
 
@@ -589,7 +590,8 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
         columns = self._LIGHT_COLUMNS
         if not light:
             columns += (", r.code, r.stdout, r.stderr, r.result, r.error_traceback,"
-                        " r.environment_id, r.git_state_id, r.imports, r.definitions, r.local_code_id")
+                        " r.environment_id, r.git_state_id, r.imports, r.definitions, r.local_code_id,"
+                        " r.fingerprint_scheme")
         cursor = self.conn.cursor()
         cursor.row_factory = sqlite3.Row
         rows = []
@@ -689,6 +691,7 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
             notebook=row["notebook"], cell_id=row["cell_id"], error=error, host=row["host"],
             user=row["user"], replay_of=row["replay_of"], study_id=row["study_id"],
             trial_number=row["trial_number"], **{k: v for k, v in optional.items() if v is not None}, **extra,
+            **({"fingerprint_scheme": row["fingerprint_scheme"] or 1} if "fingerprint_scheme" in keys else {}),
         )
 
 
