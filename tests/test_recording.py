@@ -834,6 +834,31 @@ def test_summary_line_is_shown(shell, capsys):
     assert "xpmagic: run 1 · shown · ok" in out and "acc=0.5" in out
 
 
+def test_a_report_dict_is_logged_by_dotted_names_and_the_line_stays_short(shell, capsys, db_path):
+    """xp.log takes a dict, as MLflow's log_metrics does; classification_report's nested one by
+    dotted names. The line under the cell shows the first few and where the rest are."""
+    run_ok(shell, "%%experiment report\nfrom sklearn.metrics import classification_report\n"
+                  "xp.log(classification_report([0, 1, 1, 0], [0, 1, 0, 0], output_dict=True), step=0)\n")
+    store = Store(db_path, create=False)
+    metrics = store.get_run(1).metrics
+    assert len(metrics) == 17 and metrics["accuracy"] == 0.75 and metrics["macro avg.recall"] == 0.75
+    line = [text for text in capsys.readouterr().out.splitlines() if text.startswith("xpmagic: run 1")][0]
+    assert line.endswith("and 11 more (%xp show 1)") and line.count("=") == 6
+
+
+def test_numpy_scalars_are_parameters_as_the_values_they_hold(shell, db_path):
+    """np.int64 from np.arange, np.bool_, np.str_ choices from an array: refused before ("got bool")."""
+    run_ok(shell, "%%experiment np\nimport numpy as np\n"
+                  "n = xp.param('n', np.arange(10)[5], low=1, high=10)\n"
+                  "flag = xp.param('flag', np.bool_(True))\n"
+                  "kernel = xp.param('kernel', np.array(['rbf'])[0], choices=np.array(['rbf', 'linear']))\n"
+                  "kinds = (type(n).__name__, type(flag).__name__, type(kernel).__name__)\n")
+    assert shell.user_ns["kinds"] == ("int", "bool", "str")
+    run = Store(db_path, create=False).get_run(1)
+    assert run.params == {"n": 5, "flag": True, "kernel": "rbf"}
+    assert [s.choices for s in run.param_specs if s.name == "kernel"] == [("rbf", "linear")]
+
+
 def test_nested_run_cell_inside_an_experiment_is_one_run(shell, db_path):
     run_ok(shell, "%%experiment outer\nget_ipython().run_cell('inner_value = 5')\nx = inner_value\n")
     assert rows(db_path, "SELECT experiment_id, status FROM runs") == [(1, "ok")]

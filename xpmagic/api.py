@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +72,9 @@ class XPHandle:
         return run.param(name, default, low=low, high=high, log=log, step=step, choices=choices)
 
     def log(self, *name_value: Any, step: int | None = None, **metrics: Any) -> None:
-        """Log metrics: ``xp.log(acc=0.9, loss=0.2)``, or one series point ``xp.log("loss", 0.2, step=3)``.
+        """Log metrics: ``xp.log(acc=0.9, loss=0.2)``, ``xp.log({"acc": 0.9})`` (a dict, as for
+        MLflow's ``log_metrics``; nested ones, such as ``classification_report(output_dict=True)``,
+        by dotted names: ``"macro avg.f1-score"``), or one series point ``xp.log("loss", 0.2, step=3)``.
 
         Without ``step`` a series counts 0, 1, 2, ... A metric called "step" is logged as
         ``xp.log("step", value)``.
@@ -79,10 +82,13 @@ class XPHandle:
         run = current_run.get() or self._recorder.foreground
         if run is None:
             self._run("xp.log")
+        if len(name_value) == 1 and isinstance(name_value[0], Mapping):
+            metrics = {**flat_metrics(name_value[0]), **metrics}
+            name_value = ()
         if name_value:
             if len(name_value) != 2:
                 raise UsageError('xp.log takes a name and a value, e.g. xp.log("loss", 0.2, step=3),'
-                                 " or keywords, e.g. xp.log(acc=0.9)")
+                                 ' keywords, e.g. xp.log(acc=0.9), or a dict, e.g. xp.log({"acc": 0.9})')
             run.log_value(name_value[0], name_value[1], step)
         for key, number in metrics.items():
             run.log_value(key, number, step)
@@ -134,3 +140,15 @@ class XPHandle:
         run_id = self.run_id
         state = f"run {run_id} in progress" if run_id is not None else "no run in progress"
         return f"<xpmagic handle: {state}; help(xp) for what it records>"
+
+
+def flat_metrics(mapping: Mapping, prefix: str = "") -> dict[str, Any]:
+    """{"0": {"precision": 0.9}, "accuracy": 0.8} -> {"0.precision": 0.9, "accuracy": 0.8}."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flat_metrics(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat

@@ -480,6 +480,9 @@ def error_info(error: BaseException | None) -> ErrorInfo | None:
     return ErrorInfo(type(error).__name__, str(error), text)
 
 
+SUMMARY_METRICS = 6  # on the line after a cell; %xp show RUN has them all
+
+
 @dataclass(frozen=True)
 class RunSummary:
     """The one line shown under an experiment cell."""
@@ -492,7 +495,10 @@ class RunSummary:
     error: ErrorInfo | None = None
 
     def _metric_text(self) -> str:
-        return ", ".join(f"{k}={_fmt(v)}" for k, v in self.metrics.items())
+        """The first few metrics: the line stays one line (%xp show RUN has them all)."""
+        shown = [f"{k}={_fmt(v)}" for k, v in list(self.metrics.items())[:SUMMARY_METRICS]]
+        more = len(self.metrics) - SUMMARY_METRICS
+        return ", ".join(shown) + (f" and {more} more (%xp show {self.run_id})" if more > 0 else "")
 
     def __repr__(self) -> str:
         parts = [f"run {self.run_id}", self.experiment, self.status, _fmt_duration(self.duration_s)]

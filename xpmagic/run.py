@@ -200,13 +200,14 @@ def make_param_spec(name: str, default: Any, *, low: float | None, high: float |
     """Validate a parameter declaration; every message says how to fix it."""
     if not isinstance(name, str) or not name.isidentifier():
         raise UsageError(f"parameter name must be an identifier-like string, got {name!r}")
+    default = _plain_scalar(default)
     if not isinstance(default, _PARAM_TYPES):
         raise UsageError(
             f"parameter {name!r}: default must be a bool, int, float, str or None, "
             f"got {type(default).__name__}"
         )
     if choices is not None:
-        choices = tuple(choices)
+        choices = tuple(_plain_scalar(choice) for choice in choices)
         if not choices:
             raise UsageError(f"parameter {name!r}: choices must not be empty")
         if low is not None or high is not None:
@@ -234,6 +235,14 @@ def make_param_spec(name: str, default: Any, *, low: float | None, high: float |
 
 def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _plain_scalar(value: Any) -> Any:
+    """A numpy scalar (np.int64(5) from np.arange, np.bool_, np.str_) as the Python value it holds,
+    which SQLite, JSON and Optuna take."""
+    if type(value).__module__ == "numpy" and getattr(value, "shape", None) == () and hasattr(value, "item"):
+        return value.item()
+    return value
 
 
 def _plain_number(value: Any) -> Any:
