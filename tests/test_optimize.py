@@ -315,6 +315,28 @@ def test_optimize_needs_a_searchable_parameter(shell, capsys):
     assert not result.success and "needs at least one xp.param with a range" in capsys.readouterr().out
 
 
+def test_a_space_given_by_the_notebooks_names_and_numpy_values_is_read(shell, db_path):
+    """Ranges from constants of an earlier cell and numpy defaults were not literals: the study
+    refused to start ("needs at least one xp.param with a range")."""
+    run_ok(shell, "import numpy as np\nLOW, HIGH = 0.01, 10.0\n")
+    study, _ = optimize(shell, "named", "--trials 4 --seed 0 --no-recommend",
+                        "C = xp.param('C', np.float64(1.0), low=LOW, high=HIGH, log=True)\n"
+                        "n = xp.param('n', np.arange(10)[3], low=1, high=8)\n"
+                        "xp.log({'score': -float(np.log10(C)) ** 2 - (n - 4) ** 2})\n")
+    assert study.wait(30) and study.state == "finished"
+    space = study.record["space"]["params"]
+    assert (space["C"]["low"], space["C"]["high"], space["C"]["log"]) == (0.01, 10.0, True)
+    assert (space["n"]["value"], space["n"]["low"], space["n"]["high"]) == (3, 1, 8)
+    assert rows(db_path, "SELECT count(*) FROM runs WHERE trial_state = 'complete'") == [(4,)]
+
+
+def test_a_range_the_objective_computes_itself_is_named_in_one_line(shell, capsys):
+    result = shell.run_cell("%%experiment computed --optimize score\nhigh = 5.0\n"
+                            "C = xp.param('C', 1.0, low=0.1, high=high)\nxp.log(score=C)\n")
+    out = capsys.readouterr().out
+    assert not result.success and "xp.param('C', 1.0, low=0.1, high=high) uses values the cell computes" in out
+
+
 def test_optuna_dashboard_reads_the_study_unchanged(shell):
     """Through optuna-dashboard's own WSGI server code, as its web page would."""
     import io

@@ -39,7 +39,7 @@ def launch(*, store: Store, store_factory: Any, experiment: str, body: str, code
     record = store.study(experiment) if config.resume else None
     storage_url = config.storage or (record["storage"] if record else None) or default_url(store.path)
     storage = open_storage(storage_url)
-    space = SearchSpace.from_cell(body)
+    space = SearchSpace.from_cell(body, namespace)
     cluster = None
     if config.cluster:
         from ._dask import DaskCluster
@@ -66,6 +66,10 @@ def launch(*, store: Store, store_factory: Any, experiment: str, body: str, code
                                  "running", utc_now())
     else:
         if not space.searchable():
+            if space.computed:
+                raise UsageError(
+                    f"--optimize reads the search space before the trials run, but {space.computed[0]} uses "
+                    "values the cell computes itself: give its range as numbers, or define them in an earlier cell")
             raise UsageError(
                 "--optimize needs at least one xp.param with a range or choices, e.g. "
                 "xp.param('C', 1.0, low=1e-3, high=1e3, log=True)")

@@ -1,16 +1,18 @@
 """The search space: read from the cell's ``xp.param`` calls, edited by the person,
 turned into Optuna distributions.
 
-Reading the space statically (literal arguments of ``xp.param``) lets the panel
-show parameters and planned configurations before any trial runs. Parameters
-declared with non-literal arguments are still sampled, define-by-run.
+Reading the space before any trial runs lets the panel show parameters and planned
+configurations. Arguments are literals, or expressions of what the notebook has defined
+(``np.float64(1.0)``, ``low=LOW``), evaluated in its namespace as the trials will. Parameters
+whose arguments use names the cell itself assigns are still sampled, define-by-run.
 """
 
 from __future__ import annotations
 
 import ast
+import builtins
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import UsageError
@@ -19,25 +21,39 @@ from ..records import ParamSpec
 from ..run import is_number, make_param_spec
 
 _SPEC_KEYWORDS = ("low", "high", "log", "step", "choices")
+_BUILTIN_NAMES = frozenset(dir(builtins))
 
 
-def params_in_cell(source: str) -> dict[str, ParamSpec]:
-    """ParamSpecs of every ``xp.param(...)`` call whose arguments are literals."""
+class _Computed(Exception):
+    """An argument the cell computes as it runs: known only when a trial declares the parameter."""
+
+
+def params_in_cell(source: str, namespace: dict[str, Any] | None = None) -> dict[str, ParamSpec]:
+    """ParamSpecs of every ``xp.param(...)`` call whose arguments are known before it runs."""
+    return read_params(source, namespace)[0]
+
+
+def read_params(source: str, namespace: dict[str, Any] | None = None) -> tuple[dict[str, ParamSpec], list[str]]:
+    """(ParamSpecs of the ``xp.param`` calls whose arguments are literals or expressions of the
+    notebook's names, the source of the calls whose arguments the cell computes itself)."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
-        return {}
+        return {}, []
+    assigned = {target.id for node in ast.walk(tree) for target in _targets(node) if isinstance(target, ast.Name)}
     specs: dict[str, ParamSpec] = {}
+    computed: list[str] = []
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                 and node.func.attr == "param" and isinstance(node.func.value, ast.Name)
                 and node.func.value.id == "xp"):
             continue
         try:
-            args = [ast.literal_eval(a) for a in node.args]
-            kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords if k.arg}
-        except ValueError:
-            continue  # computed arguments: sampled when the trial declares them
+            args = [_argument(a, namespace, assigned) for a in node.args]
+            kwargs = {k.arg: _argument(k.value, namespace, assigned) for k in node.keywords if k.arg}
+        except _Computed:
+            computed.append(ast.unparse(node))
+            continue  # sampled when the trial declares it
         if len(args) < 2 and "default" not in kwargs:
             continue
         name = args[0] if args else kwargs.get("name")
@@ -45,7 +61,34 @@ def params_in_cell(source: str) -> dict[str, ParamSpec]:
         spec = make_param_spec(name, default, **{k: kwargs.get(k) for k in _SPEC_KEYWORDS
                                                  if k != "log"}, log=bool(kwargs.get("log", False)))
         specs[spec.name] = spec
-    return specs
+    return specs, computed
+
+
+def _targets(node: ast.AST) -> list[ast.AST]:
+    if isinstance(node, ast.Assign):
+        return [n for target in node.targets for n in ast.walk(target)]
+    if isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.comprehension, ast.NamedExpr)):
+        return list(ast.walk(node.target))
+    if isinstance(node, (ast.With, ast.AsyncWith)):
+        return [n for item in node.items if item.optional_vars for n in ast.walk(item.optional_vars)]
+    return []
+
+
+def _argument(node: ast.expr, namespace: dict[str, Any] | None, assigned: set[str]) -> Any:
+    """A literal, or an expression of names the notebook has defined and the cell does not
+    assign (the trial would see the cell's own value), evaluated as the trial will."""
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        pass
+    names = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+    if namespace is None or names & assigned or not names <= (namespace.keys() | _BUILTIN_NAMES):
+        raise _Computed
+    try:
+        # The person's own expression, in their namespace, as every trial will evaluate it.
+        return eval(compile(ast.Expression(node), "<xp.param>", "eval"), namespace)
+    except Exception:
+        raise _Computed from None
 
 
 def is_searchable(spec: ParamSpec) -> bool:
@@ -74,14 +117,21 @@ class SearchSpace:
 
     specs: dict[str, ParamSpec]
     fixed: dict[str, Any]
+    computed: list[str] = field(default_factory=list)  # xp.param calls known only when a trial runs them
 
     @classmethod
-    def from_cell(cls, source: str) -> SearchSpace:
+    def from_cell(cls, source: str, namespace: dict[str, Any] | None = None) -> SearchSpace:
         """The xp.param calls of the cell, and of the scripts it runs with %run (read now)."""
-        specs = {}
+        specs: dict[str, ParamSpec] = {}
+        computed: list[str] = []
         for script in scripts_run_by(source, os.getcwd()):
-            specs.update(params_in_cell(script.source or ""))
-        return cls({**specs, **params_in_cell(source)}, {})
+            found, uses = read_params(script.source or "")  # a script has a namespace of its own
+            specs.update(found)
+            computed += uses
+        found, uses = read_params(source, namespace)
+        space = cls({**specs, **found}, {})
+        space.computed = computed + uses
+        return space
 
     def searchable(self) -> dict[str, ParamSpec]:
         return {n: s for n, s in self.specs.items() if is_searchable(s) and n not in self.fixed}
