@@ -177,6 +177,18 @@ def test_unknown_phases_and_reasons_are_one_line(shell, fake_clock, capsys, line
     assert expected in out and "Traceback" not in out
 
 
+def test_the_names_the_report_shows_are_accepted_and_other_reasons_read_as_such(shell, fake_clock):
+    """The heatmap labels phases 'preparation', 'acquisition': typing one back was refused."""
+    run_ok(shell, "%config XPMagics.idle_cutoff_minutes = 0")
+    at(fake_clock, shell, 0, "phase preparation")
+    at(fake_clock, shell, 50, "revisit acquisition --reason other")
+    at(fake_clock, shell, 60, "revisit --end")
+    report = shell.run_line_magic("xp", "phases")
+    assert report.matrices.count[report.matrices.phases.index("data-preparation")][
+        report.matrices.phases.index("data-acquisition")] == 1
+    assert "to data acquisition, mostly for other reasons." in report.matrices.summary()
+
+
 def test_teams_can_add_reason_codes(shell, fake_clock):
     run_ok(shell, "%xp reasons --add vendor-delay --description 'waiting on a vendor'")
     run_ok(shell, "%xp phase model-deployment")

@@ -9,11 +9,7 @@ from html import escape
 from typing import Any
 
 from .phases import PHASES, PhaseMatrices, Span
-
-_SHORT = {"problem-definition": "problem", "data-acquisition": "acquisition",
-          "data-preparation": "preparation", "model-development": "development",
-          "model-deployment": "deployment", "monitoring": "monitoring", "management": "management",
-          "scalability": "scalability", "governance": "governance"}
+from .phases import SHORT_NAMES as _SHORT
 
 
 def _heat(value: float) -> str:

@@ -21,16 +21,19 @@ PHASES: dict[str, str] = {
     "governance": "Governance and compliance",
 }
 
-_ALIASES = {
+# How the report's tables and plots name the phases; each is accepted as the phase too.
+SHORT_NAMES = {"problem-definition": "problem", "data-acquisition": "acquisition",
+               "data-preparation": "preparation", "model-development": "development",
+               "model-deployment": "deployment", "monitoring": "monitoring", "management": "management",
+               "scalability": "scalability", "governance": "governance"}
+
+_ALIASES = {short: key for key, short in SHORT_NAMES.items()} | {
     "data-prep": "data-preparation",
     "data-preprocessing": "data-preparation",
     "model-dev": "model-development",
     "data-collection": "data-acquisition",
-    "problem": "problem-definition",
     "governance-and-compliance": "governance",
     "compliance": "governance",
-    "deployment": "model-deployment",
-    "development": "model-development",
 }
 
 
@@ -159,7 +162,8 @@ class PhaseMatrices:
             j, share = max(others, key=lambda o: o[1])
             reasons = [r for r in self.reasons if r["from"] == keys[i] and r["to"] == keys[j]]
             top = max(reasons, key=lambda r: r["count"])["reason"] if reasons else None
-            because = f", mostly for {top.replace('-', ' ')}" if top else ""
+            because = (f", mostly for {top.replace('-', ' ')}" if top not in (None, "other")
+                       else ", mostly for other reasons" if top else "")
             sentences.append(
                 f"{idx:.0%} of {PHASES[keys[i]].lower()}'s effort went to other phases; most of it "
                 f"({share:.0%} of the phase's effort) to {PHASES[keys[j]].lower()}{because}.")
