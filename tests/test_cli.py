@@ -109,6 +109,8 @@ def test_every_command_has_help():
     (("show", "abc"), 2, "not a run id"),
     (("frobnicate",), 2, "invalid choice"),
     (("runs", "--experiment", "nosuch"), 2, "no experiment 'nosuch'"),
+    (("runs", "--experiment", "fti"), 2, "no experiment 'fti' in"),  # a typo: the near names
+    (("runs", "--experiment", "fti"), 2, "; did you mean 'fit'?"),
     (("runs", "--limit", "0"), 2, "--limit: must be at least 1"),
     (("export", "--to", "prov", "--experiment", "nosuch"), 2, "no experiment 'nosuch'"),
     (("replay", "1", "--tolerance", "-1"), 2, "--tolerance: must be 0 or more"),

@@ -6,6 +6,7 @@ Errors are one line on stderr and exit status 2 (bad input) or 1 (failure).
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import shutil
 import sys
@@ -515,6 +516,10 @@ def _require_experiment(store: Store, experiment: str | None) -> None:
         return
     names = [e["name"] for e in store.experiments()]
     if experiment not in names:
+        close = difflib.get_close_matches(experiment, names, n=3)
+        if close:
+            raise UsageError(f"no experiment {experiment!r} in {store.path}; did you mean "
+                             + " or ".join(repr(name) for name in close) + "?")
         known = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "") if names else "none yet"
         raise UsageError(f"no experiment {experiment!r} in {store.path}; experiments: {known}")
 
