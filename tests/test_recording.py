@@ -719,6 +719,17 @@ def test_config_and_environment_choose_the_database(shell, tmp_path, monkeypatch
     assert rows(from_env, "SELECT count(*) FROM runs") == [(1,)]
 
 
+def test_a_database_where_none_can_be_made_is_one_line(shell, tmp_path, capsys):
+    """It said the file "cannot be read as an xpmagic database; move it aside", of a file that
+    does not exist and cannot."""
+    (tmp_path / "a-file").write_text("not a folder")
+    run_ok(shell, f"%config XPMagics.db_path = {str(tmp_path / 'a-file' / 'xp.db')!r}")
+    result = shell.run_cell("%%experiment nowhere\nx = 1\n")
+    out = capsys.readouterr().out
+    assert not result.success and "xpmagic: cannot create a database at" in out and "a folder you can write to" in out
+    assert "Traceback" not in out and (tmp_path / "a-file").read_text() == "not a folder"
+
+
 def test_default_database_is_in_the_working_directory(shell, tmp_path):
     run_ok(shell, "%config XPMagics.db_path = ''")
     run_ok(shell, "%%experiment here\nx = 1\n")

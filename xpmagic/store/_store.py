@@ -82,13 +82,17 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
         if self.path.is_dir():
             raise DatabaseCorrupt(f"{self.path} is a folder, not a database file; name a file in it, "
                                   f"such as {self.path / 'xpmagic.db'} (--db, XPMAGIC_DB or %config XPMagics.db_path)")
-        if not self.path.exists():
+        existed = self.path.exists()
+        if not existed:
             if not create:
                 raise DatabaseNotFound(
                     f"no xpmagic database at {self.path}; run an %%experiment cell first, "
                     "or pass --db / set XPMAGIC_DB to the file you mean"
                 )
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseCorrupt(_cannot_create(self.path, exc.strerror or str(exc))) from None
         # No peeking at the file's header with open(): closing any descriptor of the file drops
         # every POSIX lock this process holds on it, and another process then deletes the WAL
         # from under this process's open connections ("disk I/O error"). SQLite reports a file
@@ -116,6 +120,8 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
                     f"{self.path} is not a SQLite database (corrupt, or another kind of file); "
                     "move it aside or choose another file (--db, XPMAGIC_DB or %config XPMagics.db_path)"
                 ) from None
+            if not existed:
+                raise DatabaseCorrupt(_cannot_create(self.path, str(exc))) from None
             raise DatabaseCorrupt(
                 f"{self.path} cannot be read as an xpmagic database ({exc}); "
                 "move it aside or choose another file (--db, XPMAGIC_DB or %config XPMagics.db_path)"
@@ -693,6 +699,11 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
             trial_number=row["trial_number"], **{k: v for k, v in optional.items() if v is not None}, **extra,
             **({"fingerprint_scheme": row["fingerprint_scheme"] or 1} if "fingerprint_scheme" in keys else {}),
         )
+
+
+def _cannot_create(path: Path, why: str) -> str:
+    return (f"cannot create a database at {path} ({why}); choose a file in a folder you can write to "
+            "(--db, XPMAGIC_DB or %config XPMagics.db_path)")
 
 
 def _finite_or_none(value: float | None) -> float | None:
