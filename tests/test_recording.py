@@ -406,6 +406,24 @@ def test_dates_durations_and_masked_values_are_fingerprinted_by_content(shell, d
     assert edited.outputs["hidden"] not in (None, made.outputs["hidden"])
 
 
+def test_paths_dates_and_other_plain_values_are_fingerprinted(shell, db_path):
+    """A notebook's settings: DATA = Path(...), CUTOFF = date(...): they had no fingerprint, so a
+    run that read another file or cut-off recorded no change."""
+    run_ok(shell, "%%experiment settings\nfrom pathlib import Path\nimport datetime, decimal\n"
+                  "DATA = Path('data') / 'train.csv'\nCUTOFF = datetime.date(2024, 1, 1)\n"
+                  "RATE = decimal.Decimal('0.10')\nWINDOW = range(0, 7)\n")
+    run_ok(shell, "%%experiment use\nlabel = f'{DATA.stem} {CUTOFF} {RATE} {len(WINDOW)}'\n")
+    run_ok(shell, "CUTOFF = datetime.date(2025, 1, 1)\n")
+    run_ok(shell, "%%experiment use\nlabel = f'{DATA.stem} {CUTOFF} {RATE} {len(WINDOW)}'\n")
+    store = Store(db_path, create=False)
+    settings, first, second = store.get_run(1), store.get_run(2), store.get_run(3)
+    names = ("DATA", "CUTOFF", "RATE", "WINDOW")
+    assert all(settings.outputs[name] for name in names)
+    assert first.inputs == {name: settings.outputs[name] for name in names}
+    assert second.inputs["CUTOFF"] not in (None, first.inputs["CUTOFF"])
+    assert second.inputs["DATA"] == first.inputs["DATA"]
+
+
 def test_containers_of_data_are_fingerprinted_element_by_element(shell, db_path):
     """{'train': frame, 'test': frame}: each frame as on its own (sampled, not pickled whole, which
     copied the data on every cell that read it); plain containers keep their digests."""

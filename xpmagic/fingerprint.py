@@ -8,10 +8,16 @@ small; a value we cannot hash gets a summary and no fingerprint, never an error.
 
 from __future__ import annotations
 
+import datetime
+import decimal
+import enum
+import fractions
+import pathlib
 import pickle
 import random
 import sys
 import types
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +31,9 @@ DEFAULT_SAMPLE_BYTES = 8 * 1024 * 1024
 _MAX_PICKLE_ITEMS = 10_000
 _LARGE_TEXT = 1 << 20  # characters; a longer string is hashed as UTF-8 (_large_text)
 _SKIPPED_TYPES = (types.ModuleType, type)
+# Settings a notebook keeps in variables: DATA = Path("train.csv"), CUTOFF = date(2024, 1, 1).
+_VALUE_TYPES = (pathlib.PurePath, datetime.date, datetime.time, datetime.timedelta, decimal.Decimal,
+                fractions.Fraction, uuid.UUID, enum.Enum, range, slice)
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,9 @@ def _fingerprint(value: Any, sample_bytes: int) -> Fingerprint:
     if isinstance(value, random.Random) or (module == "numpy" and (hasattr(value, "bit_generator")
                                                                    or type(value).__name__ == "RandomState")):
         return _random_generator(value)
+    if isinstance(value, _VALUE_TYPES):  # immutable, and their repr is their content
+        return Fingerprint(digest_bytes(f"{type(value).__module__}.{type(value).__qualname__}:{value!r}".encode()),
+                           "scalar", {"type": type(value).__name__, "value": repr(value)[:80]})
     return Fingerprint(None, type(value).__name__,
                        {"type": f"{type(value).__module__}.{type(value).__qualname__}"})
 
