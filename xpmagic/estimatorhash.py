@@ -97,18 +97,19 @@ class _Walk:
             return hasher.hexdigest()
         if params is not None:
             hasher.update(repr(sorted(params.items())).encode())
-        for name in _fitted_names(estimator):
-            if not _TIMING.search(name):
-                hasher.update(f"{name}={self.part(state[name], depth + 1)}".encode())
-        for name in sorted(state):  # private state that is data, or models
+        parts = []
+        for name in sorted(state):  # one pass: scikit-learn keeps parameters as attributes too
             value = state[name]
-            if name.startswith("_") and not name.endswith("_") and (
-                    name in _PRIVATE_MODELS or (is_ndarray(value) and not value.dtype.hasobject)):
-                hasher.update(f"{name}={self.part(value, depth + 1)}".encode())
-        for name, value in sorted(_estimator_params(estimator).items()):
-            if (isinstance(value, (list, tuple)) or hasattr(value, "fit")) and _holds_models(value):
-                # the steps' fitted state: their repr shows only their parameters
-                hasher.update(f"{name}:{self.part(value, depth + 1)}".encode())
+            if name[-1] == "_" and name[0] != "_":  # fitted
+                if not _TIMING.search(name):
+                    parts.append(f"{name}={self.part(value, depth + 1)}")
+            elif name[0] == "_":  # private state that is data, or models
+                if name in _PRIVATE_MODELS or (is_ndarray(value) and not value.dtype.hasobject):
+                    parts.append(f"{name}={self.part(value, depth + 1)}")
+            elif (isinstance(value, (list, tuple)) or hasattr(value, "fit")) and _holds_models(value):
+                # a pipeline's steps: their fitted state, which the parameters' repr does not show
+                parts.append(f"{name}:{self.part(value, depth + 1)}")
+        hasher.update(";".join(parts).encode())
         return hasher.hexdigest()
 
     def part(self, value: Any, depth: int) -> str:
