@@ -12,7 +12,7 @@ import sys
 import nbformat
 import pytest
 
-from conftest import run_ok
+from conftest import rows, run_ok
 
 LOAD = ("%%experiment load-data\n"
         "import pandas as pd\n"
@@ -309,6 +309,21 @@ def test_the_best_trial_reruns_as_a_single_recorded_run(shell, tmp_path, db_path
     rerun = shell.user_ns["xp"].get(found["train"]["replay_run"])
     assert rerun.trial_number is None and rerun.replay_of == best.id  # one plain run, not a trial
     assert rerun.params == best.params and rerun.metrics["accuracy"] == best.metrics["accuracy"]
+
+
+def test_a_trial_records_no_seed_since_its_code_ran_unseeded(shell, tmp_path, db_path):
+    """A study's --seed seeds its sampler, not the trials' code: trial runs said "seed 1", so the
+    rerun of the best one seeded numpy (other numbers than the trial drew) and never named the
+    missing seed as the cause."""
+    run_ok(shell, "%%experiment noisy --optimize score --trials 3 --sampler random --seed 1\n"
+                  "import numpy as np\nx = xp.param('x', 0.5, low=0.0, high=1.0)\nxp.log(score=x + np.random.rand())\n")
+    study = shell.user_ns["xp"].study("noisy")
+    assert study.wait(60) and study.state == "finished"
+    assert rows(db_path, "SELECT DISTINCT seed FROM runs WHERE study_id IS NOT NULL") == [(None,)]
+    assert rows(db_path, "SELECT seed FROM studies") == [(1,)]
+    found = verdicts(xpmagic("replay", "noisy", "--best", "--db", str(db_path), "--json", cwd=tmp_path))
+    assert found["noisy"]["verdict"] == "differs"
+    assert any("set no seed" in change for change in found["noisy"]["changes"]), found
 
 
 def test_the_best_trial_of_an_objective_calling_a_notebook_helper_reruns(shell, tmp_path, db_path):

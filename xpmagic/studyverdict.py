@@ -13,6 +13,9 @@ from typing import Any
 
 from .store import Store
 
+_TRIAL_UNSEEDED = ("the trials' code sets no seed of its own (a study's --seed seeds its sampler only): "
+                   "if it uses randomness, give it a seed in the code, e.g. random_state=0")
+
 
 def study_verdicts(store: Store, studies_before: int, tolerance: float) -> list[Any]:
     """A verdict for every study created after study id ``studies_before``."""
@@ -46,8 +49,8 @@ def _verdict(store: Store, original: dict[str, Any] | None, study: dict[str, Any
         return Verdict(old_best, new_best, label, "reproduced")
     changes = []
     if old_best is not None and new_best is not None:
-        changes = [c for c in explain(store.get_run(old_best), store.get_run(new_best))
-                   if not c.startswith("the original run set no seed")]  # trials take the study's seed
+        changes = [_TRIAL_UNSEEDED if c.startswith("the original run set no seed") else c
+                   for c in explain(store.get_run(old_best), store.get_run(new_best))]
     return Verdict(old_best, new_best, label, "differs", differences, changes + _study_changes(store, original))
 
 

@@ -368,8 +368,9 @@ class StudyController:
         store = self._store()
         run_id, run_uuid = store.start_run(NewRun(
             experiment=self.experiment, code=self._code, code_hash=self._code_hash,
-            started_at=utc_now(), seed=self.config.seed, tags=[f"study:{self.name}",
-                                                                f"trial:{trial.number}"],
+            # No seed: the study's --seed seeds its sampler; the trial's own code runs unseeded (seeding
+            # the process's random and numpy from a background thread would reseed the notebook's too).
+            started_at=utc_now(), seed=None, tags=[f"study:{self.name}", f"trial:{trial.number}"],
             notebook=self._notebook, environment_id=self._environment_id,
             study_id=self.study_id, trial_number=trial.number))
         info.run_id = run_id
