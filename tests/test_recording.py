@@ -431,7 +431,9 @@ def test_containers_of_data_are_fingerprinted_element_by_element(shell, db_path)
     run_ok(shell, "%%experiment split\nimport numpy as np, pandas as pd\n"
                   "frame = pd.DataFrame({'x': np.arange(20_000), 'y': np.arange(20_000) % 2})\n"
                   "splits = {'train': frame.iloc[:15_000], 'test': frame.iloc[15_000:]}\n"
-                  "plain = {'folds': [1, 2, 3], 'name': 'cv'}\n")
+                  "plain = {'folds': [1, 2, 3], 'name': 'cv'}\n"
+                  "pieces = [frame.iloc[i:i + 10] for i in range(0, 3000, 10)]\n"
+                  "numbers = [np.int64(i) for i in range(3000)]\n")
     run_ok(shell, "%%experiment fit\nn = len(splits['train']) + len(plain)\n")
     run_ok(shell, "%%experiment resplit\nsplits['test'] = frame.iloc[10_000:]\n")
     store = Store(db_path, create=False)
@@ -441,6 +443,9 @@ def test_containers_of_data_are_fingerprinted_element_by_element(shell, db_path)
     assert resplit.outputs["splits"] not in (None, split.outputs["splits"])
     summary = json.loads(rows(db_path, "SELECT summary FROM run_variables WHERE run_id = 1 AND name = 'splits'")[0][0])
     assert summary == {"type": "dict", "len": 2, "sampled": True}
+    summaries = dict(rows(db_path, "SELECT name, summary FROM run_variables WHERE run_id = 1"))
+    assert json.loads(summaries["pieces"]) == {"type": "list", "len": 300, "sampled": True}  # every second frame
+    assert json.loads(summaries["numbers"]) == {"type": "list", "len": 3000}  # cheap: every one
     import pickle
 
     from xpmagic.fingerprint import digest_bytes

@@ -145,6 +145,12 @@ def _ndarray(array: Any, sample_bytes: int) -> Fingerprint:
     return Fingerprint(array_digest(array, sample_bytes), "ndarray", summary)
 
 
+def _approx_bytes(frame: Any) -> int:
+    """Rows times the width of a row: what decides the sample. (memory_usage() builds a Series,
+    half the time of fingerprinting a small frame; a list of 2,000 frames took 1.8 s.)"""
+    return len(frame) * sum(getattr(dtype, "itemsize", 8) for dtype in frame.dtypes)
+
+
 def array_digest(array: Any, sample_bytes: int) -> str:
     """Digest of a numeric array's dtype, shape and bytes (a strided sample when larger
     than ``sample_bytes``)."""
@@ -220,7 +226,7 @@ def _pandas(value: Any, sample_bytes: int) -> Fingerprint | None:
         summary["dtype"] = str(value.dtype)
         meta = repr((str(value.name), str(value.dtype))).encode()
     sample = value
-    approx_bytes = int(value.memory_usage(deep=False).sum()) if kind == "DataFrame" else value.nbytes
+    approx_bytes = _approx_bytes(value) if kind == "DataFrame" else value.nbytes
     if approx_bytes > sample_bytes and len(value) > 0:
         stride = max(1, int(approx_bytes // sample_bytes) + 1)
         sample = value.iloc[::stride]

@@ -38,7 +38,7 @@ def frame_digest(value: Any, meta: bytes) -> tuple[str, bool]:
     digest = _Digest()
     digest.update(meta)
     _index(digest, value.index)
-    columns = [value] if isinstance(value, pandas.Series) else [value.iloc[:, i] for i in range(value.shape[1])]
+    columns = [value] if isinstance(value, pandas.Series) else [column for _, column in value.items()]
     for column in columns:
         _column(digest, column)
     return digest.hasher.hexdigest(), digest.sampled
