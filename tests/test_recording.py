@@ -484,8 +484,10 @@ def test_a_model_fitted_on_other_data_has_another_fingerprint(shell, db_path):
     for name in MODELS:
         assert first[name] and first[name] == again[name], name
         assert other[name] not in (None, first[name]), name
-    summary = json.loads(rows(db_path, "SELECT summary FROM run_variables WHERE run_id = 1 AND name = 'forest'")[0][0])
-    assert summary["class"] == "RandomForestClassifier" and summary["sampled"] is True  # 3 of the 30 trees
+    summaries = dict(rows(db_path, "SELECT name, summary FROM run_variables WHERE run_id = 1"))
+    forest, pipeline = json.loads(summaries["forest"]), json.loads(summaries["pipeline"])
+    assert forest["class"] == "RandomForestClassifier" and forest["sampled"] is True  # 3 of the 30 trees
+    assert pipeline["fitted"] is True  # its steps are (it said False: a pipeline keeps no state of its own)
 
 
 def test_lineage_across_sessions_by_fingerprint(shell, db_path):

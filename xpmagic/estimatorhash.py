@@ -42,7 +42,7 @@ def estimator_fingerprint(estimator: Any, sample_bytes: int) -> Fingerprint:
     summary: dict[str, Any] = {
         "class": type(estimator).__name__,
         "params": {k: text[:60] for k, text in params.items()},
-        "fitted": bool(_fitted_names(estimator)),
+        "fitted": walk.fitted,  # a pipeline is fitted when its steps are
     }
     if walk.sampled:
         summary["sampled"] = True
@@ -64,10 +64,6 @@ def _estimator_params(estimator: Any) -> dict[str, Any]:
     return {name: getattr(estimator, name, None) for name in names}
 
 
-def _fitted_names(estimator: Any) -> list[str]:
-    return sorted(k for k in vars(estimator) if k.endswith("_") and not k.startswith("_"))
-
-
 def _holds_models(value: Any) -> bool:
     """A parameter that is a model, or a list of them (a pipeline's (name, model) steps)."""
     if is_estimator(value):
@@ -82,6 +78,7 @@ class _Walk:
         self.sample_bytes = sample_bytes
         self.parts_left = MAX_PARTS
         self.sampled = False
+        self.fitted = False  # found state that fitting wrote, at any depth
 
     def params_text(self, estimator: Any) -> dict[str, str]:
         return {name: _ADDRESS.sub("", repr(value)) for name, value in _estimator_params(estimator).items()}
@@ -93,6 +90,7 @@ class _Walk:
         hasher.update(f"{type(estimator).__module__}.{type(estimator).__qualname__}".encode())
         state = vars(estimator)
         if params is None and "tree_" in state:  # a member of a forest: the tree it grew is all it adds
+            self.fitted = True
             hasher.update(self.part(state["tree_"], depth + 1).encode())
             return hasher.hexdigest()
         if params is not None:
@@ -101,6 +99,7 @@ class _Walk:
         for name in sorted(state):  # one pass: scikit-learn keeps parameters as attributes too
             value = state[name]
             if name[-1] == "_" and name[0] != "_":  # fitted
+                self.fitted = True
                 if not _TIMING.search(name):
                     parts.append(f"{name}={self.part(value, depth + 1)}")
             elif name[0] == "_":  # private state that is data, or models

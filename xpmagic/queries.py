@@ -40,7 +40,7 @@ def run_detail_dict(run: Run) -> dict[str, Any]:
         "outputs": run.outputs, "lineage": run.lineage, "imports": run.imports,
         "definitions": run.definitions, "local_code": run.local_code, "datasets": run.datasets,
         "artifacts": run.artifacts, "param_specs": [s.to_dict() for s in run.param_specs],
-        "host": run.host, "user": run.user,
+        "host": run.host, "user": run.user, "fingerprint_scheme": run.fingerprint_scheme,
         "study": run.study, "trial_number": run.trial_number, "replay_of": run.replay_of,
     })
     return data
