@@ -149,15 +149,23 @@ def diff_runs(store: Store, a_id: int, b_id: int) -> RunDiff:
         a=a, b=b, code_diff=code_diff,
         params=compare_mappings(a.params, b.params),
         metrics=compare_mappings(a.metrics, b.metrics),
-        datasets=compare_mappings({d["name"]: d["fingerprint"] for d in a.datasets},
-                                  {d["name"]: d["fingerprint"] for d in b.datasets}),
-        inputs=compare_mappings(a.inputs, b.inputs),
+        datasets=_data_changes(compare_mappings({d["name"]: d["fingerprint"] for d in a.datasets},
+                                                {d["name"]: d["fingerprint"] for d in b.datasets}), a, b),
+        inputs=_data_changes(compare_mappings(a.inputs, b.inputs), a, b),
         local_code=local_code,
         environment=_environment_changes(a.env, b.env),
         git=compare_mappings(a.git or {}, b.git or {}),
         other=compare_mappings(*({"seed": run.seed, "experiment": run.experiment,
                                   "fingerprint scheme": run.fingerprint_scheme} for run in (a, b))),
     )
+
+
+def _data_changes(changes: list[Change], a: Run, b: Run) -> list[Change]:
+    """Digests made another way (``other`` shows the fingerprint scheme changed) are no change
+    of the data: only what one run has and the other lacks is."""
+    if a.fingerprint_scheme == b.fingerprint_scheme:
+        return changes
+    return [c for c in changes if c.only_in_a or c.only_in_b]
 
 
 def _local_versions(run: Run) -> dict[str, str]:
