@@ -88,7 +88,7 @@ class _Walk:
         path = (*path, id(value))
         hasher = xxhash.xxh3_128(f"{type(value).__module__}.{type(value).__qualname__}:{len(value)}".encode())
         if isinstance(value, dict):
-            for key, item in self.spread(list(value.items()), [item for item in value.values()]):
+            for key, item in self.spread(list(value.items()), list(value.values())):
                 hasher.update(f"{self.element(key, path)}={self.element(item, path)};".encode())
         elif isinstance(value, (set, frozenset)):  # of hashable values: no arrays or frames in it
             for element in sorted(self.element(item, path) for item in value):

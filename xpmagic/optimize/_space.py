@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..capture import name_use
 from ..errors import UsageError
 from ..localcode import scripts_run_by
 from ..records import ParamSpec
@@ -40,7 +41,7 @@ def read_params(source: str, namespace: dict[str, Any] | None = None) -> tuple[d
         tree = ast.parse(source)
     except SyntaxError:
         return {}, []
-    assigned = {target.id for node in ast.walk(tree) for target in _targets(node) if isinstance(target, ast.Name)}
+    assigned = name_use(source).stored  # the trial would see the cell's own values of these
     specs: dict[str, ParamSpec] = {}
     computed: list[str] = []
     for node in ast.walk(tree):
@@ -62,16 +63,6 @@ def read_params(source: str, namespace: dict[str, Any] | None = None) -> tuple[d
                                                  if k != "log"}, log=bool(kwargs.get("log", False)))
         specs[spec.name] = spec
     return specs, computed
-
-
-def _targets(node: ast.AST) -> list[ast.AST]:
-    if isinstance(node, ast.Assign):
-        return [n for target in node.targets for n in ast.walk(target)]
-    if isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.comprehension, ast.NamedExpr)):
-        return list(ast.walk(node.target))
-    if isinstance(node, (ast.With, ast.AsyncWith)):
-        return [n for item in node.items if item.optional_vars for n in ast.walk(item.optional_vars)]
-    return []
 
 
 def _argument(node: ast.expr, namespace: dict[str, Any] | None, assigned: set[str]) -> Any:
