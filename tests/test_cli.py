@@ -67,7 +67,7 @@ def test_show_json_has_the_whole_record(recorded):
                 "cell_id", "inputs", "outputs", "lineage", "datasets", "artifacts"):
         assert key in run
     assert run["stdout"] == "done\n" and run["error"] is None and run["seed"] is None
-    assert run["fingerprint_scheme"] == 2
+    assert run["fingerprint_scheme"] == 3
     assert run["lineage"] == [1] and "X" in run["inputs"]
     assert run["datasets"][0]["shape"] == [10, 3]
     assert run["env"]["python"] == sys.version.split()[0]

@@ -424,6 +424,32 @@ def test_paths_dates_and_other_plain_values_are_fingerprinted(shell, db_path):
     assert second.inputs["DATA"] == first.inputs["DATA"]
 
 
+def test_indexes_polars_frames_and_partials_are_fingerprinted(shell, db_path):
+    """`features = X.columns[:2]`, `score = partial(f1_score, average='macro')` and polars frames
+    had no fingerprint: a run that read other features, another scorer or other data recorded no
+    change, and no lineage."""
+    run_ok(shell, "%%experiment prepare\nimport functools, polars as pl, pandas as pd\n"
+                  "from sklearn.metrics import f1_score\n"
+                  "X = pd.DataFrame({'a': [1, 2], 'b': [3, 4], 'c': [5, 6]})\n"
+                  "features = X.columns[:2]\nscore = functools.partial(f1_score, average='macro')\n"
+                  "table = pl.DataFrame({'a': [1, 2, 3], 'b': ['x', 'y', 'z']})\n")
+    reading = "%%experiment use\nn = len(X[features]) + table.height\nname = score.func.__name__\n"
+    run_ok(shell, reading)
+    run_ok(shell, "features = X.columns[1:]\nscore = functools.partial(f1_score, average='micro')\n"
+                  "table = table.with_columns(pl.col('a') * 2)\n")
+    run_ok(shell, reading)
+    store = Store(db_path, create=False)
+    prepare, first, second = store.get_run(1), store.get_run(2), store.get_run(3)
+    names = ("features", "score", "table")
+    assert all(prepare.outputs[name] for name in names)
+    assert {name: first.inputs[name] for name in names} == {name: prepare.outputs[name] for name in names}
+    assert store.lineage_sources(2) == [1]
+    assert all(second.inputs[name] not in (None, first.inputs[name]) for name in names)
+    summaries = dict(rows(db_path, "SELECT name, summary FROM run_variables WHERE run_id = 1"))
+    assert json.loads(summaries["features"])["values"] == ["a", "b"]
+    assert json.loads(summaries["table"])["shape"] == [3, 2]
+
+
 def test_containers_of_data_are_fingerprinted_element_by_element(shell, db_path):
     """{'train': frame, 'test': frame}: each frame as on its own (sampled, not pickled whole, which
     copied the data on every cell that read it); plain containers keep their digests."""
@@ -519,10 +545,25 @@ def test_fingerprints_are_the_same_in_every_process(tmp_path):
               "forest = RandomForestClassifier(n_estimators=12, random_state=0)\n"
               "forest.fit([[0, 1], [1, 0]] * 10, [0, 1] * 10)\n"
               "values += (forest,)\n"
+              "import functools, polars\n"
+              "values += (when.columns, pd.Index(['alpha', 'beta']), functools.partial(pick, x='alpha'),\n"
+              "           polars.DataFrame({'name': ['alpha', 'beta'], 'n': [1, 2]}))\n"
               "print([fingerprint(v).digest for v in values])\n")
     digests = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                               env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2, 3)}
     assert len(digests) == 1 and "None" not in digests.pop()
+
+
+def test_text_columns_are_fingerprinted_without_pyarrow(tmp_path):
+    """Text columns were hashed only through pyarrow, which nothing installed: on a machine without
+    it, every frame with a text column had no fingerprint."""
+    script = ("import sys\nsys.modules['pyarrow'] = None  # as if not installed\n"
+              "import pandas as pd\nfrom xpmagic.fingerprint import fingerprint\n"
+              "frames = [pd.DataFrame({'city': ['Oslo', 'Lima'], 'n': [1, 2]}),\n"
+              "          pd.DataFrame({'city': ['Oslo', 'Rome'], 'n': [1, 2]}), pd.DataFrame({'mixed': [1, 'a']})]\n"
+              "print([fingerprint(f).digest for f in frames])\n")
+    digests = eval(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
+    assert None not in digests and len(set(digests)) == 3
 
 
 def test_dataset_records_fingerprint_shape_and_dtypes(shell, db_path):
@@ -775,6 +816,7 @@ def test_phase_is_normalised(shell, db_path):
     ("%%experiment n --phase nowhere\nx = 1\n", "valid phases"),
     ("%%experiment n\nxp.param('C', 5, low=0, high=1)\n", "outside [0, 1]"),
     ("%%experiment n\nxp.log('loss', 'high')\n", "must be a number"),
+    ("%%experiment n\nimport pandas as pd\nxp.log(s=pd.Series([1.0, 2.0]))\n", "each value as a step"),
     ("%%experiment n\nxp.param('p', 1)\nxp.param('p', 2)\n", "declared twice in this run, differently"),
     ("%%experiment n\nxp.dataset([[1], [2], [3]], [0, 1])\n", "X has 3 rows but y has 2"),
     ("%%experiment n\nxp.artifact('missing.txt')\n", "no file or folder at"),

@@ -12,6 +12,7 @@ import datetime
 import decimal
 import enum
 import fractions
+import functools
 import pathlib
 import pickle
 import random
@@ -26,7 +27,16 @@ import xxhash
 # Which way values are fingerprinted, recorded with each run (runs.fingerprint_scheme): digests
 # of different schemes are not compared. 2: dates and durations by their ticks, containers of
 # data element by element, models with the models and data inside them (estimatorhash.py).
-SCHEME = 2
+# 3: pandas indexes (`features = X.columns`), polars frames and functools.partial, which had none.
+SCHEME = 3
+# A scheme that only gave digests to values an earlier one could not hash: both agree wherever
+# both made a digest, so their runs' data can still be compared.
+_ADDS_TO = {3: 2}
+
+
+def digests_comparable(scheme_a: int, scheme_b: int) -> bool:
+    """Whether runs fingerprinted with these schemes made the same digest of the same value."""
+    return _ADDS_TO.get(scheme_a, scheme_a) == _ADDS_TO.get(scheme_b, scheme_b)
 DEFAULT_SAMPLE_BYTES = 8 * 1024 * 1024
 _MAX_PICKLE_ITEMS = 10_000
 _LARGE_TEXT = 1 << 20  # characters; a longer string is hashed as UTF-8 (_large_text)
@@ -80,12 +90,18 @@ def _fingerprint(value: Any, sample_bytes: int) -> Fingerprint:
             return frame
     if module == "scipy" and is_sparse(value):
         return _sparse(value, sample_bytes)
+    if module == "polars":
+        from .polarshash import polars_fingerprint  # through Arrow, as pandas' Arrow columns
+
+        return polars_fingerprint(value, sample_bytes)
     if hasattr(value, "get_params") and hasattr(value, "fit"):
         from .estimatorhash import estimator_fingerprint  # a model and the models and data inside it
 
         return estimator_fingerprint(value, sample_bytes)
     if isinstance(value, (types.FunctionType, types.MethodType)):
         return _function(value)
+    if isinstance(value, functools.partial):
+        return _partial(value, sample_bytes)
     if isinstance(value, (list, tuple, dict, set, frozenset)):
         return _container(value, sample_bytes)
     if module == "numpy" and getattr(value, "shape", None) == ():  # numpy scalars
@@ -214,6 +230,8 @@ def _dtype_name(dtype: Any) -> str:
 def _pandas(value: Any, sample_bytes: int) -> Fingerprint | None:
     import pandas
 
+    if isinstance(value, pandas.Index):
+        return _pandas_index(value, sample_bytes)
     if not isinstance(value, (pandas.DataFrame, pandas.Series)):
         return None
     kind = "DataFrame" if isinstance(value, pandas.DataFrame) else "Series"
@@ -239,6 +257,26 @@ def _pandas(value: Any, sample_bytes: int) -> Fingerprint | None:
     return Fingerprint(digest, kind, summary)
 
 
+def _pandas_index(index: Any, sample_bytes: int) -> Fingerprint:
+    """``features = X.columns`` or ``keep = df.index[mask]``: the values, level by level."""
+    import pandas
+
+    from .framehash import frame_digest
+
+    summary: dict[str, Any] = {"len": len(index), "dtype": str(index.dtype)}
+    if len(index) <= 20:
+        summary["values"] = [str(v)[:40] for v in index]
+    meta = repr((type(index).__name__, [str(n) for n in index.names], str(index.dtype))).encode()
+    levels = pandas.DataFrame({level: index.get_level_values(level) for level in range(index.nlevels)})
+    if index.nbytes > sample_bytes:
+        levels = levels.iloc[::int(index.nbytes // sample_bytes) + 1]
+        summary["sampled"] = True
+    digest, sampled = frame_digest(levels.reset_index(drop=True), meta)  # the sample's rows, renumbered
+    if sampled:
+        summary["sampled"] = True
+    return Fingerprint(digest, type(index).__name__, summary)
+
+
 def _function(func: Any) -> Fingerprint:
     code = getattr(func, "__code__", None)
     if code is None:
@@ -246,6 +284,16 @@ def _function(func: Any) -> Fingerprint:
     hasher = _hasher()
     _hash_code(hasher, code)
     return Fingerprint(hasher.hexdigest(), "function", {"name": func.__qualname__})
+
+
+def _partial(value: functools.partial, sample_bytes: int) -> Fingerprint:
+    """``score = partial(f1_score, average="macro")``: the function and the arguments bound to it."""
+    parts = [fingerprint(value.func, sample_bytes), fingerprint((value.args, value.keywords), sample_bytes)]
+    summary = {"name": getattr(value.func, "__qualname__", type(value.func).__name__),
+               "keywords": sorted(value.keywords)[:20]}
+    if any(part.digest is None for part in parts):
+        return Fingerprint(None, "partial", summary)
+    return Fingerprint(digest_bytes(b"partial", *(part.digest.encode() for part in parts)), "partial", summary)
 
 
 def _hash_code(hasher: Any, code: types.CodeType) -> None:

@@ -20,7 +20,7 @@ MAX_TEXT_VALUES = 200_000  # Python strings: ~10 ms through Arrow; more rows are
 MAX_OBJECT_VALUES = 10_000  # other objects: ~5 ms of pandas' per-element hash
 
 
-class _Digest:
+class Digest:
     def __init__(self) -> None:
         self.hasher = xxhash.xxh3_128()
         self.sampled = False
@@ -35,7 +35,7 @@ def frame_digest(value: Any, meta: bytes) -> tuple[str, bool]:
     every column."""
     import pandas
 
-    digest = _Digest()
+    digest = Digest()
     digest.update(meta)
     _index(digest, value.index)
     columns = [value] if isinstance(value, pandas.Series) else [column for _, column in value.items()]
@@ -44,7 +44,7 @@ def frame_digest(value: Any, meta: bytes) -> tuple[str, bool]:
     return digest.hasher.hexdigest(), digest.sampled
 
 
-def _index(digest: _Digest, index: Any) -> None:
+def _index(digest: Digest, index: Any) -> None:
     """By its values: a RangeIndex and the same numbers in an Index are the same content."""
     import pandas
 
@@ -53,7 +53,7 @@ def _index(digest: _Digest, index: Any) -> None:
         _column(digest, pandas.Series(values, copy=False))
 
 
-def _column(digest: _Digest, column: Any) -> None:
+def _column(digest: Digest, column: Any) -> None:
     import pandas
 
     digest.update(f"|{len(column)}|{column.dtype}|".encode())
@@ -61,8 +61,8 @@ def _column(digest: _Digest, column: Any) -> None:
     if isinstance(column.dtype, pandas.CategoricalDtype):
         digest.update(_contiguous(array.codes))
         _column(digest, pandas.Series(array.categories, copy=False))
-    elif hasattr(array, "__arrow_array__"):
-        _arrow(digest, array)
+    elif hasattr(array, "__arrow_array__") and _pyarrow() is not None:
+        hash_arrow(digest, array)
     elif isinstance(array, (pandas.arrays.NumpyExtensionArray, pandas.arrays.DatetimeArray,
                             pandas.arrays.TimedeltaArray)) and column.dtype.kind in "biufcmM":
         # Dates and durations as their int64 ticks (their unit and time zone are in the dtype
@@ -74,18 +74,19 @@ def _column(digest: _Digest, column: Any) -> None:
         _objects(digest, column)
 
 
-def _objects(digest: _Digest, column: Any) -> None:
+def _objects(digest: Digest, column: Any) -> None:
     """Python objects: strings through Arrow (~50 ns each), others through pandas' per-element
     hash, each on evenly spread rows when there are more than it can do in a few milliseconds."""
     import pandas
-    import pyarrow
 
-    column = _spread(digest, column, MAX_TEXT_VALUES)
-    try:
-        _arrow(digest, pyarrow.array(column.to_numpy(dtype=object), from_pandas=True))
-        return
-    except (pyarrow.ArrowException, TypeError, ValueError):  # mixed types: not one Arrow type
-        pass
+    pyarrow = _pyarrow()
+    if pyarrow is not None:
+        column = _spread(digest, column, MAX_TEXT_VALUES)
+        try:
+            hash_arrow(digest, pyarrow.array(column.to_numpy(dtype=object), from_pandas=True))
+            return
+        except (pyarrow.ArrowException, TypeError, ValueError):  # mixed types: not one Arrow type
+            pass
     column = _spread(digest, column, MAX_OBJECT_VALUES)
     try:
         digest.update(_contiguous(pandas.util.hash_pandas_object(column, index=False).to_numpy()))
@@ -93,14 +94,24 @@ def _objects(digest: _Digest, column: Any) -> None:
         digest.update(pickle.dumps(column.tolist(), protocol=5))
 
 
-def _spread(digest: _Digest, column: Any, most: int) -> Any:
+def _pyarrow() -> Any:
+    """pyarrow, a dependency of xpmagic; without it (a platform with no wheel) text goes through
+    pandas' per-element hash, sampled sooner, rather than going without a fingerprint."""
+    try:
+        import pyarrow
+    except ImportError:
+        return None
+    return pyarrow
+
+
+def _spread(digest: Digest, column: Any, most: int) -> Any:
     if len(column) <= most:
         return column
     digest.sampled = True
     return column.iloc[::len(column) // most + 1]
 
 
-def _arrow(digest: _Digest, array: Any) -> None:
+def hash_arrow(digest: Digest, array: Any) -> None:
     import pyarrow
 
     arrow = array if isinstance(array, (pyarrow.Array, pyarrow.ChunkedArray)) else pyarrow.array(array)

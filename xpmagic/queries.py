@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .bindings import bindings_of, setup_code
+from .fingerprint import digests_comparable
 from .records import Run
 from .store import Store
 
@@ -163,9 +164,17 @@ def diff_runs(store: Store, a_id: int, b_id: int) -> RunDiff:
 def _data_changes(changes: list[Change], a: Run, b: Run) -> list[Change]:
     """Digests made another way (``other`` shows the fingerprint scheme changed) are no change
     of the data: only what one run has and the other lacks is."""
+    if digests_comparable(a.fingerprint_scheme, b.fingerprint_scheme):
+        return comparable_changes(changes, a, b)
+    return [c for c in changes if c.only_in_a or c.only_in_b]
+
+
+def comparable_changes(changes: list[Change], a: Run, b: Run) -> list[Change]:
+    """Without a value a run's xpmagic could not hash (`None`: a pandas index before scheme 3),
+    when the other run's could: that is no evidence the value changed."""
     if a.fingerprint_scheme == b.fingerprint_scheme:
         return changes
-    return [c for c in changes if c.only_in_a or c.only_in_b]
+    return [c for c in changes if c.a is not None and c.b is not None]
 
 
 def _local_versions(run: Run) -> dict[str, str]:

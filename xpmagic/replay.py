@@ -21,7 +21,8 @@ from typing import Any
 from . import procinfo
 from .bindings import bindings_of, setup_code
 from .errors import MissingDependency, UsageError, XPError
-from .queries import Change, compare_mappings
+from .fingerprint import digests_comparable
+from .queries import Change, comparable_changes, compare_mappings
 from .recorder import split_cell
 from .records import Run
 from .redaction import REDACTED
@@ -215,9 +216,10 @@ def explain(original: Run, replay: Run | None) -> list[str]:
         changes.append("code changed")
     originals = {d["name"]: d["fingerprint"] for d in original.datasets}
     if same_fingerprints(original, replay):
-        for change in compare_mappings(originals, {d["name"]: d["fingerprint"] for d in replay.datasets}):
+        datasets = compare_mappings(originals, {d["name"]: d["fingerprint"] for d in replay.datasets})
+        for change in comparable_changes(datasets, original, replay):
             changes.append(_dataset_change(change))
-        for change in compare_mappings(original.inputs, replay.inputs):
+        for change in comparable_changes(compare_mappings(original.inputs, replay.inputs), original, replay):
             if change.name not in originals:
                 changes.append(_input_change(change, original))
     else:
@@ -246,7 +248,7 @@ def explain(original: Run, replay: Run | None) -> list[str]:
 
 def same_fingerprints(a: Run, b: Run) -> bool:
     """Whether the two runs' digests can be compared: made the same way (fingerprint.SCHEME)."""
-    return a.fingerprint_scheme == b.fingerprint_scheme
+    return digests_comparable(a.fingerprint_scheme, b.fingerprint_scheme)
 
 
 def _older_fingerprints(original: Run, replay: Run) -> str:

@@ -47,9 +47,7 @@ class MetricSeries:
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise UsageError(
-                f"metric {self.name!r} must be a number, got {type(value).__name__}: {value!r:.60}"
-            ) from None
+            raise UsageError(_not_a_number(self.name, value)) from None
         if step is None:
             step = self.next_step
         elif type(step) is not int:
@@ -78,6 +76,16 @@ class MetricSeries:
         seen = self.count > 0 and self.min <= self.max
         return MetricSummary(self.name, self.last, self.last_step,
                              self.min if seen else None, self.max if seen else None, self.count)
+
+
+def _not_a_number(name: str, value: Any) -> str:
+    """One line, even for a Series or an array (their repr spans lines)."""
+    shown = " ".join(repr(value).split())
+    message = f"metric {name!r} must be a number, got {type(value).__name__}: {shown:.60}"
+    if hasattr(value, "__len__") and not isinstance(value, (str, bytes)):
+        message += (f"; log one number (its mean, its last value) or each value as a step:"
+                    f" for i, v in enumerate(values): xp.log({name!r}, v, step=i)")
+    return message
 
 
 def _write_one_chunk(write_chunk: Callable[[int, list[MetricChunk]], None], run_id: int,
