@@ -330,6 +330,31 @@ def test_a_space_given_by_the_notebooks_names_and_numpy_values_is_read(shell, db
     assert rows(db_path, "SELECT count(*) FROM runs WHERE trial_state = 'complete'") == [(4,)]
 
 
+TUPLES = ("layers = xp.param('layers', (8,), choices=[(4,), (8,), (8, 4)])\n"
+          "assert isinstance(layers, tuple), type(layers)\n"
+          "xp.dataset(X, y, name='blobs')\n"
+          "xp.log(score=-abs(sum(layers) - 12))\n")
+
+
+def test_tuple_choices_reach_trials_recommendations_and_replays_as_tuples(shell, db_path):
+    """ngram_range=(1, 2), hidden_layer_sizes=(100, 50): a tuple parameter was refused. Optuna
+    keeps a tuple choice as its JSON text; the cell, the runs and the knowledge get the tuple."""
+    run_ok(shell, "X = [[float(i), float(i % 3)] for i in range(30)]\ny = [i % 2 for i in range(30)]\n")
+    study, _ = optimize(shell, "tuples", "--trials 6 --seed 0", TUPLES)
+    assert study.wait(30) and study.state == "finished"
+    assert all(t.state == "complete" for t in study.controller.trials), study.controller.trials
+    assert {t.params["layers"] for t in study.controller.trials} <= {(4,), (8,), (8, 4)}
+    assert study.record["best_params"]["layers"] in ([8, 4], [4], [8])  # JSON in the record
+    shown = shell.run_line_magic("xp", "runs tuples")
+    assert set(shown["params.layers"]) <= {(4,), (8,), (8, 4)}
+    again, _ = optimize(shell, "tuples-again", "--trials 3 --seed 1", TUPLES)  # warm-started from the knowledge
+    assert again.wait(30) and again.state == "finished"
+    assert again.controller.recommendation is not None
+    assert (8, 4) in [c["layers"] for c in again.controller.recommendation.warm_start]
+    assert all(t.state == "complete" for t in again.controller.trials), again.controller.trials
+    assert [t.params["layers"] for t in again.controller.trials][0] == (8, 4)
+
+
 def test_a_range_the_objective_computes_itself_is_named_in_one_line(shell, capsys):
     result = shell.run_cell("%%experiment computed --optimize score\nhigh = 5.0\n"
                             "C = xp.param('C', 1.0, low=0.1, high=high)\nxp.log(score=C)\n")

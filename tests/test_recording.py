@@ -819,6 +819,9 @@ def test_phase_is_normalised(shell, db_path):
     ("%%experiment n\nimport pandas as pd\nxp.log(s=pd.Series([1.0, 2.0]))\n", "each value as a step"),
     ("%%experiment n\nxp.param('p', 1)\nxp.param('p', 2)\n", "declared twice in this run, differently"),
     ("%%experiment n\nxp.dataset([[1], [2], [3]], [0, 1])\n", "X has 3 rows but y has 2"),
+    ("%%experiment n\nxp.param('p', {'a': 1})\n", "or a tuple of them (such as (1, 2)), got dict"),
+    ("%%experiment n\nxp.param('p', (1,), choices=[(1,), ((1, 2),)])\n", "each choice must be"),
+    ("%%experiment n\nxp.param('p', (1, 2), low=0, high=3)\n", "list its values with choices"),
     ("%%experiment n\nxp.artifact('missing.txt')\n", "no file or folder at"),
     ("%%experiment n\nxp.artifact(123)\n", "needs a path"),
     ("%%experiment n\nxp.param('kernel', 'rbf', low=0, high=1)\n", "choices=[...]"),
@@ -835,6 +838,22 @@ def test_bad_input_gives_one_clear_line(shell, capsys, cell, expected):
     lines = [line for line in text.splitlines() if line.startswith("xpmagic:") and expected in line]
     assert lines, text
     assert "Traceback" not in text and "xpmagic/" not in text
+
+
+def test_tuple_parameters_are_recorded_and_read_back_as_tuples(shell, db_path, tmp_path):
+    """ngram_range=(1, 2) was refused. Stored as a JSON list, read back (by replay, a rebuilt
+    notebook, %xp runs) as the tuple it was; a list default is returned as a tuple too."""
+    run_ok(shell, "%%experiment text\nngrams = xp.param('ngram_range', (1, 2), choices=[(1, 1), (1, 2)])\n"
+                  "layers = xp.param('layers', [100, 50])\nkinds = type(ngrams).__name__, type(layers).__name__\n")
+    assert shell.user_ns["kinds"] == ("tuple", "tuple") and shell.user_ns["layers"] == (100, 50)
+    assert rows(db_path, "SELECT name, value, choices FROM params ORDER BY name") == [
+        ("layers", "[100,50]", None), ("ngram_range", "[1,2]", "[[1,1],[1,2]]")]
+    run = Store(db_path, create=False).get_run(1)
+    assert run.params == {"ngram_range": (1, 2), "layers": (100, 50)}
+    shell.user_ns["xp"].next_run(params=json.loads(json.dumps(run.params)))  # as a replay passes them: lists
+    run_ok(shell, "%%experiment text\nngrams = xp.param('ngram_range', (1, 1), choices=[(1, 1), (1, 2)])\n"
+                  "layers = xp.param('layers', [10])\n")
+    assert (shell.user_ns["ngrams"], shell.user_ns["layers"]) == ((1, 2), (100, 50))
 
 
 def test_a_parameter_declared_again_alike_keeps_its_value(shell, db_path):

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import adaptation
-from .records import ParamSpec
+from .records import ParamSpec, param_value
 from .similarity import MAX_SIMILARITY_SHARE, SimilarityEvidence
 
 KNOWLEDGE_TRIALS = 10  # trials chosen by the guide before the sampler takes over (transfer.py: 10 beat 5)
@@ -172,6 +172,7 @@ def unit_points(configs: list[dict[str, Any]], specs: dict[str, ParamSpec]) -> t
     for name, spec in specs.items():
         values = [config.get(name) for config in configs]
         if spec.choices is not None:
+            values = [param_value(v) for v in values]  # a tuple choice comes back from JSON as a list
             for choice in spec.choices:
                 columns.append(np.array([math.sqrt(0.5) if v == choice else 0.0 for v in values]))
             fits |= np.array([v in spec.choices for v in values], dtype=bool)

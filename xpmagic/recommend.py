@@ -22,7 +22,7 @@ import numpy as np
 from . import guide, ratings, similarity
 from .knowledge import constructed_model_family
 from .metafeatures import explain_distance, similarity_vector
-from .records import ParamSpec
+from .records import ParamSpec, param_value
 from .store import Store
 
 
@@ -99,6 +99,7 @@ def families_in_code(source: str, known: set[str]) -> list[str]:
 
 def _clip(value: Any, spec: ParamSpec) -> Any:
     if spec.choices is not None:
+        value = param_value(value)  # a tuple choice comes back from the knowledge table's JSON as a list
         return value if value in spec.choices else None
     if not isinstance(value, (int, float)) or isinstance(value, bool) or spec.low is None:
         return None

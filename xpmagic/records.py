@@ -21,6 +21,23 @@ class ErrorInfo:
     traceback: str
 
 
+def param_value(value: Any) -> Any:
+    """A parameter's value as ``xp.param`` returns it. A sequence (``ngram_range=(1, 2)``) is a
+    tuple, though stored as a JSON list: a replay, a trial or the knowledge table reads it back as
+    the tuple it was."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_plain_scalar(item) for item in value)
+    return _plain_scalar(value)
+
+
+def _plain_scalar(value: Any) -> Any:
+    """A numpy scalar (np.int64(5) from np.arange, np.bool_, np.str_) as the Python value it holds,
+    which SQLite, JSON and Optuna take."""
+    if type(value).__module__ == "numpy" and getattr(value, "shape", None) == () and hasattr(value, "item"):
+        return value.item()
+    return value
+
+
 @dataclass(frozen=True)
 class ParamSpec:
     """A parameter as declared by ``xp.param``: its value and where it may range."""

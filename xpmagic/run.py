@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import UsageError
 from .fingerprint import fingerprint
-from .records import ArtifactRecord, DatasetRecord, MetricChunk, MetricSummary, ParamSpec
+from .records import ArtifactRecord, DatasetRecord, MetricChunk, MetricSummary, ParamSpec, param_value
 
 CHUNK_POINTS = 20_000
 MAX_ARTIFACT_FILES = 10_000
@@ -138,7 +138,7 @@ class ActiveRun:
         spec = make_param_spec(name, default, low=low, high=high, log=log, step=step,
                                choices=choices)
         if name in self.overrides:
-            spec = ParamSpec(name, self.overrides[name], spec.low, spec.high, spec.log,
+            spec = ParamSpec(name, param_value(self.overrides[name]), spec.low, spec.high, spec.log,
                              spec.step, spec.choices)
         elif self._suggest is not None:
             spec = ParamSpec(name, self._suggest(spec), spec.low, spec.high, spec.log,
@@ -208,14 +208,18 @@ def make_param_spec(name: str, default: Any, *, low: float | None, high: float |
     """Validate a parameter declaration; every message says how to fix it."""
     if not isinstance(name, str) or not name.isidentifier():
         raise UsageError(f"parameter name must be an identifier-like string, got {name!r}")
-    default = _plain_scalar(default)
-    if not isinstance(default, _PARAM_TYPES):
+    default = param_value(default)
+    if not _is_param_value(default):
         raise UsageError(
-            f"parameter {name!r}: default must be a bool, int, float, str or None, "
-            f"got {type(default).__name__}"
+            f"parameter {name!r}: default must be a bool, int, float, str or None, or a tuple of them "
+            f"(such as (1, 2)), got {type(default).__name__}"
         )
     if choices is not None:
-        choices = tuple(_plain_scalar(choice) for choice in choices)
+        choices = tuple(param_value(choice) for choice in choices)
+        odd = next((choice for choice in choices if not _is_param_value(choice)), None)
+        if odd is not None:
+            raise UsageError(f"parameter {name!r}: each choice must be a bool, int, float, str or None, or a "
+                             f"tuple of them, got {type(odd).__name__}")
         if not choices:
             raise UsageError(f"parameter {name!r}: choices must not be empty")
         if low is not None or high is not None:
@@ -241,16 +245,15 @@ def make_param_spec(name: str, default: Any, *, low: float | None, high: float |
     return ParamSpec(name, default, low, high, bool(log), step, choices)
 
 
+def _is_param_value(value: Any) -> bool:
+    """A plain scalar, or a tuple of them (``hidden_layer_sizes=(100, 50)``)."""
+    if isinstance(value, tuple):
+        return all(isinstance(item, _PARAM_TYPES) for item in value)
+    return isinstance(value, _PARAM_TYPES)
+
+
 def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _plain_scalar(value: Any) -> Any:
-    """A numpy scalar (np.int64(5) from np.arange, np.bool_, np.str_) as the Python value it holds,
-    which SQLite, JSON and Optuna take."""
-    if type(value).__module__ == "numpy" and getattr(value, "shape", None) == () and hasattr(value, "item"):
-        return value.item()
-    return value
 
 
 def _plain_number(value: Any) -> Any:

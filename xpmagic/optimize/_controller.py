@@ -27,7 +27,7 @@ from ..store import Store, utc_now
 from . import _remote as remote
 from ._constraints import Constraint
 from ._evaluate import Evaluation, evaluate_here
-from ._space import SearchSpace, distribution, is_searchable
+from ._space import SearchSpace, distribution, from_optuna, is_searchable
 
 POLL_S = 0.2
 PERSIST_EVERY_S = 0.5
@@ -325,7 +325,7 @@ class StudyController:
                 self._widen_for(config)
             self.study.enqueue_trial(self.space.clip(config), skip_if_exists=False)
         trial = self.study.ask(self.space.distributions())
-        params = {**self.space.fixed, **trial.params}
+        params = {**self.space.fixed, **self.space.from_optuna(trial.params)}
         self.trials.append(TrialInfo(trial.number, params))
         return trial, params
 
@@ -412,7 +412,7 @@ class StudyController:
         def suggest(spec: ParamSpec) -> Any:
             if not is_searchable(spec):
                 return spec.value
-            return trial._suggest(spec.name, distribution(spec))
+            return from_optuna(spec, trial._suggest(spec.name, distribution(spec)))
 
         return ActiveRun(run_id, self.experiment, write_chunk=store.write_metric_chunks,
                          overrides=params, suggest=suggest)
@@ -648,7 +648,7 @@ class StudyController:
 
         trial.set_user_attr("xpmagic_cancelled", True)
         self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        self.trials.append(TrialInfo(trial.number, dict(trial.params), state="cancelled"))
+        self.trials.append(TrialInfo(trial.number, self.space.from_optuna(trial.params), state="cancelled"))
 
     def _widen_for(self, config: dict[str, Any]) -> None:
         """A recommended trial outside the narrowed space widens it instead of being clipped:
@@ -733,7 +733,7 @@ class StudyController:
             n_done=len([t for t in self.trials if t.state not in ("running", "cancelled")]),
             budget=self.budget, space=self.space.to_dict(),
             best_value=None if best is None else best.value,
-            best_params=None if best is None else best.params)
+            best_params=None if best is None else self.space.from_optuna(best.params))
 
     def _notify(self) -> None:
         for listener in list(self._listeners):
@@ -785,8 +785,8 @@ class StudyController:
                 running += state == "running"
                 info = known.get(frozen.number)
                 if info is None:
-                    info = TrialInfo(frozen.number, dict(frozen.params), started=frozen.datetime_start.timestamp()
-                                     if frozen.datetime_start else time.time())
+                    started = frozen.datetime_start.timestamp() if frozen.datetime_start else time.time()
+                    info = TrialInfo(frozen.number, self.space.from_optuna(frozen.params), started=started)
                     self.trials.append(info)
                     changed = True
                 if info.state != state:

@@ -60,7 +60,7 @@ def launch(*, store: Store, store_factory: Any, experiment: str, body: str, code
         study = optuna.load_study(study_name=record["optuna_name"], storage=storage)
         study.sampler = make_sampler(config.sampler, config.seed, space, study.user_attrs.get(STARTUP_ATTR))
         run_ids = {number: run_id for run_id, number, _, _ in store.study_runs(study_id)}
-        done = _recover_trials(optuna, study, run_ids)
+        done = _recover_trials(optuna, study, run_ids, space)
         store.claim_study(study_id, utc_now())
         store.record_interaction(study_id, "resume-after-restart", "system", record["state"],
                                  "running", utc_now())
@@ -118,7 +118,7 @@ def stored_names(body: str) -> list[str]:
     return sorted(cell_name_use(body, lambda text: text).stored)
 
 
-def _recover_trials(optuna: Any, study: Any, run_ids: dict[int, int]) -> list[TrialInfo]:
+def _recover_trials(optuna: Any, study: Any, run_ids: dict[int, int], space: SearchSpace) -> list[TrialInfo]:
     """Trials of a study resumed after a restart; ones left running died with the kernel."""
     done = []
     ratings = study.user_attrs.get("ratings", {})
@@ -134,7 +134,7 @@ def _recover_trials(optuna: Any, study: Any, run_ids: dict[int, int]) -> list[Tr
             state = "cancelled"
         else:
             state = "failed"
-        done.append(TrialInfo(trial.number, dict(trial.params), state=state,
+        done.append(TrialInfo(trial.number, space.from_optuna(trial.params), state=state,
                               value=trial.value if state in ("complete", "infeasible") else None,
                               run_id=run_ids.get(trial.number),
                               rating=ratings.get(str(trial.number), trial.user_attrs.get("rating"))))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import json
 import os
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from ..capture import name_use
 from ..errors import UsageError
 from ..localcode import scripts_run_by
-from ..records import ParamSpec
+from ..records import ParamSpec, param_value
 from ..run import is_number, make_param_spec
 
 _SPEC_KEYWORDS = ("low", "high", "log", "step", "choices")
@@ -82,6 +83,22 @@ def _argument(node: ast.expr, namespace: dict[str, Any] | None, assigned: set[st
         raise _Computed from None
 
 
+def optuna_choice(value: Any) -> Any:
+    """A choice as Optuna keeps it: a tuple as its JSON text, since Optuna's storage would give it
+    back as a list and then refuse the space as changed."""
+    value = param_value(value)
+    return json.dumps(list(value)) if isinstance(value, tuple) else value
+
+
+def from_optuna(spec: ParamSpec | None, value: Any) -> Any:
+    """A value Optuna returned, as the cell declared it (optuna_choice, undone)."""
+    if spec is not None and spec.choices is not None and isinstance(value, str):
+        for choice in spec.choices:
+            if isinstance(choice, tuple) and optuna_choice(choice) == value:
+                return choice
+    return value
+
+
 def is_searchable(spec: ParamSpec) -> bool:
     return spec.choices is not None or (spec.low is not None and spec.high is not None)
 
@@ -91,7 +108,7 @@ def distribution(spec: ParamSpec) -> Any:
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     if spec.choices is not None:
-        return CategoricalDistribution(list(spec.choices))
+        return CategoricalDistribution([optuna_choice(choice) for choice in spec.choices])
     integer = isinstance(spec.value, int) and not isinstance(spec.value, bool) and (
         float(spec.low).is_integer() and float(spec.high).is_integer()) and (
         spec.step is None or float(spec.step).is_integer())
@@ -127,6 +144,10 @@ class SearchSpace:
     def searchable(self) -> dict[str, ParamSpec]:
         return {n: s for n, s in self.specs.items() if is_searchable(s) and n not in self.fixed}
 
+    def from_optuna(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A trial's parameters as the cell declared them."""
+        return {name: from_optuna(self.specs.get(name), value) for name, value in params.items()}
+
     def distributions(self) -> dict[str, Any]:
         return {name: distribution(spec) for name, spec in self.searchable().items()}
 
@@ -137,7 +158,7 @@ class SearchSpace:
         if spec is None:
             raise UsageError(f"no parameter {name!r} in this study; parameters: {', '.join(self.specs)}")
         if choices is not None:
-            new = replace(spec, choices=tuple(choices), low=None, high=None, log=False)
+            new = replace(spec, choices=tuple(param_value(c) for c in choices), low=None, high=None, log=False)
             if spec.value not in new.choices:
                 new = replace(new, value=new.choices[0])
         elif spec.choices is not None and not is_number(spec.value):
@@ -187,8 +208,10 @@ class SearchSpace:
                 value = min(max(value, spec.low), spec.high)
                 if isinstance(distribution(spec).low, int):
                     value = int(round(value))
-            elif spec is not None and spec.choices is not None and value not in spec.choices:
-                continue  # Optuna samples it
+            elif spec is not None and spec.choices is not None:
+                if param_value(value) not in spec.choices:
+                    continue  # Optuna samples it
+                value = optuna_choice(value)
             clipped[name] = value
         return clipped
 
@@ -225,10 +248,10 @@ class SearchSpace:
         specs = {}
         for name, spec in data.get("params", {}).items():
             choices = spec.get("choices")
-            specs[name] = ParamSpec(name, spec["value"], spec.get("low"), spec.get("high"),
+            specs[name] = ParamSpec(name, param_value(spec["value"]), spec.get("low"), spec.get("high"),
                                     bool(spec.get("log")), spec.get("step"),
-                                    None if choices is None else tuple(choices))
-        return cls(specs, dict(data.get("fixed", {})))
+                                    None if choices is None else tuple(param_value(c) for c in choices))
+        return cls(specs, {name: param_value(value) for name, value in data.get("fixed", {}).items()})
 
     def coerce(self, name: str, text: str) -> Any:
         """A value typed by the person, converted to the parameter's type."""

@@ -167,7 +167,7 @@ class Worker:
                     remote.cancel(self.study, trial)  # another process took the last place first
                     continue
                 trial.set_user_attr(remote.WORKER_ATTR, self.id)
-                params = {**controller.space.fixed, **trial.params}
+                params = {**controller.space.fixed, **controller.space.from_optuna(trial.params)}
                 controller._run_trial(trial, params)
                 self.trials_run += 1
                 idle_since = time.monotonic()

@@ -25,7 +25,7 @@ from sqlite_utils import Database
 from .. import clock, procinfo
 from ..errors import DatabaseCorrupt, DatabaseNotFound, DatabaseTooNew, RunNotFound
 from ..fingerprint import SCHEME as FINGERPRINT_SCHEME
-from ..records import ErrorInfo, MetricChunk, NewRun, ParamSpec, Run, RunOutcome, RunStatus
+from ..records import ErrorInfo, MetricChunk, NewRun, ParamSpec, Run, RunOutcome, RunStatus, param_value
 from ..redaction import scrub
 from ..studystate import shown_state
 from . import _schema
@@ -616,7 +616,7 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
                 f"SELECT run_id, name, value FROM params WHERE run_id IN ({','.join('?' * len(batch))})",
                 batch,
             ):
-                result.setdefault(run_id, {})[name] = json.loads(value)
+                result.setdefault(run_id, {})[name] = param_value(json.loads(value))
         return result
 
     def _metrics_for(self, ids: list[int]) -> dict[int, dict[str, float | None]]:
@@ -631,8 +631,8 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
 
     def _param_specs(self, run_id: int) -> list[ParamSpec]:
         return [
-            ParamSpec(name=name, value=json.loads(value), low=low, high=high, log=bool(log),
-                      step=step, choices=None if choices is None else tuple(json.loads(choices)))
+            ParamSpec(name=name, value=param_value(json.loads(value)), low=low, high=high, log=bool(log), step=step,
+                      choices=None if choices is None else tuple(param_value(c) for c in json.loads(choices)))
             for name, value, low, high, log, step, choices in self.conn.execute(
                 "SELECT name, value, low, high, log, step, choices FROM params WHERE run_id = ?"
                 " ORDER BY name", (run_id,))
