@@ -99,9 +99,14 @@ def test_an_objective_with_ipython_syntax_runs(shell, db_path, tmp_path):
     assert study.wait(30) and study.best_value is not None
     (tmp_path / "objective.py").write_text("from xpmagic import xp\n"
                                            "x = xp.param('x', 0.0, low=-5.0, high=5.0)\n"
+                                           "trial_only = x\n"
                                            "xp.log(score=-(x - 1.0) ** 2)\n")
+    run_ok(shell, "x = 'mine'\n")
     study, _ = optimize(shell, "scripted", "--trials 3 --seed 0 --no-recommend", "%run objective.py\n")
     assert study.wait(30) and study.state == "finished"
+    assert len(study.controller.finished_trials()) == 3 and study.best_value is not None
+    # IPython's %run copies what the script defined into the notebook: a background trial overwrote x.
+    assert shell.user_ns["x"] == "mine" and "trial_only" not in shell.user_ns and "y" not in shell.user_ns
     trials = rows(db_path, "SELECT p.value, l.modules FROM runs r JOIN experiments e ON e.id = r.experiment_id"
                            " JOIN params p ON p.run_id = r.id JOIN local_code l ON l.id = r.local_code_id"
                            " WHERE e.name = 'scripted'")

@@ -17,6 +17,7 @@ from ..knowledge import model_family_of
 from ..recorder import error_info
 from ..records import ArtifactRecord, DatasetRecord, ErrorInfo, MetricChunk, MetricSummary, ParamSpec
 from ..run import ActiveRun
+from ._trialshell import with_trial_shell
 
 
 @dataclass
@@ -52,7 +53,7 @@ def _finish(run: ActiveRun, namespace: dict[str, Any], stored_names: list[str], 
 def evaluate_here(compiled: Any, namespace: dict[str, Any], run: ActiveRun, stored_names: list[str],
                   max_output: int) -> Evaluation:
     """Run the body in a copy of the namespace, in this thread, its prints routed to the run."""
-    namespace = dict(namespace)  # the trial reads the user's data; its writes stay here
+    namespace = with_trial_shell(dict(namespace))  # the trial reads the user's data; its writes stay here
     if not isinstance(namespace.get("xp"), XPHandle):
         # %unload_ext took the session's handle, or the name was rebound (array code calls numpy
         # `xp`); the body's xp.param calls are the study's space. The trial's run is in current_run.
