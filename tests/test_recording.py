@@ -432,7 +432,8 @@ def test_indexes_polars_frames_and_partials_are_fingerprinted(shell, db_path):
                   "from sklearn.metrics import f1_score\n"
                   "X = pd.DataFrame({'a': [1, 2], 'b': [3, 4], 'c': [5, 6]})\n"
                   "features = X.columns[:2]\nscore = functools.partial(f1_score, average='macro')\n"
-                  "table = pl.DataFrame({'a': [1, 2, 3], 'b': ['x', 'y', 'z']})\n")
+                  "table = pl.DataFrame({'a': [1, 2, 3], 'b': ['x', 'y', 'z']})\n"
+                  "xp.dataset(table.select('a'), table['b'], name='polars')\n")
     reading = "%%experiment use\nn = len(X[features]) + table.height\nname = score.func.__name__\n"
     run_ok(shell, reading)
     run_ok(shell, "features = X.columns[1:]\nscore = functools.partial(f1_score, average='micro')\n"
@@ -448,6 +449,9 @@ def test_indexes_polars_frames_and_partials_are_fingerprinted(shell, db_path):
     summaries = dict(rows(db_path, "SELECT name, summary FROM run_variables WHERE run_id = 1"))
     assert json.loads(summaries["features"])["values"] == ["a", "b"]
     assert json.loads(summaries["table"])["shape"] == [3, 2]
+    (dataset,) = prepare.datasets
+    assert dataset["kind"] == "polars.DataFrame" and dataset["dtypes"] == {"a": "Int64"}, dataset
+    assert dataset["target"]["classes"] == {"x": 1, "y": 1, "z": 1}
 
 
 def test_containers_of_data_are_fingerprinted_element_by_element(shell, db_path):

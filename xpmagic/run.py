@@ -347,6 +347,9 @@ def _dtypes(value: Any) -> Any:
     dtypes = getattr(value, "dtypes", None)
     if dtypes is not None and hasattr(dtypes, "items"):
         return {str(k): str(v) for k, v in dtypes.items()}
+    schema = getattr(value, "schema", None)  # a polars frame: its dtypes are a list, its schema a mapping
+    if schema is not None and hasattr(schema, "items"):
+        return {str(k): str(v) for k, v in schema.items()}
     dtype = getattr(value, "dtype", None)
     if dtype is not None:
         return str(dtype)
