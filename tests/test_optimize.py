@@ -276,6 +276,45 @@ def test_steering_from_another_process(shell, db_path):
     assert study.interactions[-1]["source"] == "cli"
 
 
+def test_a_worker_imports_the_notebooks_own_modules_and_records_them(shell, db_path, tmp_path):
+    """A kernel imports `helpers.py` from the notebook's folder; `xpmagic worker` could not (no
+    notebook folder on its path), printed the shell's traceback, and its trials recorded no local code."""
+    (tmp_path / "xp_worker_helper.py").write_text("def centre():\n    return 1.0\n")
+    (tmp_path / "elsewhere").mkdir()
+    exe = shutil.which("xpmagic", path=os.path.dirname(sys.executable))
+    try:
+        run_ok(shell, f"import sys\nsys.path.insert(0, {str(tmp_path)!r})\nimport xp_worker_helper\n")
+        shell.user_ns["__session__"] = str(tmp_path / "analysis.ipynb")  # as a Jupyter kernel names it
+        run_ok(shell, "%%experiment data\npoints = [0.5, 1.5]\n")  # the study reads a recorded run's output
+        study, _ = optimize(shell, "shared", "--trials 40 --no-recommend",
+                            "import time\nx = xp.param('x', 0.0, low=-5.0, high=5.0)\ntime.sleep(0.2)\n"
+                            "xp.log(score=-(x - xp_worker_helper.centre() - min(points)) ** 2)\n")
+        worker = subprocess.run([exe, "worker", "shared", "--db", str(db_path), "--max-idle", "5"], capture_output=True,
+                                text=True, timeout=120, cwd=tmp_path / "elsewhere")
+        assert study.wait(60) and study.state == "finished"
+    finally:
+        sys.modules.pop("xp_worker_helper", None)
+        shell.run_cell(f"sys.path.remove({str(tmp_path)!r})")
+    assert worker.returncode == 0, worker.stdout + worker.stderr
+    by_process = rows(db_path, "SELECT r.pid, r.status, l.modules FROM runs r LEFT JOIN local_code l"
+                               " ON l.id = r.local_code_id WHERE r.trial_number IS NOT NULL")
+    assert {pid for pid, _, _ in by_process} - {os.getpid()}, worker.stdout  # the worker ran trials
+    assert all(status == "ok" and '"module":"xp_worker_helper"' in (modules or "") for _, status, modules in by_process)
+
+    (tmp_path / "xp_worker_helper.py").unlink()  # a worker on a machine without the module: one clear line
+    run_ok(shell, "import sys\nsys.modules['xp_worker_helper'] = type(sys)('xp_worker_helper')\n")
+    study, _ = optimize(shell, "shared", "--trials 400", "x = xp.param('x', 0.0, low=-5.0, high=5.0)\n"
+                        "xp.log(score=-(x - len(xp_worker_helper.__name__)) ** 2)\n")
+    study.pause()
+    try:
+        failed = subprocess.run([exe, "worker", "shared", "--db", str(db_path), "--max-idle", "5"],
+                                capture_output=True, text=True, timeout=120)
+    finally:
+        sys.modules.pop("xp_worker_helper", None)
+    assert failed.returncode != 0 and "Traceback" not in failed.stdout + failed.stderr
+    assert "No module named 'xp_worker_helper'" in failed.stderr and "notebook's folder" in failed.stderr
+
+
 def test_two_jobs_run_trials_at_the_same_time(shell, db_path):
     study, _ = optimize(shell, "parallel", "--trials 6 --jobs 2", SLOW)
     study.wait(30)

@@ -10,6 +10,7 @@ from the study's kernel through the Optuna storage (pause, resume, stop, budget,
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -21,6 +22,7 @@ from .. import procinfo
 from ..bindings import Bindings
 from ..environment import EnvironmentTracker
 from ..errors import UsageError, XPError
+from ..localcode import LocalCodeTracker, scripts_run_by
 from ..recorder import split_cell
 from ..store import Store
 from ..teamknowledge import open_knowledge
@@ -37,6 +39,7 @@ def _rebuild_namespace(store: Store, input_runs: list[int], bindings: Bindings,
     """Run the recorded cells the study reads from, oldest first, in a shell of our own,
     after the imports and definitions they and the study's cell need."""
     from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
 
     from ..bindings import bindings_of, setup_code
     from ..replay import _working_folder, alias_code, magic_line, renamed_inputs, upstream_runs
@@ -52,20 +55,28 @@ def _rebuild_namespace(store: Store, input_runs: list[int], bindings: Bindings,
     shell.run_line_magic("config", f"XPMagics.db_path = {os.path.join(scratch, 'rebuild.db')!r}")
     shell.run_line_magic("config", "XPMagics.show_summary = False")
     setup = setup_code([*(bindings_of(runs[i]) for i in sorted(runs)), bindings])
+    # As a kernel has it: the notebook's folder is where `import helpers` finds the person's modules.
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    if runs:
+        os.chdir(_working_folder(runs[max(runs)]))
     if setup:
         progress("importing and defining what the study's cells read")
-        result = shell.run_cell(setup, store_history=False)
+        with capture_output():  # our one line says what failed; the shell's traceback would bury it
+            result = shell.run_cell(setup, store_history=False)
         if not result.success:
             error = result.error_in_exec or result.error_before_exec
             raise XPError(f"the study's imports and definitions failed here: {type(error).__name__}: {error}; "
-                          "install the packages it uses on this machine")
+                          "install the packages it uses on this machine, and start the worker in the notebook's "
+                          "folder if it imports modules of its own")
     renamed = renamed_inputs(store, [runs[i] for i in sorted(runs)])
     for run in (runs[i] for i in sorted(runs)):
         progress(f"rebuilding inputs: run {run.id} ({run.experiment})")
         os.chdir(_working_folder(run))
         shell.user_ns["xp"].next_run(params=run.params)
         _, body = split_cell(run.code)
-        result = shell.run_cell(f"{magic_line(run)}\n{body}", store_history=False)
+        with capture_output():
+            result = shell.run_cell(f"{magic_line(run)}\n{body}", store_history=False)
         if not result.success:
             error = result.error_in_exec or result.error_before_exec
             raise XPError(f"rebuilding the study's inputs failed at run {run.id} ({run.experiment}): "
@@ -122,12 +133,15 @@ class Worker:
         config = StudyConfig(metric=record["metric"], direction=record["direction"], trials=record["budget"],
                              sampler=record["sampler"], constraints=tuple(record["constraints"] or ()))
         environment = self.store.environment_id(EnvironmentTracker().snapshot())
+        # The person's modules and scripts as this machine has them: the worker's trials ran those.
+        folder = os.getcwd()
+        local_code_id = self.store.local_code_id(LocalCodeTracker().loaded(folder) + scripts_run_by(body, folder))
         knowledge = open_knowledge(self.store)  # $XPMAGIC_KNOWLEDGE applies to a worker's trials too
         return StudyController(
             name=record["name"], experiment=record["experiment"], body=body, code=record["code"],
             config=config, store=lambda: self.store, namespace=namespace, study=self.study,
             study_id=record["id"], space=self._space(), notebook=None, environment_id=environment,
-            max_output_chars=100_000, follower=True, knowledge=lambda: knowledge,
+            max_output_chars=100_000, local_code_id=local_code_id, follower=True, knowledge=lambda: knowledge,
             lineage=[(run_id, "") for run_id in inputs],
             bindings=bindings)
 
