@@ -860,6 +860,34 @@ def test_tuple_parameters_are_recorded_and_read_back_as_tuples(shell, db_path, t
     assert (shell.user_ns["ngrams"], shell.user_ns["layers"]) == ((1, 2), (100, 50))
 
 
+def test_a_lock_another_program_keeps_loses_no_run(shell, db_path, capsys, monkeypatch):
+    """A database browser with unsaved changes holds SQLite's write lock. The cell waited the busy
+    timeout, then showed sqlite3's "database is locked" traceback from our internals; a run whose
+    end met the lock stayed `running`, its metrics lost."""
+    import xpmagic.store._store as store_module
+
+    run_ok(shell, "%%experiment first\nx = 1\n")
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_S", 0.5)
+    shell.magics_manager.registry["XPMagics"].store().conn.execute("PRAGMA busy_timeout = 500")
+    browser = sqlite3.connect(db_path, isolation_level=None)
+    browser.execute("BEGIN IMMEDIATE")
+    result = shell.run_cell("%%experiment blocked\ny = 2\n")
+    text = capsys.readouterr()
+    assert not result.success and "y" not in shell.user_ns  # nothing ran that could not be recorded
+    assert "stayed locked by another program" in text.err + text.out and "Traceback" not in text.err + text.out
+    browser.execute("COMMIT")
+
+    shell.user_ns["browser"] = browser  # the lock is taken while the cell runs: its end cannot write
+    run_ok(shell, "%%experiment kept\nbrowser.execute('BEGIN IMMEDIATE')\nxp.log(acc=0.9)\n")
+    assert "run 2 is kept in memory, not written yet" in capsys.readouterr().err
+    assert rows(db_path, "SELECT status FROM runs WHERE id = 2") == [("running",)]
+    browser.execute("COMMIT")
+    run_ok(shell, "%%experiment after\nz = 3\n")
+    assert rows(db_path, "SELECT r.id, r.status, m.last FROM runs r LEFT JOIN metrics m ON m.run_id = r.id"
+                         " ORDER BY r.id") == [(1, "ok", None), (2, "ok", 0.9), (3, "ok", None)]
+    browser.close()
+
+
 def test_a_parameter_declared_again_alike_keeps_its_value(shell, db_path):
     run_ok(shell, "%%experiment n\nfor _ in range(3):\n    p = xp.param('p', 2, low=0, high=5)\nxp.log(v=p)\n")
     assert rows(db_path, "SELECT name, value FROM params") == [("p", "2")]

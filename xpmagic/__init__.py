@@ -46,6 +46,7 @@ def load_ipython_extension(shell: Any) -> None:
     shell.input_transformers_cleanup.append(experiment_transformer)
     magics.recorder.register()
     atexit.register(magics.recorder.git.wait_idle, 5.0)  # a short-lived kernel still gets its git state
+    atexit.register(magics.recorder.write_unwritten_at_exit)
     replaced = shell.user_ns.get("xp")
     if replaced is not None and not isinstance(replaced, XPHandle):
         from .api import describe_other_xp

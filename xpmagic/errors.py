@@ -46,6 +46,10 @@ class DatabaseTooNew(DatabaseError):
     pass
 
 
+class DatabaseLocked(DatabaseError):
+    """Another program kept its write lock past the busy timeout."""
+
+
 class MissingDependency(XPError):
     """An optional package is needed for this feature."""
 

@@ -17,6 +17,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from . import clock
@@ -24,7 +25,7 @@ from .api import XPHandle, describe_other_xp
 from .bindings import Bindings, bindings_for
 from .capture import NameUse, TeeStream, cell_name_use, routed_streams
 from .environment import EnvironmentTracker
-from .errors import UsageError, XPError
+from .errors import DatabaseLocked, UsageError, XPError
 from .fingerprint import Fingerprint, fingerprint, is_recordable, is_weak_for_lineage
 from .gitstate import GitStateWriter
 from .knowledge import constructed_model_family, model_family_of, rows_for_run
@@ -137,6 +138,8 @@ class Recorder:
         self.last_run_id: int | None = None
         # Set by xp.next_run (replay): parameter values and the original of the next run.
         self.next_run: dict[str, Any] = {}
+        # Writes of finished runs another program's lock kept out of the database, oldest first.
+        self._unwritten: list[Callable[[], None]] = []
 
     # -- IPython events -------------------------------------------------------
     def register(self) -> None:
@@ -185,6 +188,7 @@ class Recorder:
         if body is None:
             _, body = split_cell(raw)
         self._check_handle(body)
+        self.write_unwritten()  # a run waiting for another program's lock goes first, or this one does not run
         store = self._store()
         settings = self._settings()
         if args.reason:
@@ -322,12 +326,13 @@ class Recorder:
             outcome = RunOutcome(status=status, ended_at=utc_now(), duration_s=duration, stdout=stdout,
                                  stderr=stderr, error=error_info(error))
         metrics = outcome.metrics
-        cell.store.finish_run(cell.run.id, outcome)
+        self._write_or_keep(partial(cell.store.finish_run, cell.run.id, outcome), f"run {cell.run.id}")
         self.last_run_id = cell.run.id
-        self.phases.run_finished(cell.args.phase, cell.started_at, outcome.ended_at, cell.run.id,
-                                 cell.args.name, cell.args.reason)
+        self._write_or_keep(partial(self.phases.run_finished, cell.args.phase, cell.started_at, outcome.ended_at,
+                                    cell.run.id, cell.args.name, cell.args.reason), f"run {cell.run.id}'s phase")
         if status is RunStatus.OK and any(d.meta for d in outcome.datasets):
-            self._add_knowledge(cell, outcome, duration)
+            self._write_or_keep(self._knowledge_write(cell, outcome, duration),
+                                f"what run {cell.run.id} taught (its knowledge rows)")
         for var in outcome.variables:
             if var.direction == "out" and var.fingerprint is not None:
                 self._produced[var.name] = (var.fingerprint, cell.run.id)
@@ -337,6 +342,31 @@ class Recorder:
                                      {m.name: m.last for m in metrics}, outcome.error))
         if cell.args.output_var:
             self.shell.user_ns[cell.args.output_var] = cell.store.get_run(cell.run.id)
+
+    def _write_or_keep(self, write: Callable[[], None], what: str) -> None:
+        """Write now; if another program holds the database's lock past the busy timeout, keep the
+        write in memory for the next experiment cell rather than lose it."""
+        if self._unwritten:  # an earlier write is waiting: keep the order
+            self._unwritten.append(write)
+            return
+        try:
+            write()
+        except DatabaseLocked as exc:
+            self._unwritten.append(write)
+            print(f"xpmagic: {what} is kept in memory, not written yet: {exc}; it is written before your next "
+                  "experiment cell runs", file=sys.stderr)
+
+    def write_unwritten_at_exit(self) -> None:
+        try:
+            self.write_unwritten()
+        except XPError as exc:
+            print(f"xpmagic: {len(self._unwritten)} finished run(s) could not be written: {exc}", file=sys.stderr)
+
+    def write_unwritten(self) -> None:
+        """Write what a lock kept out (raises DatabaseLocked while the lock is still held)."""
+        while self._unwritten:
+            self._unwritten[0]()
+            self._unwritten.pop(0)
 
     def _outcome(self, cell: _CellRun, result: Any, status: RunStatus, duration: float, stdout: str,
                  stderr: str) -> RunOutcome:
@@ -364,7 +394,8 @@ class Recorder:
             modules = []
         return cell.store.local_code_id(modules + cell.scripts)
 
-    def _add_knowledge(self, cell: _CellRun, outcome: RunOutcome, duration: float) -> None:
+    def _knowledge_write(self, cell: _CellRun, outcome: RunOutcome, duration: float) -> Callable[[], None]:
+        """The knowledge rows of a finished run, read from the session now, written when called."""
         namespace = self.shell.user_ns
         family = (model_family_of([namespace[n] for n in sorted(cell.names.stored) if n in namespace])
                   or constructed_model_family(self.shell.transform_cell(python_of(split_cell(self._raw_cells[-1])[1])),
@@ -374,10 +405,14 @@ class Recorder:
             params=cell.run.values(), metrics={m.name: m.last for m in outcome.metrics},
             cost_s=duration, model_family=family, origin=str(cell.store.path))
         knowledge = self._knowledge()
-        for dataset in outcome.datasets:
-            if dataset.meta:
-                knowledge.save_task(dataset.fingerprint, dataset.name, dataset.meta, outcome.ended_at)
-        knowledge.add_knowledge(rows)
+
+        def write() -> None:
+            for dataset in outcome.datasets:
+                if dataset.meta:
+                    knowledge.save_task(dataset.fingerprint, dataset.name, dataset.meta, outcome.ended_at)
+            knowledge.add_knowledge(rows)
+
+        return write
 
     @staticmethod
     def _restore_streams(cell: _CellRun) -> tuple[str, str]:

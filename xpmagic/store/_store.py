@@ -23,7 +23,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from .. import clock, procinfo
-from ..errors import DatabaseCorrupt, DatabaseNotFound, DatabaseTooNew, RunNotFound
+from ..errors import DatabaseCorrupt, DatabaseLocked, DatabaseNotFound, DatabaseTooNew, RunNotFound
 from ..fingerprint import SCHEME as FINGERPRINT_SCHEME
 from ..records import ErrorInfo, MetricChunk, NewRun, ParamSpec, Run, RunOutcome, RunStatus, param_value
 from ..redaction import scrub
@@ -188,8 +188,13 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
                 self.conn.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
+                if "locked" not in str(exc):
                     raise
+                if time.monotonic() > deadline:
+                    raise DatabaseLocked(
+                        f"{self.path} stayed locked by another program for {BUSY_TIMEOUT_S:.0f} s (a write it has "
+                        "not committed, such as unsaved changes in a database browser): commit or close it, "
+                        "then try again") from None
                 time.sleep(0.01)
 
     def close(self) -> None:
