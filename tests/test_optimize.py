@@ -397,6 +397,9 @@ def test_tuple_choices_reach_trials_recommendations_and_replays_as_tuples(shell,
     assert (8, 4) in [c["layers"] for c in again.controller.recommendation.warm_start]
     assert all(t.state == "complete" for t in again.controller.trials), again.controller.trials
     assert [t.params["layers"] for t in again.controller.trials][0] == (8, 4)
+    grid, _ = optimize(shell, "tuples-grid", "--trials 3 --sampler grid --no-recommend", TUPLES)
+    assert grid.wait(30) and grid.state == "finished"
+    assert sorted(t.params["layers"] for t in grid.controller.trials) == [(4,), (8,), (8, 4)]
 
 
 def test_a_range_the_objective_computes_itself_is_named_in_one_line(shell, capsys):

@@ -27,7 +27,7 @@ from ..store import Store, utc_now
 from . import _remote as remote
 from ._constraints import Constraint
 from ._evaluate import Evaluation, evaluate_here
-from ._space import SearchSpace, distribution, from_optuna, is_searchable
+from ._space import SearchSpace, distribution, from_optuna, is_searchable, optuna_choice
 
 POLL_S = 0.2
 PERSIST_EVERY_S = 0.5
@@ -90,7 +90,7 @@ def make_sampler(name: str, seed: int | None, space: SearchSpace, startup: int |
         grid = {}
         for pname, spec in space.searchable().items():
             if spec.choices is not None:
-                grid[pname] = list(spec.choices)
+                grid[pname] = [optuna_choice(choice) for choice in spec.choices]
             elif spec.step:
                 count = int(round((spec.high - spec.low) / spec.step)) + 1
                 grid[pname] = [spec.low + i * spec.step for i in range(count)]
