@@ -823,6 +823,8 @@ def test_phase_is_normalised(shell, db_path):
     ("%%experiment n\nimport pandas as pd\nxp.log(s=pd.Series([1.0, 2.0]))\n", "each value as a step"),
     ("%%experiment n\nxp.param('p', 1)\nxp.param('p', 2)\n", "declared twice in this run, differently"),
     ("%%experiment n\nxp.dataset([[1], [2], [3]], [0, 1])\n", "X has 3 rows but y has 2"),
+    ("%%experiment n\nimport polars as pl\nxp.dataset(pl.DataFrame({'a': [1]}).lazy())\n", "collect() it first"),
+    ("%%experiment n\nxp.dataset([[1], [2]], (i for i in 'ab'))\n", "cannot fingerprint y, a generator"),
     ("%%experiment n\nxp.param('p', {'a': 1})\n", "or a tuple of them (such as (1, 2)), got dict"),
     ("%%experiment n\nxp.param('p', (1,), choices=[(1,), ((1, 2),)])\n", "each choice must be"),
     ("%%experiment n\nxp.param('p', (1, 2), low=0, high=3)\n", "list its values with choices"),

@@ -290,13 +290,15 @@ def describe_dataset(X: Any, y: Any, name: str) -> DatasetRecord:
     parts = [fingerprint(X, sample_bytes=1 << 62)]
     if y is not None:
         parts.append(fingerprint(y, sample_bytes=1 << 62))
-    if any(p.digest is None for p in parts):
-        raise UsageError(
-            f"xp.dataset({name!r}): cannot fingerprint a {type(X).__name__}; "
-            "pass a numpy array, a pandas DataFrame/Series, a list or a scipy.sparse matrix"
-        )
+    for which, value, part in zip(("X", "y"), (X, y), parts):
+        if part.digest is None:
+            hint = "; collect() it first" if type(value).__name__ == "LazyFrame" else ""
+            raise UsageError(
+                f"xp.dataset({name!r}): cannot fingerprint {which}, a {type(value).__name__}{hint}; pass a numpy "
+                "array, a pandas or polars DataFrame/Series, a list or a scipy.sparse matrix")
     if y is not None and _rows(X) is not None and _rows(y) is not None and _rows(X) != _rows(y):
-        raise UsageError(f"xp.dataset({name!r}): X has {_rows(X)} rows but y has {_rows(y)}; "
+        hint = " (X is a dict: pass pd.DataFrame(X) for a table of these columns)" if isinstance(X, dict) else ""
+        raise UsageError(f"xp.dataset({name!r}): X has {_rows(X)} rows but y has {_rows(y)}{hint}; "
                          "pass the labels of exactly these rows")
     digest = hashlib.blake2b("|".join(p.digest or "" for p in parts).encode(),
                              digest_size=16).hexdigest()
