@@ -97,6 +97,9 @@ def test_an_objective_with_ipython_syntax_runs(shell, db_path, tmp_path):
     study, _ = optimize(shell, "timed", "--trials 3 --seed 0 --no-recommend",
                         "x = xp.param('x', 0.0, low=-5.0, high=5.0)\n%time y = x - 1.0\nxp.log(score=-y ** 2)\n")
     assert study.wait(30) and study.best_value is not None
+    refused = shell.run_cell("%%experiment cell-timed --optimize score\n%%time\nx = xp.param('x', 0.0, low=-5.0, "
+                             "high=5.0)\ncell_only = x\nxp.log(score=-x ** 2)\n")
+    assert not refused.success and "cell_only" not in shell.user_ns  # %%time runs its cell in the notebook's namespace
     (tmp_path / "objective.py").write_text("from xpmagic import xp\n"
                                            "x = xp.param('x', 0.0, low=-5.0, high=5.0)\n"
                                            "trial_only = x\n"

@@ -210,6 +210,11 @@ class XPMagics(Magics):
 
         recorder = self.recorder
         store = self.store()
+        if body.lstrip().startswith("%%"):
+            magic = body.lstrip().split(None, 1)[0]
+            raise UsageError(f"--optimize runs the cell's body as each trial, and {magic} would run it in the "
+                             "notebook's namespace, not the trial's: remove it (each trial's duration is recorded; "
+                             "a line magic such as `%time y = f(x)` works)")
         body = self.shell.transform_cell(body)  # `%time y = f(x)`, `%run train.py`: trials run Python
         scripts = scripts_run_by(body, recorder.working_folder())
         config = args.optimize
