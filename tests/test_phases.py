@@ -163,6 +163,7 @@ def test_a_long_running_cell_is_activity(shell, fake_clock):
 
 @pytest.mark.parametrize("line, expected", [
     ("phase nowhere", "valid phases: problem-definition"),
+    ("phase model", "'model' could be model-deployment or model-development; give more of the name"),
     ("revisit data-preparation --reason because", "valid reasons: requirement-clarification"),
     ("revisit data-preparation", "needs a phase and --reason"),
     ("revisit --end", "no revisit is open"),
@@ -187,6 +188,15 @@ def test_the_names_the_report_shows_are_accepted_and_other_reasons_read_as_such(
     assert report.matrices.count[report.matrices.phases.index("data-preparation")][
         report.matrices.phases.index("data-acquisition")] == 1
     assert "to data acquisition, mostly for other reasons." in report.matrices.summary()
+
+
+def test_the_start_of_a_phase_name_is_enough_when_it_names_one_phase(shell, fake_clock):
+    """'%xp phase prep' or '--phase dev' were refused as unknown phases."""
+    for typed, key in (("prep", "data-preparation"), ("dev", "model-development"), ("deploy", "model-deployment"),
+                       ("monitor", "monitoring"), ("gov", "governance")):
+        assert f"({key})" in str(shell.run_line_magic("xp", f"phase {typed}")), typed
+    run_ok(shell, "%%experiment fit --phase dev\nx = 1\n")
+    assert shell.user_ns["xp"].get(1).phase == "model-development"
 
 
 def test_teams_can_add_reason_codes(shell, fake_clock):

@@ -51,7 +51,21 @@ def normalize_phase(text: str) -> str:
     for key, label in PHASES.items():
         if slug == _slug(label):
             return key
+    started = _phases_starting(slug)
+    if len(started) == 1:
+        return started[0]
+    if started:
+        raise UsageError(f"{text!r} could be {' or '.join(started)}; give more of the name")
     raise UsageError(f"unknown phase {text!r}; valid phases: {', '.join(PHASES)}")
+
+
+def _phases_starting(slug: str) -> list[str]:
+    """Phases a word of whose names starts with ``slug``: 'prep', 'dev', 'deploy', 'monitor'."""
+    if len(slug) < 3:
+        return []
+    names = [(key, name) for key in PHASES for name in (key, SHORT_NAMES[key], _slug(PHASES[key]))]
+    names += list((key, alias) for alias, key in _ALIASES.items())
+    return sorted({key for key, name in names if any(word.startswith(slug) for word in [name, *name.split("-")])})
 
 
 REASONS: dict[str, str] = {
