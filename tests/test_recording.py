@@ -433,7 +433,9 @@ def test_indexes_polars_frames_and_partials_are_fingerprinted(shell, db_path):
                   "X = pd.DataFrame({'a': [1, 2], 'b': [3, 4], 'c': [5, 6]})\n"
                   "features = X.columns[:2]\nscore = functools.partial(f1_score, average='macro')\n"
                   "table = pl.DataFrame({'a': [1, 2, 3], 'b': ['x', 'y', 'z']})\n"
-                  "xp.dataset(table.select('a'), table['b'], name='polars')\n")
+                  "xp.dataset(table.select('a'), table['b'], name='polars')\n"
+                  "import numpy as np\nclass Frame(pd.DataFrame):\n    pass\nclass Grid(np.ndarray):\n    pass\n"
+                  "derived, grid = Frame({'a': [1, 2]}), np.zeros((2, 2)).view(Grid)\n")
     reading = "%%experiment use\nn = len(X[features]) + table.height\nname = score.func.__name__\n"
     run_ok(shell, reading)
     run_ok(shell, "features = X.columns[1:]\nscore = functools.partial(f1_score, average='micro')\n"
@@ -442,7 +444,7 @@ def test_indexes_polars_frames_and_partials_are_fingerprinted(shell, db_path):
     store = Store(db_path, create=False)
     prepare, first, second = store.get_run(1), store.get_run(2), store.get_run(3)
     names = ("features", "score", "table")
-    assert all(prepare.outputs[name] for name in names)
+    assert all(prepare.outputs[name] for name in (*names, "derived", "grid"))  # classes another package derived
     assert {name: first.inputs[name] for name in names} == {name: prepare.outputs[name] for name in names}
     assert store.lineage_sources(2) == [1]
     assert all(second.inputs[name] not in (None, first.inputs[name]) for name in names)

@@ -27,7 +27,8 @@ import xxhash
 # Which way values are fingerprinted, recorded with each run (runs.fingerprint_scheme): digests
 # of different schemes are not compared. 2: dates and durations by their ticks, containers of
 # data element by element, models with the models and data inside them (estimatorhash.py).
-# 3: pandas indexes (`features = X.columns`), polars frames and functools.partial, which had none.
+# 3: pandas indexes (`features = X.columns`), polars frames, functools.partial and frames and arrays of
+# classes derived in other packages (a GeoDataFrame), which had none.
 SCHEME = 3
 # A scheme that only gave digests to values an earlier one could not hash: both agree wherever
 # both made a digest, so their runs' data can still be compared.
@@ -113,8 +114,22 @@ def _fingerprint(value: Any, sample_bytes: int) -> Fingerprint:
     if isinstance(value, _VALUE_TYPES):  # immutable, and their repr is their content
         return Fingerprint(digest_bytes(f"{type(value).__module__}.{type(value).__qualname__}:{value!r}".encode()),
                            "scalar", {"type": type(value).__name__, "value": repr(value)[:80]})
+    subclassed = _subclassed_data(value, sample_bytes)  # a GeoDataFrame, an astropy Quantity
+    if subclassed is not None:
+        return subclassed
     return Fingerprint(None, type(value).__name__,
                        {"type": f"{type(value).__module__}.{type(value).__qualname__}"})
+
+
+def _subclassed_data(value: Any, sample_bytes: int) -> Fingerprint | None:
+    """Frames and arrays whose class another package derived (GeoDataFrame from pandas' DataFrame):
+    the dispatch above goes by module, which keeps the common case to a string comparison."""
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(value, (pandas.DataFrame, pandas.Series, pandas.Index)):
+        return _pandas(value, sample_bytes)
+    if is_ndarray(value):
+        return _ndarray(value, sample_bytes)
+    return None
 
 
 def _scalar(value: Any, sample_bytes: int = DEFAULT_SAMPLE_BYTES) -> Fingerprint:
