@@ -109,6 +109,21 @@ def test_a_model_never_assigned_is_known_by_the_class_the_cell_constructs(shell,
     assert {r["model_family"] for r in Store(db_path).knowledge_rows()} == {"SVC"}
 
 
+def test_the_family_is_the_model_not_the_preprocessing_beside_it(shell, db_path):
+    """`pre = ColumnTransformer(...)`, `pipe = make_pipeline(pre, LogisticRegression())`: the
+    knowledge said ColumnTransformer (the name sorted last), for a run and for trials."""
+    run_ok(shell, WINE + "from sklearn.compose import ColumnTransformer\n"
+                         "from sklearn.linear_model import LogisticRegression\n")
+    cell = ("C = xp.param('C', 1.0, low=0.1, high=10.0, log=True)\nxp.dataset(X, y, name='wine')\n"
+            "pre = ColumnTransformer([('scale', StandardScaler(), list(range(13)))])\n"
+            "pipe = make_pipeline(pre, LogisticRegression(C=C, max_iter=2000))\n"
+            "xp.log(accuracy=cross_val_score(pipe, X, y, cv=3).mean())\n")
+    run_ok(shell, f"%%experiment piped\n{cell}")
+    run_ok(shell, f"%%experiment piped-tuning --optimize accuracy --trials 2 --seed 0 --no-recommend\n{cell}")
+    shell.user_ns["xp"].study("piped-tuning").wait(60)
+    assert [r["model_family"] for r in Store(db_path).knowledge_rows()] == ["LogisticRegression"] * 3
+
+
 def test_a_model_built_in_a_script_run_with_percent_run_is_known_too(shell, db_path, tmp_path):
     """`%run train.py`: the model class is constructed in the script, for a run, for trials, and
     for the recommendations of the experiment (read from the script's recorded source)."""

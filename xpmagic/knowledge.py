@@ -34,11 +34,13 @@ def guess_direction(metric: str) -> str:
 
 
 def model_family_of(values: list[Any]) -> str | None:
-    """The estimator class among values (a pipeline's last step); fitted ones first."""
+    """The estimator class among values (a pipeline's last step); predictors before transformers
+    (`pre = ColumnTransformer(...)` beside `pipe`), fitted ones first."""
     estimators = [v for v in values if hasattr(v, "get_params") and hasattr(v, "fit")
                   and not isinstance(v, type)]
     if not estimators:
         return None
+    estimators = [e for e in estimators if hasattr(e, "predict")] or estimators
     fitted = [e for e in estimators if any(k.endswith("_") and not k.startswith("_") for k in vars(e))]
     chosen = (fitted or estimators)[-1]
     steps = getattr(chosen, "steps", None)
