@@ -357,6 +357,14 @@ def test_bad_optimize_arguments_are_one_line(shell, capsys, options, expected):
     assert "xpmagic:" in text and expected in text and "Traceback" not in text
 
 
+def test_an_objective_running_a_missing_script_is_named_in_one_line(shell, capsys):
+    """`%run trian.py` said the cell needs an xp.param with a range: the space is read from the script."""
+    result = shell.run_cell("%%experiment typo --optimize score\n%run trian.py --epochs 3\n")
+    assert not result.success
+    out = capsys.readouterr()
+    assert "%run trian.py: no such script in" in out.out + out.err and "Traceback" not in out.out + out.err
+
+
 def test_optimize_needs_a_searchable_parameter(shell, capsys):
     result = shell.run_cell("%%experiment none --optimize score\nxp.log(score=1)\n")
     assert not result.success and "needs at least one xp.param with a range" in capsys.readouterr().out

@@ -187,6 +187,18 @@ def scripts_run_by(python_source: str, folder: str) -> list[LocalModule]:
     return found
 
 
+def scripts_missing(python_source: str) -> list[str]:
+    """The scripts a (transformed) cell runs with ``%run`` that are not here to run."""
+    if "run_line_magic" not in python_source:
+        return []
+    try:
+        tree = ast.parse(python_source)
+    except SyntaxError:
+        return []
+    targets = (_run_target(node) for node in ast.walk(tree))
+    return [path for path in targets if path is not None and _script_file(path) is None]
+
+
 def _run_target(node: ast.AST) -> str | None:
     """The script of ``get_ipython().run_line_magic('run', '-i train.py --epochs 3')``; None for
     anything else, and for ``%run -m module`` (a module: recorded when it is the person's own)."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import asdict, replace
 from typing import Any
 
 from ..bindings import Bindings
 from ..errors import MissingDependency, UsageError, first_line
+from ..localcode import scripts_missing
 from ..records import VariableRecord
 from ..store import Store, utc_now
 from ._controller import BINDINGS_ATTR, STARTUP_ATTR, StudyConfig, StudyController, TrialInfo, make_sampler
@@ -39,6 +41,9 @@ def launch(*, store: Store, store_factory: Any, experiment: str, body: str, code
     record = store.study(experiment) if config.resume else None
     storage_url = config.storage or (record["storage"] if record else None) or default_url(store.path)
     storage = open_storage(storage_url)
+    missing = scripts_missing(body)
+    if missing:  # every trial would fail on it
+        raise UsageError(f"%run {missing[0]}: no such script in {os.getcwd()}; check the name, or %cd to its folder")
     space = SearchSpace.from_cell(body, namespace)
     cluster = None
     if config.cluster:
