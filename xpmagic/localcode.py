@@ -170,33 +170,28 @@ _RUN_OPTIONS_WITH_VALUE = frozenset({"-N", "-b", "-D", "-l", "-s", "-T", "-m"})
 
 def scripts_run_by(python_source: str, folder: str) -> list[LocalModule]:
     """The scripts a (transformed) cell runs with ``%run path.py``, read now: the version that runs."""
-    if "run_line_magic" not in python_source:
-        return []
-    try:
-        tree = ast.parse(python_source)
-    except SyntaxError:
-        return []
     found = []
-    for node in ast.walk(tree):
-        path = _run_target(node)
-        if path is not None:
-            resolved = _script_file(path)
-            version = None if resolved is None else _read_file("", resolved, folder)
-            if version is not None:  # named by its file: `%run train` and `%run train.py` are one script
-                found.append(dataclasses.replace(version, module=f"%run {version.path}"))
+    for path in _run_targets(python_source):
+        resolved = _script_file(path)
+        version = None if resolved is None else _read_file("", resolved, folder)
+        if version is not None:  # named by its file: `%run train` and `%run train.py` are one script
+            found.append(dataclasses.replace(version, module=f"%run {version.path}"))
     return found
 
 
 def scripts_missing(python_source: str) -> list[str]:
     """The scripts a (transformed) cell runs with ``%run`` that are not here to run."""
+    return [path for path in _run_targets(python_source) if _script_file(path) is None]
+
+
+def _run_targets(python_source: str) -> list[str]:
     if "run_line_magic" not in python_source:
         return []
     try:
         tree = ast.parse(python_source)
     except SyntaxError:
         return []
-    targets = (_run_target(node) for node in ast.walk(tree))
-    return [path for path in targets if path is not None and _script_file(path) is None]
+    return [path for path in map(_run_target, ast.walk(tree)) if path is not None]
 
 
 def _run_target(node: ast.AST) -> str | None:
