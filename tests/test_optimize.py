@@ -157,6 +157,27 @@ def test_space_edit_applies_to_the_next_trials(shell, db_path):
     assert study.record["space"]["params"]["x"]["low"] == 3.0
 
 
+def test_choices_and_the_kind_of_a_parameter_can_be_edited_while_trials_run(shell, db_path):
+    """Optuna refuses other choices, or a float range for an integer, under a name its trials
+    used ("does not support dynamic value space"): the study paused after such an edit."""
+    study, _ = optimize(shell, "kinds", "--trials 400", "import time\n"
+                        "kernel = xp.param('kernel', 'rbf', choices=['rbf', 'linear'])\n"
+                        "depth = xp.param('depth', 2, low=1, high=5)\ntime.sleep(0.05)\n"
+                        "xp.log(score=depth + (kernel == 'poly'))\n")
+    wait_for(lambda: study.controller.finished_trials())
+    study.set_space("kernel", choices=["rbf", "poly"])
+    study.set_space("depth", low=0.5, high=1.5)
+    edited_at = len(study.controller.trials)
+    wait_for(lambda: len(study.controller.finished_trials()) >= edited_at + 3)
+    assert study.state == "running", study.controller.message
+    study.stop()
+    study.wait(10)
+    later = [t for t in study.controller.trials if t.number >= edited_at and t.state == "complete"]
+    assert later and all(t.params["kernel"] in ("rbf", "poly") and 0.5 <= t.params["depth"] <= 1.5 for t in later)
+    assert rows(db_path, "SELECT DISTINCT name FROM params p JOIN runs r ON r.id = p.run_id"
+                         " WHERE r.trial_number IS NOT NULL ORDER BY name") == [("depth",), ("kernel",)]
+
+
 def test_enqueued_configurations_run_next_and_the_queue_can_be_reordered(shell):
     study, _ = optimize(shell, "queue", "--trials 400", SLOW)
     study.pause()

@@ -90,10 +90,10 @@ def make_sampler(name: str, seed: int | None, space: SearchSpace, startup: int |
         grid = {}
         for pname, spec in space.searchable().items():
             if spec.choices is not None:
-                grid[pname] = [optuna_choice(choice) for choice in spec.choices]
+                grid[space.optuna_name(pname)] = [optuna_choice(choice) for choice in spec.choices]
             elif spec.step:
                 count = int(round((spec.high - spec.low) / spec.step)) + 1
-                grid[pname] = [spec.low + i * spec.step for i in range(count)]
+                grid[space.optuna_name(pname)] = [spec.low + i * spec.step for i in range(count)]
             else:
                 raise UsageError(f"--sampler grid needs choices or a step for {pname!r}")
         return optuna.samplers.GridSampler(grid, seed=seed)
@@ -412,7 +412,7 @@ class StudyController:
         def suggest(spec: ParamSpec) -> Any:
             if not is_searchable(spec):
                 return spec.value
-            return from_optuna(spec, trial._suggest(spec.name, distribution(spec)))
+            return from_optuna(spec, trial._suggest(self.space.optuna_name(spec.name), distribution(spec)))
 
         return ActiveRun(run_id, self.experiment, write_chunk=store.write_metric_chunks,
                          overrides=params, suggest=suggest)

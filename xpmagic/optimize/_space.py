@@ -99,6 +99,12 @@ def from_optuna(spec: ParamSpec | None, value: Any) -> Any:
     return value
 
 
+def _optuna_accepts(old: Any, new: Any) -> bool:
+    """Whether Optuna takes ``new`` under a name its trials used with ``old``: a range may move,
+    but choices may not change, nor the kind of distribution."""
+    return type(old) is type(new) and getattr(old, "choices", None) == getattr(new, "choices", None)
+
+
 def is_searchable(spec: ParamSpec) -> bool:
     return spec.choices is not None or (spec.low is not None and spec.high is not None)
 
@@ -126,6 +132,9 @@ class SearchSpace:
     specs: dict[str, ParamSpec]
     fixed: dict[str, Any]
     computed: list[str] = field(default_factory=list)  # xp.param calls known only when a trial runs them
+    # Optuna refuses other choices (or another kind of distribution) under a name its trials used:
+    # after such an edit the parameter goes to Optuna as `name@2`, `name@3`, ...
+    optuna_names: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_cell(cls, source: str, namespace: dict[str, Any] | None = None) -> SearchSpace:
@@ -146,10 +155,14 @@ class SearchSpace:
 
     def from_optuna(self, params: dict[str, Any]) -> dict[str, Any]:
         """A trial's parameters as the cell declared them."""
-        return {name: from_optuna(self.specs.get(name), value) for name, value in params.items()}
+        named = {key.partition("@")[0]: value for key, value in params.items()}
+        return {name: from_optuna(self.specs.get(name), value) for name, value in named.items()}
+
+    def optuna_name(self, name: str) -> str:
+        return self.optuna_names.get(name, name)
 
     def distributions(self) -> dict[str, Any]:
-        return {name: distribution(spec) for name, spec in self.searchable().items()}
+        return {self.optuna_name(name): distribution(spec) for name, spec in self.searchable().items()}
 
     def edit(self, name: str, *, low: float | None = None, high: float | None = None,
              log: bool | None = None, choices: list | None = None) -> None:
@@ -174,6 +187,9 @@ class SearchSpace:
                 new = replace(new, value=type(spec.value)(value))
         make_param_spec(new.name, new.value, low=new.low, high=new.high, log=new.log,
                         step=new.step, choices=new.choices)  # validates, with a clear message
+        if is_searchable(spec) and not _optuna_accepts(distribution(spec), distribution(new)):
+            version = int(self.optuna_name(name).partition("@")[2] or 1) + 1
+            self.optuna_names[name] = f"{name}@{version}"
         self.specs[name] = new
         self.fixed.pop(name, None)
 
@@ -212,7 +228,7 @@ class SearchSpace:
                 if param_value(value) not in spec.choices:
                     continue  # Optuna samples it
                 value = optuna_choice(value)
-            clipped[name] = value
+            clipped[self.optuna_name(name)] = value
         return clipped
 
     def widen_to(self, config: dict[str, Any]) -> list[str]:
@@ -241,7 +257,8 @@ class SearchSpace:
         self.fixed.pop(name, None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"params": {n: s.to_dict() for n, s in self.specs.items()}, "fixed": self.fixed}
+        return {"params": {n: s.to_dict() for n, s in self.specs.items()}, "fixed": self.fixed,
+                "optuna_names": self.optuna_names}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchSpace:
@@ -251,7 +268,8 @@ class SearchSpace:
             specs[name] = ParamSpec(name, param_value(spec["value"]), spec.get("low"), spec.get("high"),
                                     bool(spec.get("log")), spec.get("step"),
                                     None if choices is None else tuple(param_value(c) for c in choices))
-        return cls(specs, {name: param_value(value) for name, value in data.get("fixed", {}).items()})
+        return cls(specs, {name: param_value(value) for name, value in data.get("fixed", {}).items()},
+                   optuna_names=dict(data.get("optuna_names", {})))
 
     def coerce(self, name: str, text: str) -> Any:
         """A value typed by the person, converted to the parameter's type."""
