@@ -420,6 +420,9 @@ def test_tuple_choices_reach_trials_recommendations_and_replays_as_tuples(shell,
     assert study.wait(30) and study.state == "finished"
     assert all(t.state == "complete" for t in study.controller.trials), study.controller.trials
     assert {t.params["layers"] for t in study.controller.trials} <= {(4,), (8,), (8, 4)}
+    study.controller.space.check_queued({"layers": [8, 4]})  # a tuple choice typed as a list (JSON, the CLI)
+    with pytest.raises(UsageError, match="give at least one choice"):  # it was an IndexError
+        study.set_space("layers", choices=[])
     assert study.record["best_params"]["layers"] in ([8, 4], [4], [8])  # JSON in the record
     shown = shell.run_line_magic("xp", "runs tuples")
     assert set(shown["params.layers"]) <= {(4,), (8,), (8, 4)}

@@ -171,6 +171,8 @@ class SearchSpace:
         if spec is None:
             raise UsageError(f"no parameter {name!r} in this study; parameters: {', '.join(self.specs)}")
         if choices is not None:
+            if not choices:
+                raise UsageError(f"{name}: give at least one choice")
             new = replace(spec, choices=tuple(param_value(c) for c in choices), low=None, high=None, log=False)
             if spec.value not in new.choices:
                 new = replace(new, value=new.choices[0])
@@ -202,7 +204,7 @@ class SearchSpace:
             if spec is None:
                 continue
             if spec.choices is not None:
-                if value not in spec.choices:
+                if param_value(value) not in spec.choices:
                     raise UsageError(f"{name}={value!r} is not one of {list(spec.choices)}")
                 continue
             if not is_number(value):
@@ -244,6 +246,7 @@ class SearchSpace:
         return widened
 
     def fix(self, name: str, value: Any) -> None:
+        value = param_value(value)
         spec = self.specs.get(name)
         if spec is None:
             raise UsageError(f"no parameter {name!r} in this study; parameters: {', '.join(self.specs)}")
