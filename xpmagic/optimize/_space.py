@@ -178,7 +178,7 @@ class SearchSpace:
                 new = replace(new, value=new.choices[0])
         elif spec.choices is not None and not is_number(spec.value):
             raise UsageError(f"{name} is chosen from {list(spec.choices)}, not searched in a range; "
-                             f"give it other choices instead (choices=[...])")
+                             f"give it other choices instead: xp.study(NAME).set_space({name!r}, choices=[...])")
         else:
             new = replace(spec, low=spec.low if low is None else low,
                           high=spec.high if high is None else high,
