@@ -10,6 +10,7 @@ Columns longer than a few milliseconds' work are sampled on evenly spread rows (
 
 from __future__ import annotations
 
+import functools
 import pickle
 from typing import Any
 
@@ -94,9 +95,11 @@ def _objects(digest: Digest, column: Any) -> None:
         digest.update(pickle.dumps(column.tolist(), protocol=5))
 
 
+@functools.lru_cache(maxsize=1)
 def _pyarrow() -> Any:
     """pyarrow, a dependency of xpmagic; without it (a platform with no wheel) text goes through
-    pandas' per-element hash, sampled sooner, rather than going without a fingerprint."""
+    pandas' per-element hash, sampled sooner, rather than going without a fingerprint. Looked up
+    once: a failed import searches the path again on every call, and this runs per column."""
     try:
         import pyarrow
     except ImportError:

@@ -1,7 +1,7 @@
 """Content fingerprints of polars frames and series, through Arrow.
 
-A polars column is an Arrow array, so its buffers are hashed as they are (framehash.py does the
-same for pandas' Arrow columns): about memory speed, and the same in every process. Longer
+A polars column is an Arrow array, so its buffers are hashed (framehash.py does the same for
+pandas' Arrow columns): about memory speed, and the same in every process. Longer
 frames are sampled on evenly spread rows (and marked). A LazyFrame is a query, not data: it gets
 a summary, since computing it to fingerprint it could take as long as the cell.
 """
@@ -33,7 +33,7 @@ def polars_fingerprint(value: Any, sample_bytes: int) -> Fingerprint:
         summary["sampled"] = True
     digest = Digest()
     digest.update(repr([(name, str(dtype)) for name, dtype in value.schema.items()]).encode())
-    for column in value.to_arrow().columns:  # zero-copy: polars keeps its columns as Arrow arrays
+    for column in value.to_arrow().columns:  # numbers without a copy; text is converted to Arrow strings
         digest.update(f"|{len(column)}|".encode())
         hash_arrow(digest, column)
     return Fingerprint(digest_bytes(b"polars", digest.hasher.hexdigest().encode()), kind, summary)
