@@ -340,6 +340,25 @@ def test_lineage_links_a_run_to_the_run_that_produced_its_input(shell, db_path):
     assert "clean" in repr(shell.run_line_magic("xp", f"lineage {train_id}"))
 
 
+def test_a_run_that_copies_what_it_read_is_not_its_producer(shell, db_path):
+    """`out = df.copy()` writes a value equal to one the run read: the run that made `df` is the
+    source of a later run reading either, not the run that copied it (in this session or the next)."""
+    run_ok(shell, "import numpy as np\nraw = np.arange(50.0)\n")
+    run_ok(shell, "%%experiment prep\nclean = raw * 2\n")
+    run_ok(shell, "%%experiment copy\nbackup = clean.copy()\nalias = raw\nclean = clean\n")
+    run_ok(shell, "%%experiment train\nm = backup.max() + clean.min()\n")
+    run_ok(shell, "%%experiment plot\nn = alias.sum()\n")
+    store = Store(db_path, create=False)
+    assert store.lineage_sources(3) == [1]  # the copy run (2) made neither `backup` nor `clean`
+    assert store.lineage_sources(4) == []  # `raw` came from a plain cell, not from run 2
+    shell.run_line_magic("unload_ext", "xpmagic")
+    shell.reset(new_session=True)
+    shell.run_line_magic("load_ext", "xpmagic")
+    run_ok(shell, "import numpy as np\nloaded = np.arange(50.0) * 2\n")
+    run_ok(shell, "%%experiment again\nm = loaded.max()\n")
+    assert store.lineage_sources(5) == [1]
+
+
 def test_a_timed_line_reads_and_writes_like_the_statement_it_times(shell, db_path):
     run_ok(shell, "%%experiment prep\nimport numpy as np\nclean = np.arange(100.0)\n")
     run_ok(shell, "%%experiment timed\n%time doubled = clean * 2\n")

@@ -333,8 +333,9 @@ class Recorder:
         if status is RunStatus.OK and any(d.meta for d in outcome.datasets):
             self._write_or_keep(self._knowledge_write(cell, outcome, duration),
                                 f"what run {cell.run.id} taught (its knowledge rows)")
-        for var in outcome.variables:
-            if var.direction == "out" and var.fingerprint is not None:
+        read = {var.fingerprint for var in outcome.variables if var.direction == "in"}
+        for var in outcome.variables:  # a value it read and wrote back, or copied, is not its product
+            if var.direction == "out" and var.fingerprint is not None and var.fingerprint not in read:
                 self._produced[var.name] = (var.fingerprint, cell.run.id)
                 self._no_producer.discard(var.fingerprint)
         if cell.settings.show_summary:

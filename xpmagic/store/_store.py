@@ -401,9 +401,11 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
 
     # -- reading -------------------------------------------------------------
     def find_producer(self, fingerprint: str, name: str | None, before_run: int) -> int | None:
-        """Latest earlier run that wrote a value with this fingerprint (and name, if given)."""
-        sql = ("SELECT run_id FROM run_variables WHERE fingerprint = ? AND direction = 'out'"
-               " AND run_id < ?")
+        """Latest earlier run that wrote a value with this fingerprint (and name, if given) without
+        having read it: a run that copied a value it read (`out = df.copy()`) did not produce it."""
+        sql = ("SELECT run_id FROM run_variables v WHERE fingerprint = ? AND direction = 'out' AND run_id < ?"
+               " AND NOT EXISTS (SELECT 1 FROM run_variables i WHERE i.run_id = v.run_id AND i.direction = 'in'"
+               " AND i.fingerprint = v.fingerprint)")
         args: list[Any] = [fingerprint, before_run]
         if name is not None:
             sql += " AND name = ?"
