@@ -70,6 +70,47 @@ def test_changed_data_differs_and_names_the_fingerprint(recorded, tmp_path):
     assert any("input 'frame' changed" in c for c in train["changes"])
 
 
+SAVE = ("%%experiment save\n"
+        "import os, pathlib\n"
+        "shift = open('data.csv').read().split()[1].split(',')[0]\n"
+        "pathlib.Path('model.txt').write_text('weights ' + shift)\n"
+        "pathlib.Path('same.txt').write_text('unchanged')\n"
+        "os.makedirs('saved', exist_ok=True)\n"
+        "pathlib.Path('saved/w.bin').write_text('weights ' + shift)\n"
+        "pathlib.Path('roc.svg').write_text('<svg><!-- written at ' + str(os.getpid()) + ' --></svg>')\n"
+        "for name in ('model.txt', 'same.txt', 'saved', 'roc.svg'):\n"
+        "    xp.artifact(name)\n")
+
+
+def test_a_replay_keeps_the_recorded_artifacts_and_sets_its_own_aside(shell, tmp_path, db_path):
+    """Re-running a cell rewrites the files it saves: a replay that differs must not replace the
+    original run's model (the evidence it is checked against) with its own."""
+    write_data(tmp_path)
+    run_ok(shell, SAVE)
+    originals = {name: (tmp_path / name).read_bytes() for name in ("model.txt", "same.txt", "saved/w.bin", "roc.svg")}
+    write_data(tmp_path, shift=5.0)
+    result = xpmagic("replay", "1", "--db", str(db_path), "--json", cwd=tmp_path)
+    save = verdicts(result)["save"]
+    assert save["verdict"] == "differs" and result.returncode == 1
+    changed = {d["artifact"]: d for d in save["differences"] if "artifact" in d}  # `shift` is an output too
+    assert set(changed) == {"model.txt", "saved"}  # same.txt reproduced; the svg holds its own time
+    assert any("artifact 'roc.svg' has other bytes" in c for c in save["changes"])
+    assert {name: (tmp_path / name).read_bytes() for name in originals} == originals  # nothing of yours replaced
+    kept = changed["model.txt"]["replay_file"]
+    assert open(kept).read() == "weights 5.0" and os.path.isfile(os.path.join(changed["saved"]["replay_file"], "w.bin"))
+    recorded = dict(rows(db_path, f"SELECT name, path FROM artifacts WHERE run_id = {save['replay_run']}"))
+    assert recorded["model.txt"] == kept and recorded["same.txt"] == str(tmp_path / "same.txt")
+    assert not list(tmp_path.glob(".xpmagic-replay-backup-*"))
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("%load_ext xpmagic"),
+                                         nbformat.v4.new_code_cell(SAVE)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(tmp_path / "save.ipynb"))
+    write_data(tmp_path, shift=7.0)
+    by_notebook = verdicts(xpmagic("replay", "save.ipynb", "--db", str(db_path), "--json", cwd=tmp_path))["save"]
+    assert {d["artifact"] for d in by_notebook["differences"] if "artifact" in d} == {"model.txt", "saved"}
+    assert {name: (tmp_path / name).read_bytes() for name in originals} == originals
+
+
 def test_values_an_older_xpmagic_fingerprinted_are_not_reported_as_changed(recorded, tmp_path):
     """A new xpmagic may hash some values another way (fingerprint.SCHEME): a replay of a run it
     did not record compares metrics, and says why it compares only those."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import procinfo
+from .artifactguard import ArtifactGuard
 from .bindings import bindings_of, setup_code
 from .errors import MissingDependency, UsageError, XPError
 from .fingerprint import digests_comparable
@@ -295,11 +296,36 @@ def verdict_for(original: Run, replay: Run | None, tolerance: float,
         {"output": c.name, "old": c.a, "new": c.b}
         for c in compare_mappings(original.outputs, replay.outputs)
         if isinstance(c.a, str) and isinstance(c.b, str) and same_fingerprints(original, replay)]
+    artifacts, artifact_notes = artifact_differences(original, replay)
+    differences += artifacts
     if not differences:
         return Verdict(original.id, replay.id, original.experiment, "reproduced",
                        changes=[] if same_fingerprints(original, replay) else [_older_fingerprints(original, replay)])
     return Verdict(original.id, replay.id, original.experiment, "differs", differences,
-                   explain(original, replay))
+                   artifact_notes + explain(original, replay))
+
+
+# Formats that write their creation time into the file: other bytes are no other result.
+_TIMESTAMPED = (".pdf", ".svg", ".eps", ".ps")
+
+
+def artifact_differences(original: Run, replay: Run) -> tuple[list[dict[str, Any]], list[str]]:
+    """Artifacts the replay wrote with other content (by SHA-256), and notes on those whose
+    format embeds the time it was written (a figure saved as PDF differs every time)."""
+    replayed = {a["name"]: a for a in replay.artifacts}
+    differences, notes = [], []
+    for before in original.artifacts:
+        after = replayed.get(before["name"])
+        if after is None or after["sha256"] == before["sha256"]:
+            continue
+        if before["path"].lower().endswith(_TIMESTAMPED):
+            notes.append(f"artifact {before['name']!r} has other bytes, as a {Path(before['path']).suffix} file "
+                         f"does each time it is written (it holds its creation time): compare it by eye: "
+                         f"{after['path']}")
+            continue
+        differences.append({"artifact": before["name"], "old": before["sha256"], "new": after["sha256"],
+                            "replay_file": after["path"]})
+    return differences, notes
 
 
 # -- the two kinds of target ---------------------------------------------------------------
@@ -321,7 +347,9 @@ def replay_run(store: Store, run_id: int, *, tolerance: float = 1e-9, trust: boo
     nb = rebuild_notebook(store, run_id)
     before = store.max_run_id()
     cwd = _working_folder(originals[-1])
-    execution = execute(nb, cwd, store.path, progress)
+    with ArtifactGuard((a["path"] for run in originals for a in run.artifacts), store.path.parent) as guard:
+        execution = execute(nb, cwd, store.path, progress)
+    point_at_kept_files(store, before, guard.kept)
     replays: dict[int, Run] = {}
     for new_id in store.run_ids():
         if new_id <= before:
@@ -352,7 +380,9 @@ def replay_notebook(store: Store, path: str, *, tolerance: float = 1e-9, trust: 
     before = store.max_run_id()
     studies_before = max((s["id"] for s in store.studies()), default=0)
     latest = _latest_by_experiment(store, before)
-    execution = execute(nb, str(notebook_path.parent), store.path, progress)
+    with ArtifactGuard(store.artifact_paths(_experiments_in(nb)), store.path.parent) as guard:
+        execution = execute(nb, str(notebook_path.parent), store.path, progress)
+    point_at_kept_files(store, before, guard.kept)
     verdicts = []
     for new_id in sorted(i for i in store.run_ids() if i > before):
         replay = store.get_run(new_id)
@@ -370,6 +400,25 @@ def replay_notebook(store: Store, path: str, *, tolerance: float = 1e-9, trust: 
     if execution.failure is not None and not any(v.verdict == "failed" for v in verdicts):
         verdicts.append(Verdict(None, None, "(notebook)", "failed", error=execution.failure))
     return verdicts
+
+
+def point_at_kept_files(store: Store, after_run: int, kept: dict[str, str]) -> None:
+    """The replay's runs record their artifacts where the replay's versions now are."""
+    if kept:
+        store.move_artifacts(after_run, kept)
+
+
+def _experiments_in(nb: Any) -> list[str]:
+    names = []
+    for cell in nb.cells:
+        first = cell.source.lstrip().split("\n", 1)[0] if cell.cell_type == "code" else ""
+        if first.startswith("%%experiment"):
+            try:
+                words = shlex.split(first)
+            except ValueError:
+                continue
+            names += [w for w in words[1:2] if not w.startswith("-")]
+    return names
 
 
 def _latest_by_experiment(store: Store, up_to: int) -> dict[str, int]:
@@ -432,7 +481,9 @@ class ReplayReport:
             head = f"run {v.run} -> {v.replay_run} ({v.experiment}): {v.verdict.upper()}"
             lines.append(head)
             for d in v.differences:
-                lines.append(f"    {d.get('metric') or 'output ' + d['output']}: {d['old']} -> {d['new']}")
+                lines.append(f"    {_difference_name(d)}: {_short(d['old'])} -> {_short(d['new'])}")
+                if d.get("replay_file"):
+                    lines.append(f"      (the replay's version: {d['replay_file']}; yours is unchanged)")
             if v.error:
                 lines.append(f"    cell {v.error.get('cell')}: {v.error['type']}: {v.error['message']}")
             for change in v.changes:
@@ -449,7 +500,9 @@ class ReplayReport:
         rows = []
         for v in self.verdicts:
             detail = "<br>".join(
-                [f"{escape(d.get('metric') or 'output ' + d['output'])}: {d['old']} → {d['new']}"
+                [f"{escape(_difference_name(d))}: {_short(d['old'])} → {_short(d['new'])}"
+                 + (f" (the replay's version: {escape(d['replay_file'])}; yours is unchanged)"
+                    if d.get("replay_file") else "")
                  for d in v.differences]
                 + ([f"cell {v.error.get('cell')}: {escape(v.error['type'])}: {escape(str(v.error['message']))}"]
                    if v.error else [])
@@ -458,6 +511,17 @@ class ReplayReport:
                         f"<td style='color:{colour[v.verdict]}'><b>{v.verdict}</b></td><td>{detail}</td></tr>")
         return ("<table><tr><th>run</th><th>replay</th><th>experiment</th><th>verdict</th><th>why</th></tr>"
                 + "".join(rows) + "</table>")
+
+
+def _short(value: Any) -> Any:
+    """A SHA-256 is long: its start tells two files apart."""
+    return value[:16] if isinstance(value, str) and len(value) == 64 else value
+
+
+def _difference_name(difference: dict[str, Any]) -> str:
+    if "artifact" in difference:
+        return f"artifact {difference['artifact']}"
+    return difference.get("metric") or f"output {difference['output']}"
 
 
 def replay_target(store: Store, target: str, *, tolerance: float, trust: bool, all_runs: bool = False,

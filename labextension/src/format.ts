@@ -156,7 +156,7 @@ export interface IVerdict {
   replay_run: number | null;
   experiment: string;
   verdict: string;
-  differences: { metric?: string; output?: string; old: unknown; new: unknown }[];
+  differences: { metric?: string; output?: string; artifact?: string; old: unknown; new: unknown }[];
   changes: string[];
   error: { cell?: number; type?: string; message?: string } | null;
 }
@@ -168,8 +168,8 @@ export function verdictLine(v: IVerdict): string {
     return `${head}: ${v.error.type ?? 'error'}: ${v.error.message ?? ''}`.trim();
   }
   const metrics = (v.differences || []).map(d => {
-    const name = d.metric ?? d.output ?? '?';
-    const show = (x: unknown) => (d.output ? String(x).slice(0, 12) : formatValue(x));
+    const name = d.metric ?? d.output ?? (d.artifact ? `artifact ${d.artifact}` : '?');
+    const show = (x: unknown) => (d.output || d.artifact ? String(x).slice(0, 12) : formatValue(x));
     return `${name} ${show(d.old)} → ${show(d.new)}`;
   });
   const why = [...metrics, ...(v.changes || []).slice(0, 3)];

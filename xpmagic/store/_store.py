@@ -654,6 +654,21 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
                 " WHERE run_id = ? ORDER BY name", (run_id,))
         ]
 
+    def artifact_paths(self, experiments: list[str]) -> list[str]:
+        """Every path recorded as an artifact by a run (or trial) of these experiments."""
+        if not experiments:
+            return []
+        marks = ", ".join("?" * len(experiments))
+        return [row[0] for row in self.conn.execute(
+            "SELECT DISTINCT a.path FROM artifacts a JOIN runs r ON r.id = a.run_id"
+            f" JOIN experiments e ON e.id = r.experiment_id WHERE e.name IN ({marks})", experiments)]
+
+    def move_artifacts(self, after_run: int, moved: dict[str, str]) -> None:
+        """Runs after ``after_run`` recorded files at the keys of ``moved``: they are now at its values."""
+        with self._write() as conn:
+            conn.executemany("UPDATE artifacts SET path = ? WHERE run_id > ? AND path = ?",
+                             [(new, after_run, old) for old, new in moved.items()])
+
     def _artifacts(self, run_id: int) -> list[dict[str, Any]]:
         return [
             {"name": n, "path": p, "sha256": h, "size": s}

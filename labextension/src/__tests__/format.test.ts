@@ -85,6 +85,9 @@ test('verdict lines say what changed', () => {
       changes: ['data table: 1a2b -> 3c4d', 'a', 'b', 'c'] }),
     'run 3 (train): differs: acc 0.9 → 0.85; data table: 1a2b -> 3c4d; a; b (+1 more)');
   assert.equal(
+    verdictLine({ ...base, verdict: 'differs', differences: [{ artifact: 'model.pkl', old: 'fe61937c0be9b50a', new: 'e567e4bc89dc74c9' }] }),
+    'run 3 (train): differs: artifact model.pkl fe61937c0be9 → e567e4bc89dc');
+  assert.equal(
     verdictLine({ ...base, verdict: 'failed', error: { cell: 2, type: 'NameError', message: "name 'x' is not defined" } }),
     "run 3 (train): failed: NameError: name 'x' is not defined");
 });

@@ -1,0 +1,99 @@
+"""A replay re-runs cells that write files: the files the original runs recorded as artifacts
+(a model, a predictions file) would be overwritten by the replay's versions, and a replay that
+differs would destroy the very evidence it is checked against.
+
+So the files are copied aside before the replay and put back after it. A replay's version that
+differs is kept in ``xpmagic-replays/<time>/`` beside the database, where its run's record points.
+A replay killed midway leaves the copies in ``.xpmagic-replay-backup-*`` beside the database.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from .run import describe_artifact
+
+
+class ArtifactGuard:
+    """Context manager: the files (or folders) at ``paths`` are the same after it as before it.
+    ``kept`` maps each path whose content the replay changed to where the replay's version is."""
+
+    def __init__(self, paths: Iterable[str], beside: Path):
+        # Recorded paths, each with the file it is (through symlinks): the copying and restoring
+        # act on that file; ``kept`` is keyed by the recorded path, as the runs' records are.
+        self.paths = {p: os.path.realpath(p) for p in sorted(set(paths)) if os.path.exists(p)}
+        self.beside = beside
+        self.kept: dict[str, str] = {}
+        self._backups: dict[str, tuple[str, str]] = {}  # path -> (copy, sha256 before)
+        self._folder: str | None = None
+
+    def __enter__(self) -> ArtifactGuard:
+        if not self.paths:
+            return self
+        self._folder = tempfile.mkdtemp(prefix=".xpmagic-replay-backup-", dir=self.beside)
+        try:
+            for index, real in enumerate(sorted(set(self.paths.values()))):
+                copy = os.path.join(self._folder, f"{index}-{os.path.basename(real)}")
+                _copy(real, copy)
+                self._backups[real] = (copy, describe_artifact(copy, None).sha256)
+        except BaseException:
+            self._discard_backups()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._folder is None:
+            return
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        kept_at: dict[str, str] = {}
+        for real, (copy, before) in self._backups.items():
+            if os.path.lexists(real):
+                if _sha256(real) == before:
+                    continue
+                kept_at[real] = self._keep(real, stamp)
+            _remove(real)  # a folder the replay wrote into, or a file it left half-written
+            shutil.move(copy, real)
+        self._discard_backups()
+        self.kept = {path: kept_at[real] for path, real in self.paths.items() if real in kept_at}
+
+    def _keep(self, path: str, stamp: str) -> str:
+        folder = self.beside / "xpmagic-replays" / stamp
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / os.path.basename(path)
+        counter = 2
+        while target.exists():  # two artifacts of one name in different folders
+            target = folder / f"{counter}-{os.path.basename(path)}"
+            counter += 1
+        shutil.move(path, target)
+        return str(target)
+
+    def _discard_backups(self) -> None:
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
+
+def _copy(source: str, target: str) -> None:
+    if os.path.isdir(source) and not os.path.islink(source):
+        shutil.copytree(source, target, symlinks=True)
+    else:
+        shutil.copy2(source, target, follow_symlinks=True)
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+def _sha256(path: str) -> str | None:
+    try:
+        return describe_artifact(path, None).sha256
+    except Exception:  # unreadable now: treat as changed, so the original goes back
+        return None
