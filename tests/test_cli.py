@@ -13,6 +13,7 @@ import sys
 import pytest
 
 from conftest import run_ok
+from xpmagic.fingerprint import SCHEME
 
 
 def xpmagic(*args: str, cwd=None, env=None) -> subprocess.CompletedProcess:
@@ -67,7 +68,7 @@ def test_show_json_has_the_whole_record(recorded):
                 "cell_id", "inputs", "outputs", "lineage", "datasets", "artifacts"):
         assert key in run
     assert run["stdout"] == "done\n" and run["error"] is None and run["seed"] is None
-    assert run["fingerprint_scheme"] == 3
+    assert run["fingerprint_scheme"] == SCHEME
     assert run["lineage"] == [1] and "X" in run["inputs"]
     assert run["datasets"][0]["shape"] == [10, 3]
     assert run["env"]["python"] == sys.version.split()[0]

@@ -13,6 +13,7 @@ import nbformat
 import pytest
 
 from conftest import rows, run_ok
+from xpmagic.fingerprint import SCHEME
 
 LOAD = ("%%experiment load-data\n"
         "import pandas as pd\n"
@@ -122,17 +123,17 @@ def test_values_an_older_xpmagic_fingerprinted_are_not_reported_as_changed(recor
     for name in ("load-data", "train"):
         assert found[name]["verdict"] == "reproduced", found
         assert found[name]["changes"] == [
-            "the original's data and values were fingerprinted another way (xpmagic's scheme 1, now 3): "
+            f"the original's data and values were fingerprinted another way (xpmagic's scheme 1, now {SCHEME}): "
             "only metrics are compared"]
     shown = json.loads(xpmagic("diff", "2", str(found["train"]["replay_run"]), "--db", str(recorded), "--json",
                                cwd=tmp_path).stdout)
-    assert {"name": "fingerprint scheme", "a": 1, "b": 3} in shown["other"]
+    assert {"name": "fingerprint scheme", "a": 1, "b": SCHEME} in shown["other"]
     assert shown["inputs"] == [] and shown["datasets"] == []  # digests made another way: no data change
 
 
 def test_a_value_the_older_scheme_could_not_hash_is_no_change(recorded, tmp_path):
-    """Scheme 3 only gave digests to values scheme 2 had none for (pandas indexes, polars frames,
-    partials): runs of both are still compared, but a value one could not hash is no change."""
+    """Schemes 3 and 4 only gave digests to values scheme 2 had none for (pandas indexes, polars
+    frames, partials, dataclasses): runs of both are still compared, but a value one could not hash is no change."""
     with sqlite3.connect(recorded) as conn:  # as xpmagic's scheme 2 recorded them
         conn.execute("UPDATE runs SET fingerprint_scheme = 2")
         conn.execute("UPDATE run_variables SET fingerprint = NULL WHERE run_id = 2 AND name = 'frame'")
@@ -140,7 +141,7 @@ def test_a_value_the_older_scheme_could_not_hash_is_no_change(recorded, tmp_path
     assert found["train"]["verdict"] == "reproduced" and found["train"]["changes"] == [], found
     shown = json.loads(xpmagic("diff", "2", str(found["train"]["replay_run"]), "--db", str(recorded), "--json",
                                cwd=tmp_path).stdout)
-    assert {"name": "fingerprint scheme", "a": 2, "b": 3} in shown["other"] and shown["inputs"] == []
+    assert {"name": "fingerprint scheme", "a": 2, "b": SCHEME} in shown["other"] and shown["inputs"] == []
     write_data(tmp_path, shift=5.0)  # digests both schemes made are still compared
     found = verdicts(xpmagic("replay", "train", "--db", str(recorded), "--json", cwd=tmp_path))
     assert any("data set 'table' fingerprint changed" in c for c in found["load-data"]["changes"]), found

@@ -8,6 +8,7 @@ small; a value we cannot hash gets a summary and no fingerprint, never an error.
 
 from __future__ import annotations
 
+import array
 import datetime
 import decimal
 import enum
@@ -24,15 +25,19 @@ from typing import Any
 
 import xxhash
 
+from .recordhash import record_fields, record_summary
+
 # Which way values are fingerprinted, recorded with each run (runs.fingerprint_scheme): digests
 # of different schemes are not compared. 2: dates and durations by their ticks, containers of
 # data element by element, models with the models and data inside them (estimatorhash.py).
 # 3: pandas indexes (`features = X.columns`), polars frames, functools.partial and frames and arrays of
 # classes derived in other packages (a GeoDataFrame), which had none.
-SCHEME = 3
+# 4: configuration objects (dataclasses, argparse namespaces: recordhash.py), lists and dicts of more
+# than 10,000 items (sampled), namedtuples pickle cannot find, bytearrays and arrays, which had none.
+SCHEME = 4
 # A scheme that only gave digests to values an earlier one could not hash: both agree wherever
 # both made a digest, so their runs' data can still be compared.
-_ADDS_TO = {3: 2}
+_ADDS_TO = {3: 2, 4: 2}
 
 
 def digests_comparable(scheme_a: int, scheme_b: int) -> bool:
@@ -40,6 +45,7 @@ def digests_comparable(scheme_a: int, scheme_b: int) -> bool:
     return _ADDS_TO.get(scheme_a, scheme_a) == _ADDS_TO.get(scheme_b, scheme_b)
 DEFAULT_SAMPLE_BYTES = 8 * 1024 * 1024
 _MAX_PICKLE_ITEMS = 10_000
+_MAX_SAMPLED_DICT = 200_000  # listing its keys and values takes about 4 ms
 _LARGE_TEXT = 1 << 20  # characters; a longer string is hashed as UTF-8 (_large_text)
 _SKIPPED_TYPES = (types.ModuleType, type)
 # Settings a notebook keeps in variables: DATA = Path("train.csv"), CUTOFF = date(2024, 1, 1).
@@ -105,6 +111,8 @@ def _fingerprint(value: Any, sample_bytes: int) -> Fingerprint:
         return _partial(value, sample_bytes)
     if isinstance(value, (list, tuple, dict, set, frozenset)):
         return _container(value, sample_bytes)
+    if isinstance(value, (bytearray, memoryview, array.array)):
+        return _buffer(value)
     if module == "numpy" and getattr(value, "shape", None) == ():  # numpy scalars
         return Fingerprint(digest_bytes(repr(value).encode()), "scalar",
                            {"type": type(value).__name__, "value": repr(value)[:80]})
@@ -117,6 +125,9 @@ def _fingerprint(value: Any, sample_bytes: int) -> Fingerprint:
     subclassed = _subclassed_data(value, sample_bytes)  # a GeoDataFrame, an astropy Quantity
     if subclassed is not None:
         return subclassed
+    fields = record_fields(value)
+    if fields is not None:
+        return _record(value, fields, sample_bytes)
     return Fingerprint(None, type(value).__name__,
                        {"type": f"{type(value).__module__}.{type(value).__qualname__}"})
 
@@ -345,16 +356,39 @@ def _random_generator(value: Any) -> Fingerprint:
     return Fingerprint(_pickle_digest(state), "random", {"type": type(value).__name__})
 
 
+def _buffer(value: bytearray | memoryview | array.array) -> Fingerprint:
+    view = memoryview(value)
+    return Fingerprint(digest_bytes(f"{type(value).__name__}:{view.format}:".encode(), view.cast("B")),
+                       "buffer", {"type": type(value).__name__, "len": len(value)})
+
+
+def _record(value: Any, fields: dict[str, Any], sample_bytes: int) -> Fingerprint:
+    inner = fingerprint(fields, sample_bytes)
+    summary = record_summary(value, fields)
+    if inner.digest is None:
+        return Fingerprint(None, "record", summary)
+    if inner.summary.get("sampled"):
+        summary["sampled"] = True
+    return Fingerprint(digest_bytes(f"record:{summary['type']}:".encode(), inner.digest.encode()), "record", summary)
+
+
 def _container(value: Any, sample_bytes: int) -> Fingerprint:
     from .containerhash import NoDigest, TooLarge, container_digest, holds_only_plain_values
 
     summary: dict[str, Any] = {"type": type(value).__name__, "len": len(value)}
     if len(value) > _MAX_PICKLE_ITEMS:
-        return Fingerprint(None, type(value).__name__, {**summary, "too_large": True})
+        sample = _sample_of_large(value)
+        if sample is None:
+            return Fingerprint(None, type(value).__name__, {**summary, "too_large": True})
+        summary["sampled"] = True
+        value = sample
     if isinstance(value, (set, frozenset)):  # iteration order changes with each process's string hashing
         value = (type(value).__name__, sorted(value, key=repr))
     if holds_only_plain_values(value, _MAX_PICKLE_ITEMS):
-        return Fingerprint(_pickle_digest(value), summary["type"], summary)
+        digest = _pickle_digest(value)
+        if digest is not None:
+            return Fingerprint(digest, summary["type"], summary)
+        # else a class pickle cannot find by name (namedtuple("P", ...) bound to another name)
     try:  # arrays, frames, nested sets: each element by its own fingerprint (containerhash.py)
         digest, sampled = container_digest(value, lambda item: fingerprint(item, sample_bytes), _MAX_PICKLE_ITEMS)
     except TooLarge:
@@ -366,6 +400,18 @@ def _container(value: Any, sample_bytes: int) -> Fingerprint:
     return Fingerprint(digest, summary["type"], summary)
 
 
+def _sample_of_large(value: Any) -> Any:
+    """Every k-th item of a list or tuple, or of a dict of up to _MAX_SAMPLED_DICT items (a
+    vocabulary): what is hashed, with the length, in place of the whole. Sets have no order
+    that holds across processes, and bigger dicts cost too much to walk: None."""
+    step = len(value) // _MAX_PICKLE_ITEMS + 1
+    if isinstance(value, (list, tuple)):
+        return ("sampled", type(value).__name__, len(value), list(value[::step]))
+    if isinstance(value, dict) and len(value) <= _MAX_SAMPLED_DICT:
+        return ("sampled", type(value).__name__, len(value), list(value)[::step], list(value.values())[::step])
+    return None
+
+
 def _pickle_digest(value: Any) -> str | None:
     try:
         return digest_bytes(pickle.dumps(value, protocol=5))
@@ -374,5 +420,6 @@ def _pickle_digest(value: Any) -> str | None:
 
 
 def is_weak_for_lineage(print_: Fingerprint) -> bool:
-    """Small scalars collide by chance across sessions; only trust them with the same name."""
-    return print_.kind == "scalar"
+    """Small scalars, and settings objects built alike in many places (`Config()`), collide by
+    chance across sessions; only trust them with the same name."""
+    return print_.kind in ("scalar", "record")

@@ -1,0 +1,45 @@
+"""Configuration objects by their fields: a dataclass ``Config(lr=0.1, layers=[64, 32])``, an
+``argparse.Namespace`` of script arguments, a ``types.SimpleNamespace``, an attrs class or a
+pydantic model. Notebooks keep their settings in these; without a fingerprint a run that read
+other settings recorded no change, and none of their values showed in ``xpmagic show``.
+
+Only classes that declare their fields are read this way (any object's ``__dict__`` could be a
+database client or a model of gigabytes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+from typing import Any
+
+SHOWN_FIELDS = 20
+
+
+def record_fields(value: Any) -> dict[str, Any] | None:
+    """The declared fields of a configuration object, or None for any other value."""
+    cls = type(value)
+    if dataclasses.is_dataclass(cls):
+        return {f.name: getattr(value, f.name, None) for f in dataclasses.fields(cls)}
+    if isinstance(value, types.SimpleNamespace) or _is_argparse_namespace(value):
+        return dict(vars(value))
+    attributes = getattr(cls, "__attrs_attrs__", None)  # attrs
+    if attributes is not None:
+        return {a.name: getattr(value, a.name, None) for a in attributes}
+    fields = getattr(cls, "model_fields", None)  # pydantic 2
+    if isinstance(fields, dict) and hasattr(value, "model_dump"):
+        return {name: getattr(value, name, None) for name in fields}
+    return None
+
+
+def _is_argparse_namespace(value: Any) -> bool:
+    argparse = sys.modules.get("argparse")
+    return argparse is not None and isinstance(value, argparse.Namespace)
+
+
+def record_summary(value: Any, fields: dict[str, Any]) -> dict[str, Any]:
+    """What `xpmagic show` prints: the class and the first fields' values."""
+    shown = dict(list(fields.items())[:SHOWN_FIELDS])
+    return {"type": f"{type(value).__module__}.{type(value).__qualname__}",
+            "fields": {name: repr(item)[:60] for name, item in shown.items()}}
