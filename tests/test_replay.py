@@ -354,6 +354,17 @@ def test_replay_from_the_notebook_magic(shell, tmp_path, db_path):
     assert report.ok and "reproduced" in report._repr_html_()
 
 
+@pytest.mark.parametrize("command", [["replay", "2"], ["export-notebook", "2", "-o", "run.ipynb"]])
+def test_without_the_notebook_extra_replay_names_it_in_one_line(recorded, tmp_path, command):
+    """A plain `pip install xpmagic` records runs, but has no nbformat or nbclient."""
+    script = ("import sys\nsys.modules['nbformat'] = sys.modules['nbclient'] = None  # as if not installed\n"
+              "from xpmagic.cli import main\nsys.exit(main())")
+    result = subprocess.run([sys.executable, "-c", script, *command, "--db", str(recorded)],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "needs the package 'nbformat': pip install 'xpmagic[notebook]'" in result.stderr.strip().splitlines()[-1]
+
+
 def test_the_best_trial_reruns_as_a_single_recorded_run(shell, tmp_path, db_path):
     write_data(tmp_path)
     run_ok(shell, LOAD)

@@ -565,12 +565,10 @@ def command_line(options: argparse.Namespace) -> int | None:
     store = _open_store(options)
     try:
         if options.command == "export-notebook":
-            import nbformat
-
-            from .replay import rebuild_notebook
+            from .replay import notebook_format, rebuild_notebook
 
             nb = rebuild_notebook(store, resolve_run(store, options.run), parameters_cell=True)
-            nbformat.write(nb, options.output)
+            notebook_format("export-notebook").write(nb, options.output)
             print(f"wrote {options.output}", file=sys.stderr)
             return 0
         if options.command == "export":

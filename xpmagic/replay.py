@@ -102,9 +102,19 @@ def magic_line(run: Run) -> str:
     return " ".join(parts)
 
 
+def notebook_format(feature: str = "replay") -> Any:
+    """nbformat, from the `notebook` extra: a plain `pip install xpmagic` records without it."""
+    try:
+        import nbformat
+    except ImportError:
+        raise MissingDependency("nbformat", feature, extra="notebook") from None
+    return nbformat
+
+
 def rebuild_notebook(store: Store, run_id: int, *, parameters_cell: bool = False) -> Any:
-    import nbformat
-    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+    nbformat = notebook_format()
+    new_code_cell, new_markdown_cell, new_notebook = (nbformat.v4.new_code_cell, nbformat.v4.new_markdown_cell,
+                                                      nbformat.v4.new_notebook)
 
     runs = upstream_runs(store, run_id)
     target = runs[-1]
@@ -155,7 +165,7 @@ def execute(nb: Any, cwd: str, db_path: Path, progress: Callable[[int, int], Non
         from nbclient.exceptions import CellExecutionError
     except ImportError:
         raise MissingDependency("nbclient", "replay", extra="notebook") from None
-    import nbformat
+    nbformat = notebook_format()
 
     env = {**os.environ, "XPMAGIC_DB": str(db_path)}
     client = NotebookClient(nb, kernel_name="python3", timeout=CELL_TIMEOUT_S, allow_errors=False,
@@ -363,8 +373,7 @@ def replay_run(store: Store, run_id: int, *, tolerance: float = 1e-9, trust: boo
 def replay_notebook(store: Store, path: str, *, tolerance: float = 1e-9, trust: bool = False,
                     progress: Callable[[int, int], None] | None = None) -> list[Verdict]:
     """Run a notebook top to bottom; compare each experiment run with its latest recording."""
-    import nbformat
-
+    nbformat = notebook_format()
     check_trust(store, trust)
     notebook_path = Path(path).resolve()
     if not notebook_path.is_file():
