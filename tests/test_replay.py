@@ -362,7 +362,8 @@ def test_without_the_notebook_extra_replay_names_it_in_one_line(recorded, tmp_pa
     result = subprocess.run([sys.executable, "-c", script, *command, "--db", str(recorded)],
                             capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert "needs the package 'nbformat': pip install 'xpmagic[notebook]'" in result.stderr.strip().splitlines()[-1]
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"xpmagic: {command[0]} needs the package 'nbformat': pip install 'xpmagic[notebook]'")
 
 
 def test_the_best_trial_reruns_as_a_single_recorded_run(shell, tmp_path, db_path):

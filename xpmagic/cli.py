@@ -567,8 +567,9 @@ def command_line(options: argparse.Namespace) -> int | None:
         if options.command == "export-notebook":
             from .replay import notebook_format, rebuild_notebook
 
+            nbformat = notebook_format("export-notebook")
             nb = rebuild_notebook(store, resolve_run(store, options.run), parameters_cell=True)
-            notebook_format("export-notebook").write(nb, options.output)
+            nbformat.write(nb, options.output)
             print(f"wrote {options.output}", file=sys.stderr)
             return 0
         if options.command == "export":
