@@ -383,6 +383,25 @@ def test_configuration_objects_and_large_containers_are_fingerprinted(shell, db_
     assert store.get_run(3).outputs["cfg"] not in (None, second.inputs["cfg"])
 
 
+def test_threads_of_a_cell_log_to_its_run_and_are_told_when_they_log_after_it(shell, db_path, capsys):
+    """A thread the cell joins logs to the run. One still logging after the cell ended is told,
+    once, that its values are not recorded, and goes on: raising in it would stop the person's
+    training with our error."""
+    run_ok(shell, "%%experiment joined\nimport threading\n"
+                  "def work():\n    for i in range(5):\n        xp.log('loss', 1 / (i + 1), step=i)\n"
+                  "t = threading.Thread(target=work); t.start(); t.join()\n")
+    run_ok(shell, "%%experiment left\nimport threading\ngo, done = threading.Event(), threading.Event()\n"
+                  "def late():\n    go.wait(10)\n    for i in range(3):\n        xp.log(late=i)\n    done.set()\n"
+                  "threading.Thread(target=late).start()\nxp.log(early=1)\n")
+    capsys.readouterr()
+    run_ok(shell, "go.set(); assert done.wait(10)")  # the thread went on after its first late value
+    assert capsys.readouterr().err.count("xp.log from thread") == 1
+    store = Store(db_path, create=False)
+    assert store.get_run(1).metrics == {"loss": 0.2} and store.get_run(2).metrics == {"early": 1.0}
+    result = shell.run_cell("xp.log(outside=1)")  # the cell's own thread: a plain mistake
+    assert "call it inside an %%experiment cell" in str(result.error_in_exec)
+
+
 def test_a_timed_line_reads_and_writes_like_the_statement_it_times(shell, db_path):
     run_ok(shell, "%%experiment prep\nimport numpy as np\nclean = np.arange(100.0)\n")
     run_ok(shell, "%%experiment timed\n%time doubled = clean * 2\n")

@@ -26,7 +26,9 @@ def __getattr__(name: str) -> Any:
     shell = get_ipython()
     magics = None if shell is None else shell.magics_manager.registry.get("XPMagics")
     if magics is None or magics.recorder.handle is None:
-        raise ImportError("xpmagic's xp handle exists in an IPython session that ran %load_ext xpmagic")
+        raise ImportError("xpmagic's xp handle exists in an IPython session that ran %load_ext xpmagic; "
+                          "a worker process (joblib, multiprocessing) has none: return its values to the "
+                          "cell and record them there")
     return magics.recorder.handle
 
 

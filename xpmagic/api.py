@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -43,12 +45,28 @@ class XPHandle:
     def __init__(self, recorder: Recorder, store: Any):
         self._recorder = recorder
         self._store_factory = store
+        self._told_late: set[tuple[int, int]] = set()  # (thread, run) told their values came late
 
     def _run(self, what: str) -> ActiveRun:
         run = current_run.get() or self._recorder.foreground
         if run is None:
             raise NotInRun(f"{what} records into a run: call it inside an %%experiment cell")
         return run
+
+    def _late(self, what: str) -> bool:
+        """A thread a cell started that records after the cell's run ended: say so once, and let
+        the thread go on (raising would end the person's training with our error). From the
+        cell's own thread, or before any run, it is a plain mistake: NotInRun."""
+        ended = self._recorder.last_run_id
+        if threading.current_thread() is threading.main_thread() or ended is None:
+            return False
+        key = (threading.get_ident(), ended)
+        if key not in self._told_late:
+            self._told_late.add(key)
+            print(f"xpmagic: {what} from thread {threading.current_thread().name!r} after run {ended} ended is not "
+                  "recorded; a run ends with its cell: join the threads that record (t.join()) before it ends",
+                  file=sys.stderr)
+        return True
 
     @property
     def run_id(self) -> int | None:
@@ -81,6 +99,8 @@ class XPHandle:
         """
         run = current_run.get() or self._recorder.foreground
         if run is None:
+            if self._late("xp.log"):
+                return
             self._run("xp.log")
         if len(name_value) == 1 and isinstance(name_value[0], Mapping):
             metrics = {**flat_metrics(name_value[0]), **metrics}
@@ -95,11 +115,15 @@ class XPHandle:
 
     def dataset(self, X: Any, y: Any = None, name: str | None = None) -> None:
         """Record the data this run used: content fingerprint, shape and dtypes."""
+        if self.run_id is None and self._late("xp.dataset"):
+            return
         run = self._run("xp.dataset")
         run.dataset(X, y, name or self._name_of(X))
 
     def artifact(self, path: str | os.PathLike, name: str | None = None) -> None:
         """Record a file this run produced: its sha256, size and path."""
+        if self.run_id is None and self._late("xp.artifact"):
+            return
         self._run("xp.artifact").artifact(path, name)
 
     def next_run(self, params: dict[str, Any] | None = None, replay_of: int | None = None) -> None:
