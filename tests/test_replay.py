@@ -80,7 +80,8 @@ SAVE = ("%%experiment save\n"
         "pathlib.Path('saved/w.bin').write_text('weights ' + shift)\n"
         "pathlib.Path('roc.svg').write_text('<svg><!-- written at ' + str(os.getpid()) + ' --></svg>')\n"
         "for name in ('model.txt', 'same.txt', 'saved', 'roc.svg'):\n"
-        "    xp.artifact(name)\n")
+        "    xp.artifact(name)\n"
+        "xp.artifact('.', name='workdir')\n")  # it holds the database: never put back as it was
 
 
 def test_a_replay_keeps_the_recorded_artifacts_and_sets_its_own_aside(shell, tmp_path, db_path):
@@ -96,6 +97,8 @@ def test_a_replay_keeps_the_recorded_artifacts_and_sets_its_own_aside(shell, tmp
     changed = {d["artifact"]: d for d in save["differences"] if "artifact" in d}  # `shift` is an output too
     assert set(changed) == {"model.txt", "saved"}  # same.txt reproduced; the svg holds its own time
     assert any("artifact 'roc.svg' has other bytes" in c for c in save["changes"])
+    assert "artifact 'workdir' holds the database, which every run changes: not compared" in save["changes"]
+    assert rows(db_path, f"SELECT replay_of FROM runs WHERE id = {save['replay_run']}") == [(1,)]
     assert {name: (tmp_path / name).read_bytes() for name in originals} == originals  # nothing of yours replaced
     kept = changed["model.txt"]["replay_file"]
     assert open(kept).read() == "weights 5.0" and os.path.isfile(os.path.join(changed["saved"]["replay_file"], "w.bin"))

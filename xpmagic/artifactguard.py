@@ -23,10 +23,15 @@ class ArtifactGuard:
     """Context manager: the files (or folders) at ``paths`` are the same after it as before it.
     ``kept`` maps each path whose content the replay changed to where the replay's version is."""
 
-    def __init__(self, paths: Iterable[str], beside: Path):
+    def __init__(self, paths: Iterable[str], beside: Path, keep_out: Iterable[Path] = ()):
         # Recorded paths, each with the file it is (through symlinks): the copying and restoring
         # act on that file; ``kept`` is keyed by the recorded path, as the runs' records are.
-        self.paths = {p: os.path.realpath(p) for p in sorted(set(paths)) if os.path.exists(p)}
+        # Never one that is or holds ``keep_out`` (the databases the replay records into:
+        # `xp.artifact('.')` would otherwise put back the database as it was before the replay).
+        written = [os.path.realpath(p) for p in keep_out]
+        existing = [p for p in sorted(set(paths)) if os.path.exists(p)]
+        self.holding_records = {p for p in existing if any(_is_or_holds(os.path.realpath(p), w) for w in written)}
+        self.paths = {p: os.path.realpath(p) for p in existing if p not in self.holding_records}
         self.beside = beside
         self.kept: dict[str, str] = {}
         self._backups: dict[str, tuple[str, str]] = {}  # path -> (copy, sha256 before)
@@ -76,6 +81,10 @@ class ArtifactGuard:
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
+
+
+def _is_or_holds(path: str, other: str) -> bool:
+    return other == path or other.startswith(os.path.join(path, ""))
 
 
 def _copy(source: str, target: str) -> None:

@@ -280,7 +280,9 @@ def _input_change(change: Any, original: Run) -> str:
 
 
 def verdict_for(original: Run, replay: Run | None, tolerance: float,
-                failure: dict[str, Any] | None) -> Verdict:
+                failure: dict[str, Any] | None, holding_records: frozenset[str] = frozenset()) -> Verdict:
+    """``holding_records``: artifact paths that hold the database (`xp.artifact('.')`), whose
+    content changes with every run recorded."""
     if replay is None or replay.status != "ok":
         error = failure
         if replay is not None and replay.error is not None:
@@ -306,11 +308,12 @@ def verdict_for(original: Run, replay: Run | None, tolerance: float,
         {"output": c.name, "old": c.a, "new": c.b}
         for c in compare_mappings(original.outputs, replay.outputs)
         if isinstance(c.a, str) and isinstance(c.b, str) and same_fingerprints(original, replay)]
-    artifacts, artifact_notes = artifact_differences(original, replay)
+    artifacts, artifact_notes = artifact_differences(original, replay, holding_records)
     differences += artifacts
     if not differences:
         return Verdict(original.id, replay.id, original.experiment, "reproduced",
-                       changes=[] if same_fingerprints(original, replay) else [_older_fingerprints(original, replay)])
+                       changes=artifact_notes + ([] if same_fingerprints(original, replay)
+                                                 else [_older_fingerprints(original, replay)]))
     return Verdict(original.id, replay.id, original.experiment, "differs", differences,
                    artifact_notes + explain(original, replay))
 
@@ -319,22 +322,29 @@ def verdict_for(original: Run, replay: Run | None, tolerance: float,
 _TIMESTAMPED = (".pdf", ".svg", ".eps", ".ps")
 
 
-def artifact_differences(original: Run, replay: Run) -> tuple[list[dict[str, Any]], list[str]]:
+def artifact_differences(original: Run, replay: Run,
+                         holding_records: frozenset[str] = frozenset()) -> tuple[list[dict[str, Any]], list[str]]:
     """Artifacts the replay wrote with other content (by SHA-256), and notes on those whose
-    format embeds the time it was written (a figure saved as PDF differs every time)."""
+    content cannot tell: a format that embeds the time it was written (a figure saved as PDF
+    differs every time), a folder that holds the database."""
     replayed = {a["name"]: a for a in replay.artifacts}
     differences, notes = [], []
     for before in original.artifacts:
         after = replayed.get(before["name"])
         if after is None or after["sha256"] == before["sha256"]:
             continue
+        if before["path"] in holding_records:
+            notes.append(f"artifact {before['name']!r} holds the database, which every run changes: not compared")
+            continue
         if before["path"].lower().endswith(_TIMESTAMPED):
             notes.append(f"artifact {before['name']!r} has other bytes, as a {Path(before['path']).suffix} file "
                          f"does each time it is written (it holds its creation time): compare it by eye: "
                          f"{after['path']}")
             continue
-        differences.append({"artifact": before["name"], "old": before["sha256"], "new": after["sha256"],
-                            "replay_file": after["path"]})
+        difference = {"artifact": before["name"], "old": before["sha256"], "new": after["sha256"]}
+        if after["path"] != before["path"]:  # kept aside (artifactguard.py): yours is where it was
+            difference["replay_file"] = after["path"]
+        differences.append(difference)
     return differences, notes
 
 
@@ -357,7 +367,8 @@ def replay_run(store: Store, run_id: int, *, tolerance: float = 1e-9, trust: boo
     nb = rebuild_notebook(store, run_id)
     before = store.max_run_id()
     cwd = _working_folder(originals[-1])
-    with ArtifactGuard((a["path"] for run in originals for a in run.artifacts), store.path.parent) as guard:
+    with ArtifactGuard((a["path"] for run in originals for a in run.artifacts), store.path.parent,
+                       replay_databases(store.path)) as guard:
         execution = execute(nb, cwd, store.path, progress)
     point_at_kept_files(store, before, guard.kept)
     replays: dict[int, Run] = {}
@@ -367,7 +378,8 @@ def replay_run(store: Store, run_id: int, *, tolerance: float = 1e-9, trust: boo
         run = store.get_run(new_id)
         if run.replay_of is not None:
             replays[run.replay_of] = run
-    return [verdict_for(o, replays.get(o.id), tolerance, execution.failure) for o in originals]
+    return [verdict_for(o, replays.get(o.id), tolerance, execution.failure, frozenset(guard.holding_records))
+            for o in originals]
 
 
 def replay_notebook(store: Store, path: str, *, tolerance: float = 1e-9, trust: bool = False,
@@ -389,7 +401,8 @@ def replay_notebook(store: Store, path: str, *, tolerance: float = 1e-9, trust: 
     before = store.max_run_id()
     studies_before = max((s["id"] for s in store.studies()), default=0)
     latest = _latest_by_experiment(store, before)
-    with ArtifactGuard(store.artifact_paths(_experiments_in(nb)), store.path.parent) as guard:
+    with ArtifactGuard(store.artifact_paths(_experiments_in(nb)), store.path.parent,
+                       replay_databases(store.path)) as guard:
         execution = execute(nb, str(notebook_path.parent), store.path, progress)
     point_at_kept_files(store, before, guard.kept)
     verdicts = []
@@ -404,11 +417,21 @@ def replay_notebook(store: Store, path: str, *, tolerance: float = 1e-9, trust: 
                                     changes=["no earlier recording of this experiment to compare with"]))
             continue
         store.set_replay_of(new_id, original_id)
-        verdicts.append(verdict_for(store.get_run(original_id), replay, tolerance, execution.failure))
+        verdicts.append(verdict_for(store.get_run(original_id), replay, tolerance, execution.failure,
+                                    frozenset(guard.holding_records)))
     verdicts += study_verdicts(store, studies_before, tolerance)  # trials are compared study by study
     if execution.failure is not None and not any(v.verdict == "failed" for v in verdicts):
         verdicts.append(Verdict(None, None, "(notebook)", "failed", error=execution.failure))
     return verdicts
+
+
+def replay_databases(db_path: Path) -> list[Path]:
+    """The files a replay writes its records into: the database and its Optuna storage, with
+    their journals."""
+    from .optimize._storage import optuna_path
+
+    files = [db_path, optuna_path(db_path)]
+    return files + [f.with_name(f.name + suffix) for f in files for suffix in ("-wal", "-shm", "-journal")]
 
 
 def point_at_kept_files(store: Store, after_run: int, kept: dict[str, str]) -> None:
