@@ -34,7 +34,7 @@ class ArtifactGuard:
         self.paths = {p: os.path.realpath(p) for p in existing if p not in self.holding_records}
         self.beside = beside
         self.kept: dict[str, str] = {}
-        self._backups: dict[str, tuple[str, str]] = {}  # path -> (copy, sha256 before)
+        self._backups: dict[str, tuple[str, str | None]] = {}  # path -> (copy, sha256 before)
         self._folder: str | None = None
 
     def __enter__(self) -> ArtifactGuard:
@@ -45,7 +45,7 @@ class ArtifactGuard:
             for index, real in enumerate(sorted(set(self.paths.values()))):
                 copy = os.path.join(self._folder, f"{index}-{os.path.basename(real)}")
                 _copy(real, copy)
-                self._backups[real] = (copy, describe_artifact(copy, None).sha256)
+                self._backups[real] = (copy, _sha256(copy))
         except BaseException:
             self._discard_backups()
             raise
@@ -58,7 +58,7 @@ class ArtifactGuard:
         kept_at: dict[str, str] = {}
         for real, (copy, before) in self._backups.items():
             if os.path.lexists(real):
-                if _sha256(real) == before:
+                if before is not None and _sha256(real) == before:
                     continue
                 kept_at[real] = self._keep(real, stamp)
             _remove(real)  # a folder the replay wrote into, or a file it left half-written
@@ -104,5 +104,5 @@ def _remove(path: str) -> None:
 def _sha256(path: str) -> str | None:
     try:
         return describe_artifact(path, None).sha256
-    except Exception:  # unreadable now: treat as changed, so the original goes back
+    except Exception:  # unreadable, or a folder grown past what xp.artifact reads: put the original back
         return None
