@@ -168,7 +168,8 @@ def test_export_prov_is_valid_prov_json(recorded):
 
 def test_export_to_mlflow_renames_what_it_refuses_and_splits_long_series(shell, db_path, tmp_path):
     run_ok(shell, "%%experiment 'top-k'\nxp.param('C', 1.0)\nfor step in range(2500):\n"
-                  "    xp.log('acc@5', step / 2500, step=step)\nxp.log(acc_5=1.0)\n")
+                  "    xp.log('acc@5', step / 2500, step=step)\nxp.log(acc_5=1.0)\n"
+                  "xp.log(**{'/loss': 0.1, 'genauigkeit_ä': 0.5, 'x' * 300: 0.2})\n")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "MLFLOW_ARTIFACT_ROOT": str(tmp_path / "mlruns")}
     result = xpmagic("export", "--to", "mlflow", "--tracking-uri", uri, "--db", str(db_path), cwd=tmp_path, env=env)
@@ -178,9 +179,10 @@ def test_export_to_mlflow_renames_what_it_refuses_and_splits_long_series(shell, 
 
     client = MlflowClient(tracking_uri=uri)
     (run,) = client.search_runs([client.get_experiment_by_name("top-k").experiment_id])
-    assert run.data.metrics == {"acc_5": 1.0, "acc_5_2": pytest.approx(2499 / 2500)}
+    assert run.data.metrics == {"acc_5": 1.0, "acc_5_2": pytest.approx(2499 / 2500), "__loss": 0.1,
+                                "genauigkeit_ä": 0.5, "x" * 242: 0.2}  # too long, or a path MLflow refuses
     assert len(client.get_metric_history(run.info.run_id, "acc_5_2")) == 2500
-    assert json.loads(run.data.tags["xpmagic.renamed"]) == {"acc@5": "acc_5_2"}
+    assert json.loads(run.data.tags["xpmagic.renamed"]) == {"acc@5": "acc_5_2", "/loss": "__loss", "x" * 300: "x" * 242}
 
 
 def test_export_to_mlflow_carries_the_files_still_as_the_run_left_them(shell, db_path, tmp_path):

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import posixpath
 import re
 import sys
 from collections.abc import Iterator
@@ -119,7 +120,7 @@ def _export_one_run(client: Any, store: Store, run: Run, experiment_id: str) -> 
         tags["mlflow.source.git.commit"] = run.git["commit"]
     if changed:
         tags["xpmagic.renamed"] = json.dumps(changed)
-    tags.update({f"tag.{t}": "1" for t in run.tags})
+    tags.update({f"tag.{t}"[:_MLFLOW_NAME_LENGTH]: "1" for t in run.tags})
     created = client.create_run(experiment_id, start_time=_millis(run.started_at), tags=tags)
     run_id = created.info.run_id
     try:
@@ -164,27 +165,48 @@ def _log_artifacts(client: Any, run: Run, run_id: str) -> None:
 
 
 _MLFLOW_PARAM_LENGTH = 6000  # MLflow refuses longer parameter values
-_MLFLOW_REFUSED = re.compile(r"[^A-Za-z0-9_\-. :/]")  # MLflow's rule for metric and parameter names
+_MLFLOW_NAME_LENGTH = 250  # and longer names of metrics, parameters and tags
+# MLflow's rule for metric and parameter names (mlflow.utils.validation): letters and digits
+# (any script), _ - . : / and spaces, and a name that is a plain relative path ("/loss",
+# "train//loss", "loss/" and ".." are refused).
+_MLFLOW_REFUSED = re.compile(r"[^/\w.\- :]")
 
 
 def _mlflow_names(names: list[str]) -> dict[str, str]:
-    """Each name as MLflow accepts it: refused characters become '_', and a name that would
-    then equal another gets a suffix."""
+    """Each name as MLflow accepts it: refused characters become '_', a name past MLflow's 250
+    characters is cut, and a name that would then equal another gets a suffix."""
     result: dict[str, str] = {}
-    taken = {n for n in names if not _MLFLOW_REFUSED.search(n)}
+    taken = {n for n in names if _mlflow_accepts(n)}
     for name in names:
         if name in result:
             continue
-        if not _MLFLOW_REFUSED.search(name):
+        if _mlflow_accepts(name):
             result[name] = name
             continue
-        base = _MLFLOW_REFUSED.sub("_", name).strip() or "_"
+        base = _mlflow_spelling(name)
         candidate, number = base, 2
         while candidate in taken:
             candidate, number = f"{base}_{number}", number + 1
         taken.add(candidate)
         result[name] = candidate
     return result
+
+
+def _mlflow_accepts(name: str) -> bool:
+    return (len(name) <= _MLFLOW_NAME_LENGTH and not _MLFLOW_REFUSED.search(name)
+            and _is_plain_relative_path(name))
+
+
+def _is_plain_relative_path(name: str) -> bool:
+    normal = posixpath.normpath(name)
+    return normal == name and normal != "." and not normal.startswith(("..", "/"))
+
+
+def _mlflow_spelling(name: str) -> str:
+    text = _MLFLOW_REFUSED.sub("_", name).strip()
+    if not _is_plain_relative_path(text):
+        text = "_" + text.replace("/", "_")  # "_" first: "." or ".." would still be refused
+    return text[:_MLFLOW_NAME_LENGTH - 8] or "_"  # room for a suffix that tells two apart
 
 
 def _mlflow_metrics(store: Store, run: Run, metric_type: Any) -> Iterator[Any]:
