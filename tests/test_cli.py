@@ -166,6 +166,22 @@ def test_export_prov_is_valid_prov_json(recorded):
     assert '"wasInformedBy"' in text and '"used"' in text
 
 
+def test_json_outputs_are_strict_and_keep_a_diverged_metric(shell, db_path, tmp_path):
+    """A loss that diverged is inf: a result, recorded as such (it was stored as null, like NaN),
+    and written as 1e999, which strict JSON readers take (Python's own `Infinity` is not JSON)."""
+    run_ok(shell, "%%experiment diverged\nxp.log(loss=float('inf'), acc=float('nan'))\n"
+                  "for step in range(3):\n    xp.log('curve', float('-inf'), step=step)\n")
+
+    def refuse(word):
+        raise ValueError(f"{word} is not JSON")
+
+    for command in (["runs", "--json"], ["show", "1", "--json"], ["export", "--to", "json"]):
+        result = xpmagic(*command, "--db", str(db_path), cwd=tmp_path)
+        loaded = json.loads(result.stdout, parse_constant=refuse)
+        run = loaded[0] if isinstance(loaded, list) else loaded
+        assert run["metrics"] == {"loss": float("inf"), "acc": None, "curve": float("-inf")}, command
+
+
 def test_export_to_mlflow_renames_what_it_refuses_and_splits_long_series(shell, db_path, tmp_path):
     run_ok(shell, "%%experiment 'top-k'\nxp.param('C', 1.0)\nfor step in range(2500):\n"
                   "    xp.log('acc@5', step / 2500, step=step)\nxp.log(acc_5=1.0)\n"

@@ -85,6 +85,22 @@ async def test_any_name_a_notebook_records_can_be_browsed(jp_fetch, shell):
     assert injected["total"] == 2
 
 
+def strict(text):
+    """json.loads as a browser's JSON.parse reads: NaN and Infinity are not JSON."""
+    def refuse(word):
+        raise ValueError(f"{word} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+async def test_a_diverged_metric_is_kept_and_served_as_json_a_browser_reads(jp_fetch, shell):
+    run_ok(shell, "%%experiment diverged\nxp.param('lr', 10.0)\nxp.log(loss=float('inf'), acc=float('nan'))\n")
+    for path in (("runs",), ("runs", "1")):
+        response = await jp_fetch("xpmagic", "api", *path)
+        body = strict(response.body)
+        run = body["runs"][0] if "runs" in body else body
+        assert run["metrics"] == {"loss": float("inf"), "acc": None}
+
+
 @pytest.mark.parametrize("path, params, message", [
     (("runs",), {"limit": "0"}, "limit must be between"),
     (("runs",), {"sort": "id; DROP TABLE runs"}, "sort must be one of"),

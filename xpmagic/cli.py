@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import json
 import shutil
 import sys
 from typing import Any
@@ -552,8 +551,9 @@ def _runs_text(store: Store, frame: Any) -> str:
 
 
 def _print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2, default=str)
-    sys.stdout.write("\n")
+    from .jsontext import strict_json
+
+    sys.stdout.write(strict_json(data, indent=2, default=str) + "\n")
 
 
 def command_line(options: argparse.Namespace) -> int | None:

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from .errors import MissingDependency, UsageError, XPError
+from .jsontext import strict_json
 from .queries import run_detail_dict, run_summary_dict
 from .records import Run
 from .store import Store
@@ -47,7 +48,7 @@ def export(store: Store, to: str, *, experiment: str | None = None,
 
 
 def runs_json(store: Store, runs: list[Run]) -> str:
-    return json.dumps([run_detail_dict(run) for run in runs], indent=2, default=str) + "\n"
+    return strict_json([run_detail_dict(run) for run in runs], indent=2, default=str) + "\n"
 
 
 def runs_csv(store: Store, runs: list[Run]) -> str:

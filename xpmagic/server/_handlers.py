@@ -20,6 +20,7 @@ from jupyter_server.base.handlers import APIHandler
 
 from .. import clock
 from ..errors import DatabaseNotFound, RunNotFound, UsageError, XPError
+from ..jsontext import strict_json
 from ..store import Store, utc_now
 
 NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")  # what %%experiment and xp.log accept, without control characters
@@ -85,7 +86,7 @@ class XPHandler(APIHandler):
 
     def reply(self, data: Any) -> None:
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(data, default=str))
+        self.finish(strict_json(data, default=str))
 
 
 class ExperimentsHandler(XPHandler):

@@ -322,8 +322,8 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
                 conn.executemany(
                     "INSERT OR REPLACE INTO metrics (run_id, name, last, last_step, min, max, count)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(run_id, m.name, _finite_or_none(m.last), m.last_step,
-                      _finite_or_none(m.min), _finite_or_none(m.max), m.count)
+                    [(run_id, m.name, _none_if_nan(m.last), m.last_step,  # an infinity is a result (it diverged)
+                      _none_if_nan(m.min), _none_if_nan(m.max), m.count)
                      for m in outcome.metrics],
                 )
             if outcome.metric_chunks:
@@ -728,8 +728,8 @@ def _cannot_create(path: Path, why: str) -> str:
             "(--db, XPMAGIC_DB or %config XPMagics.db_path)")
 
 
-def _finite_or_none(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
+def _none_if_nan(value: float | None) -> float | None:
+    return None if value is None or value != value else value
 
 
 def _batches(ids: list[int], size: int = 500) -> Iterator[list[int]]:
