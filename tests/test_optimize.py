@@ -386,6 +386,19 @@ def test_an_objective_running_a_missing_script_is_named_in_one_line(shell, capsy
     assert "%run trian.py: no such script in" in out.out + out.err and "Traceback" not in out.out + out.err
 
 
+def test_the_magic_line_takes_variables_as_any_ipython_magic_does(shell):
+    """`{expr}` and `$name` in the %%experiment line are the notebook's values, as IPython fills
+    them into every magic's line (the cell is rewritten before IPython would)."""
+    run_ok(shell, "data_name, SEED, budget = 'wine', 7, 3\n")
+    run_ok(shell, "%%experiment fit-{data_name} --seed {SEED} --tag seed-$SEED\nx = 1\n")
+    run = shell.user_ns["xp"].get(1)
+    assert (run.experiment, run.seed, run.tags) == ("fit-wine", 7, ["seed-7"])
+    run_ok(shell, "%%experiment tune-{data_name} --optimize acc --trials {budget} --seed {SEED}\n"
+                  "C = xp.param('C', 1.0, low=0.1, high=10.0)\nxp.log(acc=C)\n")
+    study = shell.user_ns["xp"].study("tune-wine")
+    assert study.wait(60) and len(rows(shell.user_ns["xp"].db, "SELECT id FROM runs WHERE study_id IS NOT NULL")) == 3
+
+
 def test_optimize_needs_a_searchable_parameter(shell, capsys):
     result = shell.run_cell("%%experiment none --optimize score\nxp.log(score=1)\n")
     assert not result.success and "needs at least one xp.param with a range" in capsys.readouterr().out

@@ -13,7 +13,7 @@ from typing import Any
 
 from IPython.core.error import UsageError as IPythonUsageError
 from IPython.core.inputtransformer2 import cell_magic as rewrite_cell_magic
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 from traitlets import Bool, Float, Int, TraitError, Unicode, observe, validate
@@ -186,6 +186,7 @@ class XPMagics(Magics):
               help="Do not warm-start from the knowledge table")
     @argument("--narrow", action="store_true",
               help="Also search only the recommended narrowed space (widened when a recommended trial lies outside)")
+    @no_var_expand  # begin_cell expands it, as IPython does for any magic: not twice
     @cell_magic
     def experiment(self, line: str, cell: str) -> None:
         """Run the cell as a recorded run of experiment NAME.
@@ -422,9 +423,20 @@ def _asks_for_help(arguments: str) -> bool:
 
 def _is_optimization(arguments: str) -> bool:
     try:
+        if any(word == "--optimize" or word.startswith("--optimize=") for word in shlex.split(arguments)):
+            return True  # even when another option is still a {variable} to expand
         return parse_experiment_line(arguments).optimize is not None
-    except XPError:
+    except (XPError, ValueError):
         return False  # begin_cell will report the bad arguments in one line
+
+
+def expanded(shell: Any, line: str) -> str:
+    """The line with {expressions} and $names of the notebook's namespace filled in, as IPython
+    does for every magic's line (the input transformer that runs this cell bypasses it).
+    Called from the cell's own frame, two levels up."""
+    if "{" not in line and "$" not in line:
+        return line  # nothing to fill in: no copy of the namespace (var_expand makes one)
+    return shell.var_expand(line, depth=2)
 
 
 def begin_cell(shell: Any, line: str) -> None:
@@ -433,7 +445,7 @@ def begin_cell(shell: Any, line: str) -> None:
     magics = shell.magics_manager.registry.get("XPMagics")
     if magics is None:
         raise UsageError("xpmagic is not loaded: run %load_ext xpmagic first")
-    magics.begin(line)
+    magics.begin(expanded(shell, line))
 
 
 def begin_optimization(shell: Any, line: str, body: str) -> Any:
@@ -441,7 +453,7 @@ def begin_optimization(shell: Any, line: str, body: str) -> Any:
     magics = shell.magics_manager.registry.get("XPMagics")
     if magics is None:
         raise UsageError("xpmagic is not loaded: run %load_ext xpmagic first")
-    return magics.optimize(parse_experiment_line(line), body)
+    return magics.optimize(parse_experiment_line(expanded(shell, line)), body)
 
 
 def _show_magic_line_in_tracebacks(filename: str, line: str) -> None:
