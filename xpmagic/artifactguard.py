@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from .run import describe_artifact
+
+NOTED_BYTES = 200_000_000
 
 
 class ArtifactGuard:
@@ -41,8 +44,13 @@ class ArtifactGuard:
         if not self.paths:
             return self
         self._folder = tempfile.mkdtemp(prefix=".xpmagic-replay-backup-", dir=self.beside)
+        reals = sorted(set(self.paths.values()))
+        size = sum(_size(real) for real in reals)
+        if size > NOTED_BYTES:  # copying takes a while: say why the replay has not started yet
+            print(f"xpmagic: copying {len(reals)} recorded artifacts ({size / 1e9:.1f} GB) aside while the replay "
+                  "runs, so it cannot overwrite them", file=sys.stderr)
         try:
-            for index, real in enumerate(sorted(set(self.paths.values()))):
+            for index, real in enumerate(reals):
                 copy = os.path.join(self._folder, f"{index}-{os.path.basename(real)}")
                 _copy(real, copy)
                 self._backups[real] = (copy, _sha256(copy))
@@ -81,6 +89,14 @@ class ArtifactGuard:
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
+
+
+def _size(path: str) -> int:
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(folder, name))
+               for folder, _, names in os.walk(path) for name in names
+               if os.path.isfile(os.path.join(folder, name)))
 
 
 def _is_or_holds(path: str, other: str) -> bool:
