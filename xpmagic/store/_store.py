@@ -102,6 +102,7 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
         self._environment_ids: dict[str, int] = {}
         self._git_state_ids: dict[str, int] = {}  # hash -> id, of committed rows only
         self._local_code_ids: dict[str, int] = {}
+        self._local_code_by_versions: dict[tuple, int] = {}  # (module, path, sha256) of each -> id
         try:
             self.conn = sqlite3.connect(
                 str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
@@ -222,17 +223,22 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
         distinct set; each version's source once. None when no such module is loaded."""
         if not modules:
             return None
+        versions = tuple((m.module, m.path, m.sha256) for m in modules)
+        known = self._local_code_by_versions.get(versions)  # every cell asks: no JSON, no hashing then
+        if known is not None:
+            return known
         listed = [m.to_dict() for m in modules]
         key = hashlib.sha256(_dumps(listed).encode()).hexdigest()
         cached = self._local_code_ids.get(key)
         if cached is not None:
+            self._local_code_by_versions[versions] = cached
             return cached
         with self._write() as conn:
             conn.executemany("INSERT OR IGNORE INTO code_sources (sha256, source) VALUES (?, ?)",
                              [(m.sha256, m.source) for m in modules if m.source is not None])
             conn.execute("INSERT OR IGNORE INTO local_code (hash, modules) VALUES (?, ?)", (key, _dumps(listed)))
             row = conn.execute("SELECT id FROM local_code WHERE hash = ?", (key,)).fetchone()
-        self._local_code_ids[key] = row[0]
+        self._local_code_ids[key] = self._local_code_by_versions[versions] = row[0]
         return row[0]
 
     def code_source(self, sha256: str) -> str | None:
