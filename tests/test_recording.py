@@ -275,7 +275,8 @@ def test_the_handle_cannot_be_imported_outside_a_session_that_loaded_xpmagic():
     result = subprocess.run([sys.executable, "-c", "from xpmagic import xp"], capture_output=True, text=True)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        "ImportError: xpmagic's xp handle exists in an IPython session that ran %load_ext xpmagic")
+        "ImportError: xpmagic's xp handle exists in an IPython session that ran %load_ext xpmagic; "
+        "a worker process (joblib, multiprocessing) has none: return its values to the cell and record them there")
 
 
 def test_seed_is_applied_and_recorded_and_absence_is_recorded(shell, db_path):
