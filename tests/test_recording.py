@@ -361,21 +361,24 @@ def test_a_run_that_copies_what_it_read_is_not_its_producer(shell, db_path):
 
 
 def test_configuration_objects_and_large_containers_are_fingerprinted(shell, db_path):
-    """Settings kept in a dataclass or an argparse namespace, a vocabulary of 50,000 words: a run
+    """Settings kept in a dataclass, an argparse namespace or a cross-validation splitter, a
+    vocabulary of 50,000 words: a run
     that read other ones must record a change (they had no fingerprint), and `show` their values."""
     run_ok(shell, "import dataclasses, argparse, collections\n"
                   "@dataclasses.dataclass\nclass Config:\n    lr: float = 0.1\n    layers: tuple = (64, 32)\n"
                   "cfg = Config()\nargs = argparse.Namespace(epochs=3, data='train.csv')\n"
                   "vocab = {f'word{i}': i for i in range(50_000)}\n"
                   "Pair = collections.namedtuple('Point', 'x y')\npair = Pair(1, 2)\n"
-                  "buffer = bytearray(b'weights')\n")
-    body = "%%experiment fit\nscore = cfg.lr * args.epochs + len(vocab) + pair.x + len(buffer)\n"
+                  "buffer = bytearray(b'weights')\n"
+                  "from sklearn.model_selection import KFold\ncv = KFold(5, shuffle=True, random_state=0)\n")
+    body = "%%experiment fit\nscore = cfg.lr * args.epochs + len(vocab) + pair.x + len(buffer) + cv.n_splits\n"
     run_ok(shell, body)
-    run_ok(shell, "cfg.lr = 0.2\nargs.epochs = 4\nvocab['new'] = -1\npair = Pair(3, 2)\nbuffer[0] = 0\n")
+    run_ok(shell, "cfg.lr = 0.2\nargs.epochs = 4\nvocab['new'] = -1\npair = Pair(3, 2)\nbuffer[0] = 0\n"
+                  "cv = KFold(10, shuffle=True, random_state=0)\n")
     run_ok(shell, body)
     store = Store(db_path, create=False)
     first, second = store.get_run(1), store.get_run(2)
-    for name in ("cfg", "args", "vocab", "pair", "buffer"):
+    for name in ("cfg", "args", "vocab", "pair", "buffer", "cv"):
         assert first.inputs[name] is not None and first.inputs[name] != second.inputs[name], name
     summaries = dict(rows(db_path, "SELECT name, summary FROM run_variables WHERE run_id = 2"))
     assert json.loads(summaries["cfg"])["fields"] == {"lr": "0.2", "layers": "(64, 32)"}
@@ -621,6 +624,8 @@ def test_fingerprints_are_the_same_in_every_process(tmp_path):
               "Config = dataclasses.make_dataclass('Config', [('lr', float), ('tags', set)])\n"
               "values += (Config(0.1, {'alpha', 'beta'}), argparse.Namespace(lr=0.1, tags={'alpha'}),\n"
               "           {f'word{i}': i for i in range(50_000)}, collections.namedtuple('P', 'x')({'alpha'}))\n"
+              "from sklearn.model_selection import StratifiedKFold\nfrom sklearn.metrics import make_scorer, f1_score\n"
+              "values += (StratifiedKFold(5, shuffle=True, random_state=0), make_scorer(f1_score, average='macro'))\n"
               "print([fingerprint(v).digest for v in values])\n")
     digests = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                               env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2, 3)}

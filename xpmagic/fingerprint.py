@@ -32,7 +32,8 @@ from .recordhash import record_fields, record_summary
 # data element by element, models with the models and data inside them (estimatorhash.py).
 # 3: pandas indexes (`features = X.columns`), polars frames, functools.partial and frames and arrays of
 # classes derived in other packages (a GeoDataFrame), which had none.
-# 4: configuration objects (dataclasses, argparse namespaces: recordhash.py), lists and dicts of more
+# 4: configuration objects (dataclasses, argparse namespaces, scikit-learn's splitters and scorers:
+# recordhash.py), lists and dicts of more
 # than 10,000 items (sampled), namedtuples pickle cannot find, bytearrays and arrays, which had none.
 SCHEME = 4
 # A scheme that only gave digests to values an earlier one could not hash: both agree wherever

@@ -3,18 +3,25 @@
 pydantic model. Notebooks keep their settings in these; without a fingerprint a run that read
 other settings recorded no change, and none of their values showed in ``xpmagic show``.
 
-Only classes that declare their fields are read this way (any object's ``__dict__`` could be a
-database client or a model of gigabytes).
+Also scikit-learn's settings that are not models: cross-validation splitters
+(``StratifiedKFold(5, shuffle=True, random_state=0)``), scorers (``make_scorer(f1_score,
+average="macro")``) and parameter grids, by their attributes: another cv or scorer gives other
+results.
+
+Only these classes are read this way (any object's ``__dict__`` could be a database client or a
+model of gigabytes).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 import types
 from typing import Any
 
 SHOWN_FIELDS = 20
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # "<function f1_score at 0x7f...>": other in every session
 
 
 def record_fields(value: Any) -> dict[str, Any] | None:
@@ -30,6 +37,8 @@ def record_fields(value: Any) -> dict[str, Any] | None:
     fields = getattr(cls, "model_fields", None)  # pydantic 2
     if isinstance(fields, dict) and hasattr(value, "model_dump"):
         return {name: getattr(value, name, None) for name in fields}
+    if cls.__module__.startswith("sklearn.") and hasattr(value, "__dict__") and not hasattr(value, "fit"):
+        return dict(vars(value))  # a splitter, scorer or grid (models are fingerprinted as models)
     return None
 
 
@@ -42,4 +51,4 @@ def record_summary(value: Any, fields: dict[str, Any]) -> dict[str, Any]:
     """What `xpmagic show` prints: the class and the first fields' values."""
     shown = dict(list(fields.items())[:SHOWN_FIELDS])
     return {"type": f"{type(value).__module__}.{type(value).__qualname__}",
-            "fields": {name: repr(item)[:60] for name, item in shown.items()}}
+            "fields": {name: _ADDRESS.sub("", repr(item))[:60] for name, item in shown.items()}}
