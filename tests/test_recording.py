@@ -383,6 +383,9 @@ def test_configuration_objects_and_large_containers_are_fingerprinted(shell, db_
     summaries = dict(rows(db_path, "SELECT name, summary FROM run_variables WHERE run_id = 2"))
     assert json.loads(summaries["cfg"])["fields"] == {"lr": "0.2", "layers": "(64, 32)"}
     assert json.loads(summaries["vocab"])["sampled"] is True
+    assert "KFold(n_splits=10, shuffle=True, random_state=0)" in repr(shell.run_line_magic("xp", "show 2"))
+    changed = {c["name"]: (c["a"], c["b"]) for c in shell.run_line_magic("xp", "diff 1 2").diff.to_dict()["settings"]}
+    assert changed == {"cfg.lr": ("0.1", "0.2"), "args.epochs": ("3", "4"), "cv.n_splits": ("5", "10")}
     run_ok(shell, "%%experiment tune\ncfg.lr = 0.3\n")  # changed in place: an output of the run
     assert store.get_run(3).outputs["cfg"] not in (None, second.inputs["cfg"])
 

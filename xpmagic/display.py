@@ -18,6 +18,16 @@ def _value(value: Any) -> str:
     return json.dumps(value, default=str) if not isinstance(value, str) else value
 
 
+def _variable(run: Run, name: str, digest: str | None) -> str:
+    """A variable's digest, and for a configuration object what it held: `KFold(n_splits=5, ...)`."""
+    shown = digest or "(no fingerprint)"
+    setting = run.settings.get(name)
+    if setting:
+        fields = ", ".join(f"{k}={v}" for k, v in setting.get("fields", {}).items())
+        shown += f"  {str(setting.get('type', '')).rpartition('.')[2]}({fields})"
+    return shown
+
+
 def run_text(run: Run) -> str:
     lines = [
         f"run {run.id} · {run.experiment} · {run.status}"
@@ -38,8 +48,8 @@ def run_text(run: Run) -> str:
     sections = [
         ("params", {k: _value(v) for k, v in run.params.items()}),
         ("metrics", {k: _value(v) for k, v in run.metrics.items()}),
-        ("inputs", {k: v or "(no fingerprint)" for k, v in run.inputs.items()}),
-        ("outputs", {k: v or "(no fingerprint)" for k, v in run.outputs.items()}),
+        ("inputs", {k: _variable(run, k, v) for k, v in run.inputs.items()}),
+        ("outputs", {k: _variable(run, k, v) for k, v in run.outputs.items()}),
         ("datasets", {d["name"]: f"{d['fingerprint']} shape={d['shape']}" for d in run.datasets}),
         ("artifacts", {a["name"]: f"{a['path']} sha256={a['sha256'][:12]} {a['size']} B"
                        for a in run.artifacts}),

@@ -38,7 +38,7 @@ def run_detail_dict(run: Run) -> dict[str, Any]:
             "traceback": run.error.traceback},
         "stdout": run.stdout, "stderr": run.stderr, "result": run.result, "note": run.note,
         "phase": run.phase, "env": run.env, "git": run.git, "inputs": run.inputs,
-        "outputs": run.outputs, "lineage": run.lineage, "imports": run.imports,
+        "outputs": run.outputs, "settings": run.settings, "lineage": run.lineage, "imports": run.imports,
         "definitions": run.definitions, "local_code": run.local_code, "datasets": run.datasets,
         "artifacts": run.artifacts, "param_specs": [s.to_dict() for s in run.param_specs],
         "host": run.host, "user": run.user, "fingerprint_scheme": run.fingerprint_scheme,
@@ -105,6 +105,7 @@ class RunDiff:
     metrics: list[Change] = field(default_factory=list)
     datasets: list[Change] = field(default_factory=list)
     inputs: list[Change] = field(default_factory=list)
+    settings: list[Change] = field(default_factory=list)  # "cv.n_splits": a configuration object's field
     local_code: list[Change] = field(default_factory=list)  # module -> sha256 of its source
     environment: list[Change] = field(default_factory=list)
     git: list[Change] = field(default_factory=list)
@@ -120,7 +121,7 @@ class RunDiff:
         return data
 
 
-DIFF_SECTIONS = ("params", "metrics", "datasets", "inputs", "local_code", "environment", "git", "other")
+DIFF_SECTIONS = ("params", "metrics", "datasets", "inputs", "settings", "local_code", "environment", "git", "other")
 
 
 def compare_mappings(a: dict[str, Any], b: dict[str, Any]) -> list[Change]:
@@ -153,12 +154,25 @@ def diff_runs(store: Store, a_id: int, b_id: int) -> RunDiff:
         datasets=_data_changes(compare_mappings({d["name"]: d["fingerprint"] for d in a.datasets},
                                                 {d["name"]: d["fingerprint"] for d in b.datasets}), a, b),
         inputs=_data_changes(compare_mappings(a.inputs, b.inputs), a, b),
+        settings=_setting_changes(a, b),
         local_code=local_code,
         environment=_environment_changes(a.env, b.env),
         git=compare_mappings(a.git or {}, b.git or {}),
         other=compare_mappings(*({"seed": run.seed, "experiment": run.experiment,
                                   "fingerprint scheme": run.fingerprint_scheme} for run in (a, b))),
     )
+
+
+def _setting_changes(a: Run, b: Run) -> list[Change]:
+    """The fields of configuration objects both runs had (`cv.n_splits: 5 -> 10`)."""
+    changes = []
+    for name in sorted(set(a.settings) & set(b.settings)):
+        before, after = a.settings[name], b.settings[name]
+        if before.get("type") != after.get("type"):
+            changes.append(Change(f"{name} (class)", before.get("type"), after.get("type")))
+        changes += [Change(f"{name}.{c.name}", c.a, c.b)
+                    for c in compare_mappings(before.get("fields", {}), after.get("fields", {}))]
+    return changes
 
 
 def _data_changes(changes: list[Change], a: Run, b: Run) -> list[Change]:

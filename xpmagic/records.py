@@ -85,6 +85,9 @@ class Run:
     git: dict[str, Any] | None = None
     inputs: dict[str, str | None] = field(default_factory=dict)
     outputs: dict[str, str | None] = field(default_factory=dict)
+    # Configuration objects it read or wrote (recordhash.py): name -> {"type", "fields"}, the
+    # fields' values as text, so `show` and `diff` can say what a setting was, not only its digest.
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     lineage: list[int] = field(default_factory=list)
     imports: list[str] = field(default_factory=list)
     definitions: list[dict[str, str]] = field(default_factory=list)  # {name, source}

@@ -460,14 +460,15 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
         specs = self._param_specs(run_id)
         metrics = self._metrics_for([run_id]).get(run_id, {})
         variables = self.conn.execute(
-            "SELECT direction, name, fingerprint FROM run_variables WHERE run_id = ?"
-            " ORDER BY name", (run_id,),
+            "SELECT direction, name, fingerprint, kind, summary FROM run_variables WHERE run_id = ?"
+            " ORDER BY direction DESC, name", (run_id,),  # 'out' first: what it read wins below
         ).fetchall()
         return self._run_from_row(
             row, {s.name: s.value for s in specs}, metrics,
             param_specs=specs,
-            inputs={n: f for d, n, f in variables if d == "in"},
-            outputs={n: f for d, n, f in variables if d == "out"},
+            inputs={n: f for d, n, f, _, _ in variables if d == "in"},
+            outputs={n: f for d, n, f, _, _ in variables if d == "out"},
+            settings={n: json.loads(summary) for _, n, _, kind, summary in variables if kind == "record"},
             lineage=self.lineage_sources(run_id),
             imports=json.loads(row["imports"] or "[]"),
             definitions=json.loads(row["definitions"] or "[]"),
