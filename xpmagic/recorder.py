@@ -532,7 +532,7 @@ class RunSummary:
 
     def _metric_text(self) -> str:
         """The first few metrics: the line stays one line (%xp show RUN has them all)."""
-        shown = [f"{k}={_fmt(v)}" for k, v in list(self.metrics.items())[:SUMMARY_METRICS]]
+        shown = [f"{_short_name(k)}={_fmt(v)}" for k, v in list(self.metrics.items())[:SUMMARY_METRICS]]
         more = len(self.metrics) - SUMMARY_METRICS
         return ", ".join(shown) + (f" and {more} more (%xp show {self.run_id})" if more > 0 else "")
 
@@ -560,6 +560,10 @@ class RunSummary:
             f'<span style="color:{colour}">{self.status}</span> · '
             f"{_fmt_duration(self.duration_s)}{metrics}</div>"
         )
+
+
+def _short_name(name: str, most: int = 40) -> str:
+    return name if len(name) <= most else name[:most - 1] + "…"
 
 
 def _fmt(value: float | None) -> str:
