@@ -109,11 +109,12 @@ class RunView:
                  ("notebook", run.notebook or ""), ("cell", run.cell_id or ""),
                  ("tags", ", ".join(run.tags)), ("note", run.note or ""), ("phase", run.phase or "")]
         parts.append(_table([(k, v) for k, v in facts], ("", "")))
-        for title, mapping in (("params", run.params), ("metrics", run.metrics),
-                               ("inputs", run.inputs), ("outputs", run.outputs)):
+        for title, mapping in (("params", {k: _value(v) for k, v in run.params.items()}),
+                               ("metrics", {k: _value(v) for k, v in run.metrics.items()}),
+                               ("inputs", {k: _variable(run, k, v) for k, v in run.inputs.items()}),
+                               ("outputs", {k: _variable(run, k, v) for k, v in run.outputs.items()})):
             if mapping:
-                parts.append(f"<b>{title}</b>" + _table(
-                    [(k, _value(v)) for k, v in mapping.items()], ("name", "value")))
+                parts.append(f"<b>{title}</b>" + _table(list(mapping.items()), ("name", "value")))
         if run.lineage:
             parts.append("<b>lineage</b>: read from runs " + ", ".join(map(str, run.lineage)))
         if run.imports:
