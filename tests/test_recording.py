@@ -743,6 +743,8 @@ def test_a_secret_the_cell_touches_is_not_recorded(shell, db_path, monkeypatch):
                   "headers = {'Authorization': 'Bearer ' + api_token}\nmax_tokens = 'sixteen tokens'\n"
                   "key = xp.param('api_key', 'none')\nmodel = xp.param('model', 'gpt-' + api_token)\n"
                   "print('calling with', api_token)\nprint('key file', os.environ['SERVICE_CREDENTIALS_FILE'])\n"
+                  "import argparse\n"
+                  "args = argparse.Namespace(lr=0.1, api_key='hunter2-key', url='https://x/' + api_token)\n"
                   "xp.log(acc=0.5)\napi_token\n")
     shell.run_cell("%%experiment llm\nraise ValueError('bad token ' + os.environ['MY_API_TOKEN'])\n")
     run_ok(shell, "copied = api_token\nPLAIN = 'a constant'\n")  # plain cells: replay records constants it reads
@@ -756,6 +758,8 @@ def test_a_secret_the_cell_touches_is_not_recorded(shell, db_path, monkeypatch):
     summaries = dict(rows(db_path, "SELECT name, summary FROM run_variables WHERE run_id = 1"))
     assert json.loads(summaries["db_password"]) == {"type": "str", "len": 8, "redacted": True}
     assert json.loads(summaries["max_tokens"])["value"] == "sixteen tokens"  # not a secret's name
+    assert json.loads(summaries["args"])["fields"] == {  # a settings object: its fields, as for variables
+        "lr": "0.1", "api_key": "'[redacted]'", "url": "'https://x/[redacted]'"}
     assert Store(db_path, create=False).get_run(2).error.message == "bad token [redacted]"
     assert shell.user_ns["api_token"] == secret  # the cell itself is untouched
     assert Store(db_path, create=False).get_run(3).definitions == [{"name": "PLAIN", "source": "PLAIN = 'a constant'"}]

@@ -25,7 +25,7 @@ from typing import Any
 
 import xxhash
 
-from .recordhash import record_fields, record_summary
+from .recordhash import record_fields, record_summary, without_secrets
 
 # Which way values are fingerprinted, recorded with each run (runs.fingerprint_scheme): digests
 # of different schemes are not compared. 2: dates and durations by their ticks, containers of
@@ -128,7 +128,7 @@ def _fingerprint(value: Any, sample_bytes: int) -> Fingerprint:
         return subclassed
     fields = record_fields(value)
     if fields is not None:
-        return _record(value, fields, sample_bytes)
+        return _record(value, without_secrets(fields), sample_bytes)
     return Fingerprint(None, type(value).__name__,
                        {"type": f"{type(value).__module__}.{type(value).__qualname__}"})
 

@@ -47,8 +47,20 @@ def _is_argparse_namespace(value: Any) -> bool:
     return argparse is not None and isinstance(value, argparse.Namespace)
 
 
+def without_secrets(fields: dict[str, Any]) -> dict[str, Any]:
+    """A text field named like a secret (`api_key`, `db_password`) is neither shown nor hashed: a
+    digest of the other fields and a guessed password could be checked against the record."""
+    from .redaction import REDACTED, is_secret_variable
+
+    return {name: REDACTED if isinstance(item, str) and is_secret_variable(name) else item
+            for name, item in fields.items()}
+
+
 def record_summary(value: Any, fields: dict[str, Any]) -> dict[str, Any]:
-    """What `xpmagic show` prints: the class and the first fields' values."""
+    """What `xpmagic show` prints: the class and the first fields' values (a password in a
+    `scheme://user:password@host` value as ***)."""
+    from .environment import redact_url
+
     shown = dict(list(fields.items())[:SHOWN_FIELDS])
     return {"type": f"{type(value).__module__}.{type(value).__qualname__}",
-            "fields": {name: _ADDRESS.sub("", repr(item))[:60] for name, item in shown.items()}}
+            "fields": {name: redact_url(_ADDRESS.sub("", repr(item)))[:60] for name, item in shown.items()}}

@@ -121,4 +121,9 @@ def _scrub_variable(record: VariableRecord, secrets: tuple[str, ...]) -> Variabl
     shown = summary.get("value")
     if secrets and isinstance(shown, str) and redact(shown, secrets) != shown:
         return dataclasses.replace(record, summary={**summary, "value": redact(shown, secrets)})
+    fields = summary.get("fields")  # a configuration object's (recordhash.py)
+    if secrets and isinstance(fields, dict):
+        cleaned = {name: redact(text, secrets) if isinstance(text, str) else text for name, text in fields.items()}
+        if cleaned != fields:
+            return dataclasses.replace(record, summary={**summary, "fields": cleaned})
     return record
