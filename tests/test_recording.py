@@ -628,7 +628,8 @@ def test_fingerprints_are_the_same_in_every_process(tmp_path):
               "values += (Config(0.1, {'alpha', 'beta'}), argparse.Namespace(lr=0.1, tags={'alpha'}),\n"
               "           {f'word{i}': i for i in range(50_000)}, collections.namedtuple('P', 'x')({'alpha'}))\n"
               "from sklearn.model_selection import StratifiedKFold\nfrom sklearn.metrics import make_scorer, f1_score\n"
-              "values += (StratifiedKFold(5, shuffle=True, random_state=0), make_scorer(f1_score, average='macro'))\n"
+              "values += (StratifiedKFold(5, shuffle=True, random_state=0), make_scorer(f1_score, average='macro'),\n"
+              "           pd.Categorical(['alpha', 'beta', 'alpha']))\n"
               "print([fingerprint(v).digest for v in values])\n")
     digests = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                               env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2, 3)}

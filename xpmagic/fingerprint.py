@@ -33,7 +33,7 @@ from .recordhash import record_fields, record_summary, without_secrets
 # 3: pandas indexes (`features = X.columns`), polars frames, functools.partial and frames and arrays of
 # classes derived in other packages (a GeoDataFrame), which had none.
 # 4: configuration objects (dataclasses, argparse namespaces, scikit-learn's splitters and scorers:
-# recordhash.py), lists and dicts of more
+# recordhash.py), pandas arrays (pd.Categorical), lists and dicts of more
 # than 10,000 items (sampled), namedtuples pickle cannot find, bytearrays and arrays, which had none.
 SCHEME = 4
 # A scheme that only gave digests to values an earlier one could not hash: both agree wherever
@@ -259,6 +259,9 @@ def _pandas(value: Any, sample_bytes: int) -> Fingerprint | None:
 
     if isinstance(value, pandas.Index):
         return _pandas_index(value, sample_bytes)
+    if isinstance(value, pandas.api.extensions.ExtensionArray):  # pd.Categorical(labels), pd.array([...])
+        print_ = _pandas(pandas.Series(value, copy=False), sample_bytes)
+        return None if print_ is None else Fingerprint(print_.digest, type(value).__name__, print_.summary)
     if not isinstance(value, (pandas.DataFrame, pandas.Series)):
         return None
     kind = "DataFrame" if isinstance(value, pandas.DataFrame) else "Series"
