@@ -185,6 +185,27 @@ def test_a_run_whose_imports_helpers_and_generator_came_from_plain_cells_reprodu
     assert result.returncode == 0
 
 
+def test_settings_made_in_plain_cells_are_rebuilt_by_the_replay(shell, tmp_path, db_path):
+    """`cv = StratifiedKFold(...)`, a dataclass of the notebook's, an argparse namespace: made in
+    a setup cell, read by the run. The replay had no such cell and failed on the name; the run now
+    records a line that makes each again, and the verdict checks it made the same value."""
+    run_ok(shell, "import argparse, dataclasses\nfrom sklearn.model_selection import StratifiedKFold\n"
+                  "@dataclasses.dataclass\nclass Config:\n    C: float = 1.0\n    sizes: tuple = (5, 3)\n"
+                  "cfg = Config(C=0.5)\ncv = StratifiedKFold(3, shuffle=True, random_state=0)\n"
+                  "args = argparse.Namespace(max_iter=200, solver='lbfgs')\n")
+    run_ok(shell, "%%experiment fit --seed 0\nfrom sklearn.datasets import load_iris\n"
+                  "from sklearn.linear_model import LogisticRegression\n"
+                  "from sklearn.model_selection import cross_val_score\nX, y = load_iris(return_X_y=True)\n"
+                  "model = LogisticRegression(C=cfg.C, max_iter=args.max_iter, solver=args.solver)\n"
+                  "xp.log(accuracy=cross_val_score(model, X, y, cv=cv).mean())\n")
+    recorded = {d["name"]: d["source"] for d in json.loads(
+        xpmagic("show", "1", "--db", str(db_path), "--json", cwd=tmp_path).stdout)["definitions"]}
+    assert recorded["cv"] == "cv = StratifiedKFold(n_splits=3, shuffle=True, random_state=0)"
+    assert recorded["cfg"] == "cfg = Config(C=0.5, sizes=(5, 3))" and "class Config:" in recorded["Config"]
+    found = verdicts(xpmagic("replay", "fit", "--db", str(db_path), "--json", cwd=tmp_path))
+    assert found["fit"]["verdict"] == "reproduced", found
+
+
 def test_unseeded_randomness_is_flagged(shell, tmp_path, db_path):
     run_ok(shell, "%%experiment noisy\nimport random\nxp.log(score=random.random())\n")
     found = verdicts(xpmagic("replay", "noisy", "--db", str(db_path), "--json", cwd=tmp_path))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .redaction import is_secret_variable, secret_values
+from .settingsource import setting_source
 
 _NOT_IMPORTABLE = frozenset({"__main__", "builtins", "__mp_main__"})
 _NOTEBOOK_MODULES = frozenset({"__main__", "__mp_main__"})
@@ -61,6 +62,8 @@ def bindings_for(names: Iterable[str], namespace: dict[str, Any]) -> Bindings:
         value = namespace[name]
         if not callable(value) and not isinstance(value, types.ModuleType):  # data: most names, kept cheap
             constant = constant_source(name, value)
+            if constant is None and type(value).__module__.partition(".")[0] not in _DATA_MODULES:
+                constant = rebuilt_setting(name, value, depth)
             if constant is not None:
                 found.definitions.append({"name": name, "source": constant})
             elif depth > 0:
@@ -75,6 +78,28 @@ def bindings_for(names: Iterable[str], namespace: dict[str, Any]) -> Bindings:
             for used in sorted(_uses(value)):
                 visit(used, depth + 1)
             found.definitions.append({"name": name, "source": source})
+
+    def rebuilt_setting(name: str, value: Any, depth: int) -> str | None:
+        """``cv = KFold(n_splits=5, ...)`` (settingsource.py), once its class is bound too."""
+        if is_secret_variable(name):
+            return None
+        rebuilt = setting_source(name, value)
+        if rebuilt is None or any(secret in rebuilt[0] for secret in secret_values()):
+            return None
+        source, cls = rebuilt
+        statement = _cached_import(cls.__name__, cls)
+        if statement is not None:
+            imports.add(statement)
+            return source
+        definition = definition_source(cls.__name__, cls)  # a class the notebook defined
+        if definition is None:
+            return None
+        for used in sorted(_uses(cls)):
+            visit(used, depth + 1)
+        if cls.__name__ not in seen:
+            seen.add(cls.__name__)
+            found.definitions.append({"name": cls.__name__, "source": definition})
+        return source
 
     for name in sorted(names):
         visit(name, 0)
@@ -140,6 +165,7 @@ def _public_home(module_name: str, attribute: str, value: Any) -> str | None:
 # -- constants ----------------------------------------------------------------------------------
 
 _CONSTANT_TYPES = (bool, int, float, str, type(None))
+_DATA_MODULES = frozenset({"numpy", "pandas", "builtins", "polars"})  # no settings objects: skip the look
 _MAX_CONSTANT_CHARS = 1000
 
 
@@ -214,8 +240,9 @@ def _function_source(function: types.FunctionType) -> str | None:
 def _class_source(cls: type) -> str | None:
     """inspect cannot find a class defined in a notebook cell (before Python 3.13). Its methods
     name the cell; a class without methods is looked for in the session's cells, newest first."""
-    files = [member.__code__.co_filename for member in vars(cls).values() if isinstance(member, types.FunctionType)]
-    if not files:
+    files = [member.__code__.co_filename for member in vars(cls).values()
+             if isinstance(member, types.FunctionType) and _is_cell_file(member.__code__.co_filename)]
+    if not files:  # no methods, or only generated ones (a dataclass's __init__ comes from "<string>")
         files = [name for name in reversed(list(linecache.cache)) if _is_cell_file(name)]
     for filename in files[:200]:
         source = _class_in(cls.__name__, "".join(linecache.getlines(filename)))
