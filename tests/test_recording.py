@@ -748,10 +748,12 @@ def test_a_secret_the_cell_touches_is_not_recorded(shell, db_path, monkeypatch):
                   "args = argparse.Namespace(lr=0.1, api_key='hunter2-key', url='https://x/' + api_token)\n"
                   "xp.log(acc=0.5)\napi_token\n")
     shell.run_cell("%%experiment llm\nraise ValueError('bad token ' + os.environ['MY_API_TOKEN'])\n")
-    run_ok(shell, "copied = api_token\nPLAIN = 'a constant'\n")  # plain cells: replay records constants it reads
-    run_ok(shell, "%%experiment reader\nn = len(copied) + len(api_token) + len(PLAIN)\n")
+    run_ok(shell, "copied = api_token\nPLAIN = 'a constant'\n"  # plain cells: replay records constants it reads
+                  "service = argparse.Namespace(api_key='plain-cell-key-1234', retries=3)\n")
+    run_ok(shell, "%%experiment reader\nn = len(copied) + len(api_token) + len(PLAIN) + service.retries\n")
     dump = "\n".join(sqlite3.connect(db_path).iterdump())
     assert secret not in dump, [line[:300] for line in dump.splitlines() if secret in line]
+    assert "plain-cell-key-1234" not in dump  # not in the summary of `service`, nor in a line that makes it again
     run = Store(db_path, create=False).get_run(1)
     assert run.stdout.startswith(f"calling with [redacted]\nkey file {db_path}\n")
     assert run.params["model"] == "gpt-[redacted]"

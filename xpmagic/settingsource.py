@@ -18,6 +18,8 @@ import sys
 import types
 from typing import Any
 
+from .redaction import is_secret_variable
+
 MAX_ARGUMENTS = 50
 MAX_SOURCE_CHARS = 1000
 
@@ -29,6 +31,8 @@ def setting_source(name: str, value: Any) -> tuple[str, type] | None:
         return None
     parts = []
     for key, item in arguments.items():
+        if isinstance(item, str) and is_secret_variable(key):
+            return None  # Namespace(api_key='...'): the line would hold the secret
         text = _literal(item)
         if text is None or not key.isidentifier():
             return None
