@@ -127,6 +127,8 @@ def test_resume_after_a_kernel_restart_keeps_trials_and_honours_the_budget(kerne
     exe = shutil.which("xpmagic", path=os.path.dirname(sys.executable))
     steered = subprocess.run([exe, "budget", "revive", "8", "--db", str(db)], capture_output=True, text=True)
     assert "no kernel drives study 'revive' now" in steered.stdout, steered.stdout + steered.stderr
+    approved = subprocess.run([exe, "approve", "revive", "--db", str(db)], capture_output=True, text=True)
+    assert approved.stderr.strip() == "xpmagic: study 'revive' runs without --approve: no trial waits for approval"
     # ... and the study, left 'running' in the database, shows as interrupted with the way on
     listed = json.loads(subprocess.run([exe, "studies", "--json", "--db", str(db)], capture_output=True,
                                        text=True).stdout)

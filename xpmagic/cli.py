@@ -316,8 +316,9 @@ def phase_command(options: argparse.Namespace, store: Store, tracker: Any,
         if options.phase:
             return Message(tracker.set_focus(" ".join(options.phase)))
         focus = tracker.focus()
-        return Message("no phase in focus; set one with %xp phase KEY" if focus is None
-                       else f"focus: {PHASES[focus]} ({focus})")
+        if focus is None:
+            return Message("no phase in focus; set one with %xp phase KEY (xpmagic phase KEY in a terminal)")
+        return Message(f"focus: {PHASES[focus]} ({focus})")
     if name == "revisit":
         if options.end:
             return Message(tracker.end_revisit())

@@ -166,7 +166,7 @@ class PhaseMatrices:
         if not worked:
             if narrowed:
                 return "No phase was in focus in the period, user or experiment asked for."
-            return "No phase has been in focus yet: set one with %xp phase KEY."
+            return "No phase has been in focus yet: set one with %xp phase KEY (xpmagic phase KEY in a terminal)."
         sentences = []
         for i, idx in sorted(worked, key=lambda r: -r[1])[:3]:
             others = [(j, self.overlap[i][j]) for j in range(len(keys)) if j != i and self.overlap[i][j] > 0]

@@ -22,6 +22,8 @@ def send(store: Store, name: str, action: str, payload: dict[str, Any], source: 
         return controller.apply(action, payload, source=source)
     if record["state"] in ("stopped", "finished") and action in ("pause", "resume", "stop"):
         raise UsageError(f"study {record['name']!r} is {record['state']}; nothing to {action}")
+    if action in ("approve", "reject") and not record.get("approve"):
+        raise UsageError(f"study {record['name']!r} runs without --approve: no trial waits for approval")
     control_id = store.request_control(record["id"], action, payload, source, utc_now())
     if driver_gone(record):
         return (f"requested; no kernel drives study {record['name']!r} now (pid {record['pid']} on "
