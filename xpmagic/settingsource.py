@@ -46,7 +46,7 @@ def _constructor_arguments(value: Any) -> dict[str, Any] | None:
     cls = type(value)
     try:
         if dataclasses.is_dataclass(cls):
-            return {f.name: getattr(value, f.name) for f in dataclasses.fields(cls) if f.init}
+            return _dataclass_arguments(value)
         if isinstance(value, types.SimpleNamespace) or _is_argparse_namespace(value):
             return dict(vars(value))
         attributes = getattr(cls, "__attrs_attrs__", None)
@@ -57,6 +57,20 @@ def _constructor_arguments(value: Any) -> dict[str, Any] | None:
     except AttributeError:  # a field not kept as an attribute (an InitVar)
         return None
     return None
+
+
+def _dataclass_arguments(value: Any) -> dict[str, Any] | None:
+    """The fields __init__ takes; None when it takes more (an InitVar: consumed by __post_init__
+    and not kept, so the object cannot be made again from its fields)."""
+    cls = type(value)
+    fields = [f.name for f in dataclasses.fields(cls) if f.init]
+    try:
+        taken = list(inspect.signature(cls.__init__).parameters)[1:]
+    except (TypeError, ValueError):
+        return None
+    if sorted(taken) != sorted(fields):
+        return None
+    return {name: getattr(value, name) for name in fields}
 
 
 def _sklearn_arguments(value: Any) -> dict[str, Any] | None:
