@@ -298,6 +298,9 @@ def test_replaying_a_notebook_compares_with_the_latest_recordings(shell, tmp_pat
     assert first.returncode == 1
     second = verdicts(xpmagic("replay", str(path), "--db", str(db_path), "--json", cwd=tmp_path))
     assert second["train"]["verdict"] == "reproduced" and second["train"]["run"] == 2
+    xpmagic("replay", "2", "--db", str(db_path), cwd=tmp_path)  # a replay of the run: a check, not a recording
+    third = verdicts(xpmagic("replay", str(path), "--db", str(db_path), "--json", cwd=tmp_path))
+    assert third["train"]["run"] == 2  # still compared with what you recorded, not with a replay of it
 
 
 def test_a_notebooks_optimizations_are_compared_trial_by_trial(tmp_path, db_path):
@@ -324,6 +327,9 @@ def test_a_notebooks_optimizations_are_compared_trial_by_trial(tmp_path, db_path
         assert conn.execute("SELECT count(*) FROM runs WHERE trial_state = 'complete'").fetchone() == (24,)
         assert conn.execute("SELECT count(*) FROM runs WHERE study_id IS NOT NULL AND replay_of IS NOT NULL"
                             ).fetchone() == (12,)
+    third = verdicts(xpmagic("replay", str(path), "--db", str(db_path), "--json", cwd=tmp_path))
+    # compared with the studies first recorded, not with the replay's: the same original best trial
+    assert third["seeded (study seeded-3)"]["run"] == again["seeded (study seeded-2)"]["run"]
 
 
 def test_a_notebook_without_experiment_cells_is_refused_before_it_runs(recorded, tmp_path):

@@ -455,8 +455,9 @@ def _experiments_in(nb: Any) -> list[str]:
 
 def _latest_by_experiment(store: Store, up_to: int) -> dict[str, int]:
     latest: dict[str, int] = {}
-    for run in store.list_runs():
-        if run.id <= up_to and run.trial_number is None and run.experiment not in latest:
+    for run in store.list_runs():  # a replay is a check of a recording, not one: never the baseline
+        if (run.id <= up_to and run.trial_number is None and run.replay_of is None
+                and run.experiment not in latest):
             latest[run.experiment] = run.id
     return latest
 

@@ -22,7 +22,8 @@ def study_verdicts(store: Store, studies_before: int, tolerance: float) -> list[
     studies = store.studies()
     verdicts = []
     for study in (s for s in studies if s["id"] > studies_before):
-        earlier = [s for s in studies if s["id"] <= studies_before and s["experiment_id"] == study["experiment_id"]]
+        earlier = [s for s in studies if s["id"] <= studies_before and s["experiment_id"] == study["experiment_id"]
+                   and not store.is_replay_study(s["id"])]  # an earlier replay's study is no baseline
         verdicts.append(_verdict(store, earlier[-1] if earlier else None, study, tolerance))
     return verdicts
 

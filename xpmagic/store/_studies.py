@@ -147,6 +147,11 @@ class StudiesMixin:
             " WHERE r.study_id = ? AND r.trial_number IS NOT NULL", (study_id,))
         return {number: (run_id, state, value) for number, run_id, state, value in rows}
 
+    def is_replay_study(self, study_id: int) -> bool:
+        """Whether the study's trials were a replay's, linked to an earlier study's (replay.py)."""
+        return self.conn.execute("SELECT 1 FROM runs WHERE study_id = ? AND replay_of IS NOT NULL LIMIT 1",
+                                 (study_id,)).fetchone() is not None
+
     def study_runs(self, study_id: int) -> list[tuple[int, int, str, str]]:
         return self.conn.execute(
             "SELECT id, trial_number, status, trial_state FROM runs WHERE study_id = ?"
