@@ -360,6 +360,16 @@ def test_a_run_that_copies_what_it_read_is_not_its_producer(shell, db_path):
     assert store.lineage_sources(5) == [1]
 
 
+def read_before_and_after(shell, db_path, reading, change):
+    """The runs of an experiment cell before and after a plain cell changes what it reads."""
+    run_ok(shell, reading)
+    run_ok(shell, change)
+    run_ok(shell, reading)
+    store = Store(db_path, create=False)
+    last = store.max_run_id()
+    return store.get_run(last - 1), store.get_run(last)
+
+
 def test_configuration_objects_and_large_containers_are_fingerprinted(shell, db_path):
     """Settings kept in a dataclass, an argparse namespace or a cross-validation splitter, a
     vocabulary of 50,000 words: a run
@@ -371,13 +381,12 @@ def test_configuration_objects_and_large_containers_are_fingerprinted(shell, db_
                   "Pair = collections.namedtuple('Point', 'x y')\npair = Pair(1, 2)\n"
                   "buffer = bytearray(b'weights')\n"
                   "from sklearn.model_selection import KFold\ncv = KFold(5, shuffle=True, random_state=0)\n")
-    body = "%%experiment fit\nscore = cfg.lr * args.epochs + len(vocab) + pair.x + len(buffer) + cv.n_splits\n"
-    run_ok(shell, body)
-    run_ok(shell, "cfg.lr = 0.2\nargs.epochs = 4\nvocab['new'] = -1\npair = Pair(3, 2)\nbuffer[0] = 0\n"
-                  "cv = KFold(10, shuffle=True, random_state=0)\n")
-    run_ok(shell, body)
+    first, second = read_before_and_after(
+        shell, db_path,
+        "%%experiment fit\nscore = cfg.lr * args.epochs + len(vocab) + pair.x + len(buffer) + cv.n_splits\n",
+        "cfg.lr = 0.2\nargs.epochs = 4\nvocab['new'] = -1\npair = Pair(3, 2)\nbuffer[0] = 0\n"
+        "cv = KFold(10, shuffle=True, random_state=0)\n")
     store = Store(db_path, create=False)
-    first, second = store.get_run(1), store.get_run(2)
     for name in ("cfg", "args", "vocab", "pair", "buffer", "cv"):
         assert first.inputs[name] is not None and first.inputs[name] != second.inputs[name], name
     summaries = dict(rows(db_path, "SELECT name, summary FROM run_variables WHERE run_id = 2"))
@@ -505,13 +514,12 @@ def test_indexes_polars_frames_and_partials_are_fingerprinted(shell, db_path):
                   "xp.dataset(table.select('a'), table['b'], name='polars')\n"
                   "import numpy as np\nclass Frame(pd.DataFrame):\n    pass\nclass Grid(np.ndarray):\n    pass\n"
                   "derived, grid = Frame({'a': [1, 2]}), np.zeros((2, 2)).view(Grid)\n")
-    reading = "%%experiment use\nn = len(X[features]) + table.height\nname = score.func.__name__\n"
-    run_ok(shell, reading)
-    run_ok(shell, "features = X.columns[1:]\nscore = functools.partial(f1_score, average='micro')\n"
-                  "table = table.with_columns(pl.col('a') * 2)\n")
-    run_ok(shell, reading)
+    first, second = read_before_and_after(
+        shell, db_path, "%%experiment use\nn = len(X[features]) + table.height\nname = score.func.__name__\n",
+        "features = X.columns[1:]\nscore = functools.partial(f1_score, average='micro')\n"
+        "table = table.with_columns(pl.col('a') * 2)\n")
     store = Store(db_path, create=False)
-    prepare, first, second = store.get_run(1), store.get_run(2), store.get_run(3)
+    prepare = store.get_run(1)
     names = ("features", "score", "table")
     assert all(prepare.outputs[name] for name in (*names, "derived", "grid"))  # classes another package derived
     assert {name: first.inputs[name] for name in names} == {name: prepare.outputs[name] for name in names}
