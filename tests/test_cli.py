@@ -109,6 +109,8 @@ def test_every_command_has_help():
 @pytest.mark.parametrize("args, code, expected", [
     (("show", "99"), 1, "no run 99"),
     (("show", "abc"), 2, "not a run id"),
+    (("show", "99999999999999999999999"), 2, "run ids are positive numbers up to"),  # past SQLite's integers
+    (("pause", "x" * 500), 2, "no study named 'xxxxxxxxxx"),
     (("frobnicate",), 2, "invalid choice"),
     (("runs", "--experiment", "nosuch"), 2, "no experiment 'nosuch'"),
     (("runs", "--experiment", "fti"), 2, "no experiment 'fti' in"),  # a typo: the near names

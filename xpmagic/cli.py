@@ -30,12 +30,15 @@ def _converted(text: str, convert: Any, kind: str) -> Any:
         raise argparse.ArgumentTypeError(f"{text!r} is not {kind}") from None
 
 
+MAX_ID = 2**63 - 1  # SQLite's largest integer
+
+
 def run_ref(text: str) -> int | str:
     if text == "last":
         return text
     value = _converted(text, int, "a run id (a number, or 'last')")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"run ids are positive numbers, got {value}")
+    if not 0 < value <= MAX_ID:
+        raise argparse.ArgumentTypeError(f"run ids are positive numbers up to {MAX_ID}, got {text[:30]}")
     return value
 
 

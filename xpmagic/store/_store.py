@@ -451,7 +451,7 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
                 for row in rows]
 
     def get_run(self, run_id: int) -> Run:
-        rows = self._runs_rows([run_id], light=False)
+        rows = self._runs_rows([run_id], light=False) if 0 < run_id < 2**63 else []  # SQLite's integers
         if not rows:
             raise RunNotFound(
                 f"no run {run_id} in {self.path}; list runs with %xp runs or `xpmagic runs`"

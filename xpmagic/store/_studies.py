@@ -65,7 +65,8 @@ class StudiesMixin:
             (name, name))
         row = cursor.fetchone()
         if row is None:
-            raise UsageError(f"no study named {name!r}; list them with `xpmagic studies`")
+            shown = name if len(name) <= 80 else name[:79] + "…"
+            raise UsageError(f"no study named {shown!r}; list them with `xpmagic studies`")
         return self._study_dict(row)
 
     def studies(self) -> list[dict[str, Any]]:
