@@ -115,6 +115,26 @@ def test_a_replay_keeps_the_recorded_artifacts_and_sets_its_own_aside(shell, tmp
     assert {name: (tmp_path / name).read_bytes() for name in originals} == originals
 
 
+def test_replays_of_one_database_guard_their_artifacts_one_at_a_time(shell, tmp_path, db_path):
+    """Two replays at once (two clicks in the sidebar) would each copy aside the other's files and
+    put those back: the second waits for the first."""
+    import fcntl
+
+    write_data(tmp_path)
+    run_ok(shell, SAVE)
+    write_data(tmp_path, shift=5.0)
+    with open(tmp_path / ".xpmagic-replay.lock", "a+") as held:  # another replay's turn
+        fcntl.flock(held, fcntl.LOCK_EX)
+        exe = shutil.which("xpmagic", path=os.path.dirname(sys.executable))
+        waiting = subprocess.Popen([exe, "replay", "1", "--db", str(db_path), "--json"], cwd=tmp_path,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = waiting.stderr.readline()
+        assert line.strip() == "xpmagic: waiting for another replay of this database to finish"
+        assert waiting.poll() is None and rows(db_path, "SELECT count(*) FROM runs") == [(1,)]  # not started
+    out, _ = waiting.communicate(timeout=300)
+    assert json.loads(out)[0]["verdict"] == "differs" and (tmp_path / "model.txt").read_text() == "weights 0.0"
+
+
 def test_values_an_older_xpmagic_fingerprinted_are_not_reported_as_changed(recorded, tmp_path):
     """A new xpmagic may hash some values another way (fingerprint.SCHEME): a replay of a run it
     did not record compares metrics, and says why it compares only those."""

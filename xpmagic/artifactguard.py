@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TextIO
 
 from .run import describe_artifact
 
@@ -39,10 +40,12 @@ class ArtifactGuard:
         self.kept: dict[str, str] = {}
         self._backups: dict[str, tuple[str, str | None]] = {}  # path -> (copy, sha256 before)
         self._folder: str | None = None
+        self._lock: TextIO | None = None
 
     def __enter__(self) -> ArtifactGuard:
         if not self.paths:
             return self
+        self._take_turn()
         self._folder = tempfile.mkdtemp(prefix=".xpmagic-replay-backup-", dir=self.beside)
         reals = sorted(set(self.paths.values()))
         size = sum(_size(real) for real in reals)
@@ -56,6 +59,7 @@ class ArtifactGuard:
                 self._backups[real] = (copy, _sha256(copy))
         except BaseException:
             self._discard_backups()
+            self._end_turn()
             raise
         return self
 
@@ -64,15 +68,37 @@ class ArtifactGuard:
             return
         stamp = time.strftime("%Y%m%d-%H%M%S")
         kept_at: dict[str, str] = {}
-        for real, (copy, before) in self._backups.items():
-            if os.path.lexists(real):
-                if before is not None and _sha256(real) == before:
-                    continue
-                kept_at[real] = self._keep(real, stamp)
-            _remove(real)  # a folder the replay wrote into, or a file it left half-written
-            shutil.move(copy, real)
-        self._discard_backups()
+        try:
+            for real, (copy, before) in self._backups.items():
+                if os.path.lexists(real):
+                    if before is not None and _sha256(real) == before:
+                        continue
+                    kept_at[real] = self._keep(real, stamp)
+                _remove(real)  # a folder the replay wrote into, or a file it left half-written
+                shutil.move(copy, real)
+            self._discard_backups()  # only once everything is back: else the copies stay, and say where
+        finally:
+            self._end_turn()
         self.kept = {path: kept_at[real] for path, real in self.paths.items() if real in kept_at}
+
+    def _take_turn(self) -> None:
+        """Replays of one database guard their files one after another: two at once (two clicks
+        in the sidebar) would each copy aside what the other wrote, and put that back."""
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; replays there are not kept apart
+            return
+        self._lock = open(self.beside / ".xpmagic-replay.lock", "a+")  # noqa: SIM115 (held until __exit__)
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print("xpmagic: waiting for another replay of this database to finish", file=sys.stderr)
+            fcntl.flock(self._lock, fcntl.LOCK_EX)
+
+    def _end_turn(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # closing releases the flock
+            self._lock = None
 
     def _keep(self, path: str, stamp: str) -> str:
         folder = self.beside / "xpmagic-replays" / stamp
