@@ -29,7 +29,7 @@ def record_fields(value: Any) -> dict[str, Any] | None:
     cls = type(value)
     if dataclasses.is_dataclass(cls):
         return {f.name: getattr(value, f.name, None) for f in dataclasses.fields(cls)}
-    if isinstance(value, types.SimpleNamespace) or _is_argparse_namespace(value):
+    if isinstance(value, types.SimpleNamespace) or is_argparse_namespace(value):
         return dict(vars(value))
     attributes = getattr(cls, "__attrs_attrs__", None)  # attrs
     if attributes is not None:
@@ -42,7 +42,7 @@ def record_fields(value: Any) -> dict[str, Any] | None:
     return None
 
 
-def _is_argparse_namespace(value: Any) -> bool:
+def is_argparse_namespace(value: Any) -> bool:
     argparse = sys.modules.get("argparse")
     return argparse is not None and isinstance(value, argparse.Namespace)
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
-import sys
 import types
 from typing import Any
 
+from .recordhash import is_argparse_namespace
 from .redaction import is_secret_variable
 
 MAX_ARGUMENTS = 50
@@ -47,7 +47,7 @@ def _constructor_arguments(value: Any) -> dict[str, Any] | None:
     try:
         if dataclasses.is_dataclass(cls):
             return _dataclass_arguments(value)
-        if isinstance(value, types.SimpleNamespace) or _is_argparse_namespace(value):
+        if isinstance(value, types.SimpleNamespace) or is_argparse_namespace(value):
             return dict(vars(value))
         attributes = getattr(cls, "__attrs_attrs__", None)
         if attributes is not None:
@@ -85,11 +85,6 @@ def _sklearn_arguments(value: Any) -> dict[str, Any] | None:
             return None
         arguments[parameter.name] = getattr(value, parameter.name)
     return arguments
-
-
-def _is_argparse_namespace(value: Any) -> bool:
-    argparse = sys.modules.get("argparse")
-    return argparse is not None and isinstance(value, argparse.Namespace)
 
 
 def _literal(item: Any) -> str | None:
