@@ -135,6 +135,45 @@ def test_replays_of_one_database_guard_their_artifacts_one_at_a_time(shell, tmp_
     assert json.loads(out)[0]["verdict"] == "differs" and (tmp_path / "model.txt").read_text() == "weights 0.0"
 
 
+HELD_SAVE = ("%%experiment held-save\n"
+             "import pathlib, time\n"
+             "pathlib.Path('model.txt').write_text('weights ' + open('data.csv').read().split()[1].split(',')[0])\n"
+             "xp.artifact('model.txt')\n"
+             "while pathlib.Path('hold').exists():\n"
+             "    time.sleep(0.05)\n")
+
+
+def test_a_replay_killed_midway_has_its_artifacts_put_back_by_the_next(shell, tmp_path, db_path):
+    """SIGKILL (or a machine going down) skips the replay's own putting back: the recorded model
+    would stay overwritten by the replay's, so the next replay of the database puts it back first."""
+    import signal
+    import time
+
+    write_data(tmp_path)
+    run_ok(shell, HELD_SAVE)
+    write_data(tmp_path, shift=5.0)
+    (tmp_path / "hold").write_text("")
+    exe = shutil.which("xpmagic", path=os.path.dirname(sys.executable))
+    killed = subprocess.Popen([exe, "replay", "1", "--db", str(db_path)], cwd=tmp_path, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while (tmp_path / "model.txt").read_text() != "weights 5.0":  # the replay's cell wrote its version
+        assert time.monotonic() < deadline and killed.poll() is None
+        time.sleep(0.05)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.wait()
+    (tmp_path / "hold").unlink()  # the orphaned kernel ends its cell (and exits with its parent gone)
+    assert list(tmp_path.glob(".xpmagic-replay-backup-*/manifest.json"))
+
+    write_data(tmp_path, shift=7.0)
+    result = xpmagic("replay", "1", "--db", str(db_path), "--json", cwd=tmp_path)
+    assert verdicts(result)["held-save"]["verdict"] == "differs"
+    assert (tmp_path / "model.txt").read_text() == "weights 0.0"  # yours, not either replay's
+    assert "an earlier replay stopped midway had changed 1 recorded artifact(s)" in result.stderr
+    kept = sorted(p.read_text() for p in tmp_path.glob("xpmagic-replays/*/model.txt"))
+    assert kept == ["weights 5.0", "weights 7.0"] and not list(tmp_path.glob(".xpmagic-replay-backup-*"))
+
+
 def test_values_an_older_xpmagic_fingerprinted_are_not_reported_as_changed(recorded, tmp_path):
     """A new xpmagic may hash some values another way (fingerprint.SCHEME): a replay of a run it
     did not record compares metrics, and says why it compares only those."""
