@@ -46,6 +46,19 @@ def test_runs_json_lists_every_run_with_params_and_metrics(recorded):
     assert runs[0]["status"] == "failed"
 
 
+def test_reading_commands_start_without_importing_pandas(recorded):
+    """A terminal command that reads a current database answers in about 0.2 s; importing pandas
+    (sqlite-utils imports it) would add 0.3 s to each."""
+    reads = [["runs", "--json"], ["show", "2"], ["show", "2", "--json"], ["diff", "2", "3"], ["lineage", "2"]]
+    script = ("import sys\nfrom xpmagic.cli import main\n"
+              f"for args in {reads!r}:\n"
+              f"    assert main(args + ['--db', {str(recorded)!r}]) == 0\n"
+              "print(sorted(m for m in ('pandas', 'sqlite_utils') if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"
+
+
 def test_runs_filters_by_experiment_and_prints_a_table(recorded):
     result = xpmagic("runs", "--db", str(recorded), "--experiment", "prep", "--json")
     assert [r["experiment"] for r in json.loads(result.stdout)] == ["prep"]

@@ -164,7 +164,7 @@ def test_a_database_with_duplicated_task_summaries_keeps_the_newest(tmp_path):
 
     path = tmp_path / "old.db"
     db = Database(path)
-    _schema.migrations.apply(db, stop_before="m009_one_summary_per_task")
+    _schema.migrations().apply(db, stop_before="m009_one_summary_per_task")
     for n in (1, 2):
         db.execute("INSERT INTO knowledge_tasks (model_family, metric, direction, task, meta, top, n)"
                    " VALUES (NULL, 'accuracy', 'maximize', 't', '{}', ?, ?)", (f"[{n}]", n))

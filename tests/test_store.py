@@ -31,7 +31,7 @@ def test_new_database_has_the_schema_and_its_migration_history(db_path):
 
 def test_older_database_is_migrated_and_keeps_its_runs(db_path):
     db = Database(db_path)
-    _schema.migrations.apply(db, stop_before="m002_studies")
+    _schema.migrations().apply(db, stop_before="m002_studies")
     db.execute("INSERT INTO experiments (name, created_at) VALUES ('old', 'then')")
     db.execute("INSERT INTO runs (uuid, experiment_id, status, started_at, code, code_hash, host, pid)"
                " VALUES ('u1', 1, 'ok', 'then', 'x = 1', 'h', 'elsewhere', 1)")

@@ -603,14 +603,17 @@ def command_line(options: argparse.Namespace) -> int | None:
                 if options.plot:
                     result.plot(options.plot)
                     print(f"wrote {options.plot}", file=sys.stderr)
+        elif options.command == "runs" and options.json:  # from the records: no DataFrame, so no pandas (0.3 s)
+            experiment = options.experiment or options.experiment_opt
+            _require_experiment(store, experiment)
+            result = store.list_runs(experiment, options.limit)
         else:
             result = notebook_command(options, store, _knowledge_store(store))
         if not options.json:
             print(_runs_text(store, result) if options.command == "runs" else repr(result))
             return _exit_status(options, result)
         if options.command == "runs":
-            runs = store.list_runs(options.experiment or options.experiment_opt, options.limit)
-            _print_json([queries.run_summary_dict(run) for run in runs])
+            _print_json([queries.run_summary_dict(run) for run in result])
         elif options.command == "show":
             _print_json(queries.run_detail_dict(result.run))
         elif options.command == "diff":

@@ -8,12 +8,22 @@ migration this list does not know was written by a newer xpmagic.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
+from functools import cache
+from typing import TYPE_CHECKING
 
-from sqlite_utils import Database
-from sqlite_utils.migrations import Migrations
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+    from sqlite_utils.migrations import Migrations
 
 MIGRATION_SET = "xpmagic"
-migrations = Migrations(MIGRATION_SET)
+MIGRATIONS_TABLE = "_sqlite_migrations"  # where sqlite-utils records the applied migrations
+_STEPS: list[Callable[[Database], None]] = []
+
+
+def _step(migration: Callable[[Database], None]) -> Callable[[Database], None]:
+    _STEPS.append(migration)
+    return migration
 
 M001 = """
 CREATE TABLE experiments (
@@ -148,7 +158,7 @@ def _execute_script(db: Database, script: str) -> None:
         raise ValueError(f"incomplete SQL statement in a migration: {statement[:80]!r}")
 
 
-@migrations()
+@_step
 def m001_initial(db: Database) -> None:
     _execute_script(db, M001)
 
@@ -213,7 +223,7 @@ CREATE INDEX runs_by_study ON runs (study_id, trial_number);
 """
 
 
-@migrations()
+@_step
 def m002_studies(db: Database) -> None:
     _execute_script(db, M002)
 
@@ -251,7 +261,7 @@ CREATE TABLE activity (
 """
 
 
-@migrations()
+@_step
 def m003_phases(db: Database) -> None:
     _execute_script(db, M003)
 
@@ -267,7 +277,7 @@ CREATE TABLE db_info (
 """
 
 
-@migrations()
+@_step
 def m004_replay(db: Database) -> None:
     _execute_script(db, M004)
     # Who created the database: replay runs stored code only for them unless told to trust it.
@@ -324,7 +334,7 @@ CREATE TABLE knowledge_tasks (   -- kept up to date on insert, so recommending r
 """
 
 
-@migrations()
+@_step
 def m005_knowledge(db: Database) -> None:
     _execute_script(db, M005)
 
@@ -334,7 +344,7 @@ CREATE INDEX knowledge_by_experiment ON knowledge (experiment, id);
 """
 
 
-@migrations()
+@_step
 def m006_knowledge_by_experiment(db: Database) -> None:
     """The sidebar lists an experiment's knowledge rows, newest first."""
     _execute_script(db, M006)
@@ -349,7 +359,7 @@ CREATE INDEX runs_by_study ON runs (study_id, trial_number) WHERE study_id IS NO
 """
 
 
-@migrations()
+@_step
 def m007_lean_indexes(db: Database) -> None:
     """Index only what lineage and studies look up: every index entry is a page a run's
     commit writes, and fingerprints land on random pages."""
@@ -361,7 +371,7 @@ CREATE INDEX knowledge_rated ON knowledge (model_family, metric, direction, id) 
 """
 
 
-@migrations()
+@_step
 def m008_knowledge_rated(db: Database) -> None:
     """Recommendations learn from every rated row of a model family (xpmagic/ratings.py)."""
     _execute_script(db, M008)
@@ -374,7 +384,7 @@ CREATE UNIQUE INDEX knowledge_tasks_key ON knowledge_tasks (coalesce(model_famil
 """
 
 
-@migrations()
+@_step
 def m009_one_summary_per_task(db: Database) -> None:
     """A primary key lets NULLs differ, so runs whose model family is unknown added a task
     summary per insert; keep the newest (it is the up-to-date one) and key on the family or ''."""
@@ -387,7 +397,7 @@ ALTER TABLE runs ADD COLUMN definitions TEXT;  -- JSON list of {name, source}: t
 """
 
 
-@migrations()
+@_step
 def m010_run_bindings(db: Database) -> None:
     """A replay rebuilt from the records imports and defines what the run's cell read
     (bindings.py): most notebooks do that in plain cells no run records."""
@@ -408,7 +418,7 @@ ALTER TABLE runs ADD COLUMN local_code_id INTEGER REFERENCES local_code(id);
 """
 
 
-@migrations()
+@_step
 def m011_local_code(db: Database) -> None:
     """The person's own modules a run's session had loaded (localcode.py): when helpers.py
     changes, diff and replay can say so, in a folder that is no git repository too."""
@@ -420,7 +430,7 @@ ALTER TABLE runs ADD COLUMN fingerprint_scheme INTEGER;  -- fingerprint.SCHEME o
 """
 
 
-@migrations()
+@_step
 def m012_fingerprint_scheme(db: Database) -> None:
     """Which way a run's values were fingerprinted: when a new xpmagic fingerprints some values
     differently, replay and diff must not report the old digests as changed data."""
@@ -429,4 +439,16 @@ def m012_fingerprint_scheme(db: Database) -> None:
 
 def known_migrations() -> list[str]:
     """Names of every migration this version knows, oldest first."""
-    return [m.name for m in migrations.pending(Database(memory=True))]
+    return [step.__name__ for step in _STEPS]
+
+
+@cache
+def migrations() -> Migrations:
+    """sqlite-utils' migration set of these steps, made when a database needs them: importing
+    sqlite-utils imports pandas (0.3 s), which a command reading a current database never uses."""
+    from sqlite_utils.migrations import Migrations
+
+    steps = Migrations(MIGRATION_SET)
+    for step in _STEPS:
+        steps()(step)
+    return steps

@@ -20,8 +20,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlite_utils import Database
-
 from .. import clock, procinfo
 from ..errors import DatabaseCorrupt, DatabaseLocked, DatabaseNotFound, DatabaseTooNew, RunNotFound
 from ..fingerprint import SCHEME as FINGERPRINT_SCHEME
@@ -112,7 +110,6 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = NORMAL")
             self.conn.execute("PRAGMA foreign_keys = ON")
-            self.db = Database(self.conn)
             self._migrate()
             self.mark_dead_runs_interrupted()
         except sqlite3.DatabaseError as exc:
@@ -130,9 +127,15 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
 
     # -- schema ------------------------------------------------------------
     def _applied_migrations(self) -> list[str]:
-        if not self.db["_sqlite_migrations"].exists():
+        """As sqlite-utils lists them (Migrations.applied), without importing it on every open."""
+        if not self._table_names() & {_schema.MIGRATIONS_TABLE}:
             return []
-        return [m.name for m in _schema.migrations.applied(self.db)]
+        return [name for (name,) in self.conn.execute(
+            f"SELECT name FROM {_schema.MIGRATIONS_TABLE} WHERE migration_set = ? ORDER BY rowid",
+            (_schema.MIGRATION_SET,))]
+
+    def _table_names(self) -> set[str]:
+        return {name for (name,) in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
     def _migrate(self) -> None:
         known = _schema.known_migrations()
@@ -148,7 +151,9 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
                     f"{self.path} is a SQLite database of another application; "
                     "choose another file (--db, XPMAGIC_DB or %config XPMagics.db_path)"
                 )
-            _schema.migrations.apply(self.db)
+            from sqlite_utils import Database
+
+            _schema.migrations().apply(Database(self.conn))
 
     def _refuse_if_newer(self, applied: list[str], known: list[str]) -> None:
         unknown = [name for name in applied if name not in known]
@@ -159,7 +164,7 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
             )
 
     def _has_foreign_tables(self) -> bool:
-        names = set(self.db.table_names()) - {"_sqlite_migrations"}
+        names = self._table_names() - {_schema.MIGRATIONS_TABLE}
         return bool(names)
 
     def schema_version(self) -> str:
