@@ -399,6 +399,68 @@ def test_configuration_objects_and_large_containers_are_fingerprinted(shell, db_
     assert store.get_run(3).outputs["cfg"] not in (None, second.inputs["cfg"])
 
 
+TORCH_FIT = ("%%experiment net --seed 0\n"
+             "lr = xp.param('lr', 0.01, low=1e-4, high=1.0, log=True)\n"
+             "model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))\n"
+             "opt = torch.optim.Adam(model.parameters(), lr=lr)\n"
+             "for step in range(5):\n"
+             "    loss = nn.functional.cross_entropy(model(X), y)\n"
+             "    opt.zero_grad(); loss.backward(); opt.step()\n"
+             "xp.dataset(X, y, name='toy')\n"
+             "xp.log(loss=loss.item())\n")
+
+
+def test_pytorch_data_networks_and_optimizers_are_fingerprinted(shell, db_path):
+    """Tensors, networks and optimizers had no fingerprint: a run reading other data recorded no
+    change, and `xp.dataset(X_tensor)` failed the cell."""
+    pytest.importorskip("torch")
+    run_ok(shell, "import torch, torch.nn as nn\ntorch.manual_seed(0)\n"
+                  "X = torch.randn(200, 8)\ny = (X[:, 0] > 0).long()\n")
+    run_ok(shell, TORCH_FIT)
+    run_ok(shell, "X[0, 0] += 1.0")  # in place, in a plain cell
+    run_ok(shell, TORCH_FIT.replace("0.01", "0.1"))
+    store = Store(db_path, create=False)
+    first, second = store.get_run(1), store.get_run(2)
+    assert first.status == second.status == "ok"
+    assert first.inputs["X"] is not None and first.inputs["X"] != second.inputs["X"]
+    assert first.inputs["y"] == second.inputs["y"]
+    assert first.outputs["model"] != second.outputs["model"]  # other weights
+    summaries = {name: json.loads(summary) for name, summary in
+                 rows(db_path, "SELECT name, summary FROM run_variables WHERE run_id = 1 AND direction = 'out'")}
+    assert summaries["model"]["fields"]["parameters"] == "178" and summaries["model"]["fields"]["mode"] == "train"
+    assert summaries["loss"]["value"] == pytest.approx(first.metrics["loss"])  # a 0-d tensor shows its value
+    shown = repr(shell.run_line_magic("xp", "show 2"))
+    assert "Sequential(parameters=178" in shown and "Adam(lr=0.1" in shown
+    changed = {c["name"]: (c["a"], c["b"]) for c in shell.run_line_magic("xp", "diff 1 2").diff.to_dict()["settings"]}
+    assert changed == {"opt.lr": ("0.01", "0.1")}
+    (dataset,) = first.datasets
+    assert dataset["shape"] == [200, 8] and dataset["kind"] == "tensor"
+    row = store.knowledge_rows(experiment="net")[0]
+    assert row["model_family"] == "Sequential" and row["meta"]["features"] == 8 and row["meta"]["classes"] == 2
+    run_ok(shell, "%%experiment finetune\nmodel.eval()\nwith torch.no_grad():\n    model[0].weight.mul_(0.5)\n")
+    assert store.get_run(3).outputs["model"] not in (None, second.outputs["model"])  # changed in place
+
+
+def test_tensor_fingerprints_follow_the_values_in_any_layout_and_type():
+    torch = pytest.importorskip("torch")
+    from xpmagic.fingerprint import fingerprint
+
+    torch.manual_seed(0)
+    big = torch.randn(3000, 3000)  # 36 MB: sampled
+    assert fingerprint(big.t()).digest == fingerprint(big.t().contiguous()).digest  # a view or its copy
+    assert fingerprint(big).summary["sampled"] is True
+    changed = big.clone()
+    changed[1500:] += 1.0
+    assert fingerprint(changed).digest != fingerprint(big).digest
+    z = torch.randn(10, dtype=torch.complex64)
+    assert fingerprint(z.conj()).digest == fingerprint(z.conj().resolve_conj()).digest
+    dense = torch.randn(20, 20).relu()
+    kinds = [dense.to(torch.bfloat16), dense.to_sparse(), dense.to_sparse_csr(), torch.tensor(3.5),
+             torch.empty(0, 4), torch.nn.Parameter(torch.ones(3))]
+    digests = [fingerprint(t).digest for t in kinds]
+    assert None not in digests and len(set(digests)) == len(digests)  # a layout is content, as for scipy.sparse
+
+
 def test_threads_of_a_cell_log_to_its_run_and_are_told_when_they_log_after_it(shell, db_path, capsys):
     """A thread the cell joins logs to the run. One still logging after the cell ended is told,
     once, that its values are not recorded, and goes on: raising in it would stop the person's
@@ -638,6 +700,9 @@ def test_fingerprints_are_the_same_in_every_process(tmp_path):
               "from sklearn.model_selection import StratifiedKFold\nfrom sklearn.metrics import make_scorer, f1_score\n"
               "values += (StratifiedKFold(5, shuffle=True, random_state=0), make_scorer(f1_score, average='macro'),\n"
               "           pd.Categorical(['alpha', 'beta', 'alpha']))\n"
+              "try:\n    import torch\nexcept ImportError:  # the test extra installs it\n    torch = None\n"
+              "if torch is not None:\n    torch.manual_seed(0)\n    net = torch.nn.Linear(3, 2)\n"
+              "    values += (torch.randn(5), net, torch.optim.SGD(net.parameters(), lr=0.1))\n"
               "print([fingerprint(v).digest for v in values])\n")
     digests = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                               env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2, 3)}

@@ -35,10 +35,12 @@ from .recordhash import record_fields, record_summary, without_secrets
 # 4: configuration objects (dataclasses, argparse namespaces, scikit-learn's splitters and scorers:
 # recordhash.py), pandas arrays (pd.Categorical), lists and dicts of more
 # than 10,000 items (sampled), namedtuples pickle cannot find, bytearrays and arrays, which had none.
-SCHEME = 4
+SCHEME = 5
 # A scheme that only gave digests to values an earlier one could not hash: both agree wherever
-# both made a digest, so their runs' data can still be compared.
-_ADDS_TO = {3: 2, 4: 2}
+# both made a digest, so their runs' data can still be compared. (4: settings objects, 5: torch.)
+_ADDS_TO = {3: 2, 4: 2, 5: 2}
+# Kinds whose summary is a class and its fields, which `show` prints and `diff` compares.
+SETTING_KINDS = ("record", "module", "optimizer")
 
 
 def digests_comparable(scheme_a: int, scheme_b: int) -> bool:
@@ -123,6 +125,9 @@ def _fingerprint(value: Any, sample_bytes: int) -> Fingerprint:
     if isinstance(value, _VALUE_TYPES):  # immutable, and their repr is their content
         return Fingerprint(digest_bytes(f"{type(value).__module__}.{type(value).__qualname__}:{value!r}".encode()),
                            "scalar", {"type": type(value).__name__, "value": repr(value)[:80]})
+    torch_value = _torch(value, sample_bytes)  # by class: a network is often the notebook's own nn.Module
+    if torch_value is not None:
+        return torch_value
     subclassed = _subclassed_data(value, sample_bytes)  # a GeoDataFrame, an astropy Quantity
     if subclassed is not None:
         return subclassed
@@ -131,6 +136,27 @@ def _fingerprint(value: Any, sample_bytes: int) -> Fingerprint:
         return _record(value, without_secrets(fields), sample_bytes)
     return Fingerprint(None, type(value).__name__,
                        {"type": f"{type(value).__module__}.{type(value).__qualname__}"})
+
+
+def _torch(value: Any, sample_bytes: int) -> Fingerprint | None:
+    if "torch" not in sys.modules:
+        return None
+    from . import torchhash
+
+    kind = torchhash.torch_kind(value)
+    if kind == "tensor":
+        digest, sampled = torchhash.tensor_digest(value, sample_bytes)
+        summary = torchhash.tensor_summary(value)
+        if sampled:
+            summary["sampled"] = True
+        return Fingerprint(digest, "tensor", summary)
+    if kind == "module":
+        digest, summary = torchhash.module_fingerprint(value, sample_bytes)
+        return Fingerprint(digest, "module", summary)
+    if kind == "optimizer":
+        digest, summary = torchhash.optimizer_fingerprint(value, sample_bytes)
+        return Fingerprint(digest, "optimizer", summary)
+    return None
 
 
 def _subclassed_data(value: Any, sample_bytes: int) -> Fingerprint | None:

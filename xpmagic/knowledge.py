@@ -39,7 +39,7 @@ def model_family_of(values: list[Any]) -> str | None:
     estimators = [v for v in values if hasattr(v, "get_params") and hasattr(v, "fit")
                   and not isinstance(v, type)]
     if not estimators:
-        return None
+        return _network_family(values)
     estimators = [e for e in estimators if hasattr(e, "predict")] or estimators
     fitted = [e for e in estimators if any(k.endswith("_") and not k.startswith("_") for k in vars(e))]
     chosen = (fitted or estimators)[-1]
@@ -47,6 +47,17 @@ def model_family_of(values: list[Any]) -> str | None:
     if steps:
         chosen = steps[-1][1]
     return type(chosen).__name__
+
+
+def _network_family(values: list[Any]) -> str | None:
+    """A PyTorch network's class: the one with the most parameters (not `loss_fn = nn.CrossEntropyLoss()`)."""
+    from .torchhash import torch_kind
+
+    networks = [v for v in values if torch_kind(v) == "module"]
+    sized = [(sum(p.numel() for p in network.parameters()), i) for i, network in enumerate(networks)]
+    if not sized or max(sized)[0] == 0:
+        return None
+    return type(networks[max(sized)[1]]).__name__
 
 
 def constructed_model_family(source: str, namespace: dict[str, Any]) -> str | None:

@@ -295,7 +295,7 @@ def describe_dataset(X: Any, y: Any, name: str) -> DatasetRecord:
             hint = "; collect() it first" if type(value).__name__ == "LazyFrame" else ""
             raise UsageError(
                 f"xp.dataset({name!r}): cannot fingerprint {which}, a {type(value).__name__}{hint}; pass a numpy "
-                "array, a pandas or polars DataFrame/Series, a list or a scipy.sparse matrix")
+                "array, a pandas or polars DataFrame/Series, a list, a scipy.sparse matrix or a torch tensor")
     if y is not None and _rows(X) is not None and _rows(y) is not None and _rows(X) != _rows(y):
         hint = " (X is a dict: pass pd.DataFrame(X) for a table of these columns)" if isinstance(X, dict) else ""
         raise UsageError(f"xp.dataset({name!r}): X has {_rows(X)} rows but y has {_rows(y)}{hint}; "
@@ -317,8 +317,10 @@ def _meta(digest: str, X: Any, y: Any) -> dict[str, Any] | None:
         return None
     if digest not in _META_CACHE:
         from .metafeatures import meta_features
+        from .torchhash import as_numpy, torch_kind
 
         try:
+            X, y = (as_numpy(v) if torch_kind(v) == "tensor" else v for v in (X, y))  # a GPU's too
             _META_CACHE[digest] = meta_features(X, y)
         except Exception:  # odd data: no knowledge row, never a failed cell
             _META_CACHE[digest] = None

@@ -23,6 +23,7 @@ from typing import Any
 from .. import clock, procinfo
 from ..errors import DatabaseCorrupt, DatabaseLocked, DatabaseNotFound, DatabaseTooNew, RunNotFound
 from ..fingerprint import SCHEME as FINGERPRINT_SCHEME
+from ..fingerprint import SETTING_KINDS
 from ..records import ErrorInfo, MetricChunk, NewRun, ParamSpec, Run, RunOutcome, RunStatus, param_value
 from ..redaction import scrub
 from ..studystate import shown_state
@@ -473,7 +474,7 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
             param_specs=specs,
             inputs={n: f for d, n, f, _, _ in variables if d == "in"},
             outputs={n: f for d, n, f, _, _ in variables if d == "out"},
-            settings={n: json.loads(summary) for _, n, _, kind, summary in variables if kind == "record"},
+            settings={n: json.loads(summary) for _, n, _, kind, summary in variables if kind in SETTING_KINDS},
             lineage=self.lineage_sources(run_id),
             imports=json.loads(row["imports"] or "[]"),
             definitions=json.loads(row["definitions"] or "[]"),

@@ -1,0 +1,137 @@
+"""Fingerprints of PyTorch values: tensors, networks (``nn.Module``) and optimizers.
+
+A tensor is its dtype, shape and values (a strided sample of a large one, taken on its device so
+a GPU tensor moves only the sample to the host); the device is not content: the same values on
+the CPU and a GPU are the same data. A network is its class, its architecture (its repr), its
+train/eval mode and every tensor of its ``state_dict`` (weights and buffers), the sample budget
+shared among them. An optimizer is its hyperparameters and its state (Adam's moments).
+
+Nothing here imports torch: a value is only recognised when the notebook has imported it.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Any
+
+import xxhash
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # a repr naming a function: its address changes every session
+_MIN_TENSOR_BUDGET = 4096  # bytes per tensor of a network with very many tensors
+
+
+def torch_kind(value: Any) -> str | None:
+    """'tensor', 'module' or 'optimizer' for such a value of an imported torch, else None."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    if isinstance(value, torch.Tensor):
+        return "tensor"
+    if isinstance(value, torch.nn.Module):
+        return "module"
+    if isinstance(value, torch.optim.Optimizer):
+        return "optimizer"
+    return None
+
+
+def tensor_summary(tensor: Any) -> dict[str, Any]:
+    summary: dict[str, Any] = {"shape": list(tensor.shape), "dtype": str(tensor.dtype).removeprefix("torch."),
+                               "device": str(tensor.device)}
+    if tensor.dim() == 0 and tensor.layout == sys.modules["torch"].strided:
+        summary["value"] = tensor.item()  # a loss: what `show` should print
+    if tensor.requires_grad:
+        summary["requires_grad"] = True
+    return summary
+
+
+def tensor_digest(tensor: Any, sample_bytes: int) -> tuple[str, bool]:
+    """(digest, sampled) of a tensor's dtype, shape and values."""
+    torch = sys.modules["torch"]
+    values = tensor.detach()
+    hasher = xxhash.xxh3_128(f"torch:{values.dtype}{tuple(values.shape)}:{values.layout}".encode())
+    if values.layout not in (torch.strided, torch.sparse_coo):  # CSR, CSC, BSR: by their coordinates
+        values = values.to_sparse()
+    if values.is_sparse:  # a COO tensor is its coordinates and values
+        values = values.coalesce()
+        digests = [tensor_digest(part, sample_bytes // 2) for part in (values.indices(), values.values())]
+        hasher.update("".join(d for d, _ in digests).encode())
+        return hasher.hexdigest(), any(s for _, s in digests)
+    values = values.resolve_conj().resolve_neg()  # lazily conjugated or negated views: the values as read
+    wanted = max(1, sample_bytes // values.element_size())  # elements to hash
+    sampled = values.numel() > wanted
+    if sampled and values.dim() > 1:
+        # every k-th row first: flattening a transposed tensor copies it, and the sample must not
+        # depend on how the values lie in memory
+        per_row = max(1, values.numel() // max(1, values.shape[0]))
+        values = values[::max(1, values.shape[0] // max(1, wanted // per_row))]
+    flat = values.reshape(-1)
+    if sampled:
+        flat = flat[::max(1, flat.numel() // wanted)]
+    host = flat.to("cpu").contiguous()
+    hasher.update(host.view(torch.uint8).numpy().data)  # every dtype, bfloat16 too, as its bytes
+    return hasher.hexdigest(), sampled
+
+
+def module_fingerprint(module: Any, sample_bytes: int) -> tuple[str, dict[str, Any]]:
+    state = module.state_dict()
+    budget = max(_MIN_TENSOR_BUDGET, sample_bytes // max(1, len(state)))
+    hasher = xxhash.xxh3_128(_class_name(module).encode())
+    hasher.update(_ADDRESS.sub("", repr(module)).encode())
+    hasher.update(b"train" if module.training else b"eval")
+    sampled = False
+    for name, value in state.items():
+        hasher.update(name.encode())
+        if torch_kind(value) == "tensor":
+            digest, part_sampled = tensor_digest(value, budget)
+            sampled = sampled or part_sampled
+        else:  # a module's extra state (get_extra_state): any value
+            from .fingerprint import fingerprint
+
+            digest = str(fingerprint(value, budget).digest)
+        hasher.update(digest.encode())
+    parameters = list(module.parameters())
+    fields = {"parameters": f"{sum(p.numel() for p in parameters):,}", "tensors": str(len(state)),
+              "mode": "train" if module.training else "eval"}
+    if parameters:
+        fields["dtype"] = str(parameters[0].dtype).removeprefix("torch.")
+        fields["device"] = str(parameters[0].device)
+    summary: dict[str, Any] = {"type": _class_name(module), "fields": fields}  # as a settings object's
+    if sampled:
+        summary["sampled"] = True
+    return hasher.hexdigest(), summary
+
+
+def optimizer_fingerprint(optimizer: Any, sample_bytes: int) -> tuple[str, dict[str, Any]]:
+    state = optimizer.state_dict()
+    groups = [{k: v for k, v in group.items() if k != "params"} for group in state["param_groups"]]
+    hasher = xxhash.xxh3_128(_class_name(optimizer).encode())
+    hasher.update(_ADDRESS.sub("", repr(sorted((sorted(g.items(), key=str) for g in groups), key=str))).encode())
+    tensors = [(key, name, value) for key, per_param in sorted(state["state"].items())
+               for name, value in sorted(per_param.items()) if torch_kind(value) == "tensor"]
+    budget = max(_MIN_TENSOR_BUDGET, sample_bytes // max(1, len(tensors)))
+    sampled = False
+    for key, name, value in tensors:
+        digest, part_sampled = tensor_digest(value, budget)
+        sampled = sampled or part_sampled
+        hasher.update(f"{key}.{name}={digest}".encode())
+    fields = {k: _ADDRESS.sub("", repr(v))[:60] for k, v in (groups[0].items() if groups else ())}
+    if len(groups) > 1:  # per-layer learning rates: the first group's, and how many there are
+        fields["param_groups"] = str(len(groups))
+    summary: dict[str, Any] = {"type": _class_name(optimizer), "fields": fields}
+    if sampled:
+        summary["sampled"] = True
+    return hasher.hexdigest(), summary
+
+
+def _class_name(value: Any) -> str:
+    return f"{type(value).__module__}.{type(value).__qualname__}"
+
+
+def as_numpy(tensor: Any) -> Any:
+    """A tensor's values as a numpy array on the host (bfloat16 and other types numpy lacks as float32)."""
+    values = tensor.detach().to("cpu").resolve_conj().resolve_neg()
+    try:
+        return values.numpy()
+    except TypeError:
+        return values.float().numpy()
