@@ -174,6 +174,25 @@ def test_a_replay_killed_midway_has_its_artifacts_put_back_by_the_next(shell, tm
     assert kept == ["weights 5.0", "weights 7.0"] and not list(tmp_path.glob(".xpmagic-replay-backup-*"))
 
 
+def test_a_seeded_run_that_imports_torch_itself_reproduces(tmp_path, monkeypatch):
+    """`--seed` seeded only the libraries already imported: a notebook whose experiment cell
+    imports torch drew unseeded weights, and its replay (which imports first) never matched."""
+    torch = pytest.importorskip("torch")
+    from nbclient import NotebookClient
+
+    db = tmp_path / "xp.db"
+    monkeypatch.setenv("XPMAGIC_DB", str(db))
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("%load_ext xpmagic"),
+        nbformat.v4.new_code_cell("%%experiment init --seed 7\nimport torch\nw = torch.randn(3)\n"
+                                  "xp.log(w0=float(w[0]))\n")])
+    NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    torch.manual_seed(7)
+    assert rows(db, "SELECT last FROM metrics WHERE name = 'w0'") == [(pytest.approx(float(torch.randn(3)[0])),)]
+    found = verdicts(xpmagic("replay", "1", "--db", str(db), "--json", cwd=tmp_path))
+    assert found["init"]["verdict"] == "reproduced", found
+
+
 def test_values_an_older_xpmagic_fingerprinted_are_not_reported_as_changed(recorded, tmp_path):
     """A new xpmagic may hash some values another way (fingerprint.SCHEME): a replay of a run it
     did not record compares metrics, and says why it compares only those."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import random
 import sys
 import time
 import traceback
@@ -34,6 +33,7 @@ from .phases import normalize_reason
 from .phasetrack import PhaseTracker
 from .records import ErrorInfo, NewRun, RunOutcome, RunStatus, VariableRecord
 from .run import ActiveRun
+from .seeding import seed_everything
 from .store import Store, utc_now
 
 MAGIC_PREFIX = "%%experiment"
@@ -86,6 +86,7 @@ class _CellRun:
     started_at: str = ""
     git_state: dict[str, Any] | None = None
     scripts: list[LocalModule] = field(default_factory=list)  # what its %run lines run, read as it starts
+    stop_seeding: Callable[[], None] = lambda: None  # --seed: seeding a library the cell imports (seeding.py)
 
 
 def code_hash(body: str) -> str:
@@ -214,7 +215,7 @@ class Recorder:
         if "%run" in body or "run_line_magic" in body:
             cell.scripts = scripts_run_by(self.shell.transform_cell(body), self.working_folder())
         if args.seed is not None:
-            seed_everything(args.seed)
+            cell.stop_seeding = seed_everything(args.seed)
         if settings.capture_output:
             # Routed per thread: a background trial's prints never land in this run.
             out, err = routed_streams()
@@ -311,6 +312,7 @@ class Recorder:
     def _end(self, cell: _CellRun, result: Any) -> None:
         duration = (cell.failed_at or time.perf_counter()) - cell.started
         self.shell.__dict__.pop("showtraceback", None)
+        cell.stop_seeding()
         self._cell = None
         self.foreground = None
         stdout, stderr = self._restore_streams(cell)
@@ -486,17 +488,6 @@ class Recorder:
 
 def _input_records(inputs: dict[str, Fingerprint]) -> list[VariableRecord]:
     return [VariableRecord("in", name, fp.digest, fp.kind, fp.summary) for name, fp in inputs.items()]
-
-
-def seed_everything(seed: int) -> None:
-    """Seed the random generators the session has imported."""
-    random.seed(seed)
-    numpy = sys.modules.get("numpy")
-    if numpy is not None:
-        numpy.random.seed(seed % (2**32))
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.manual_seed(seed)
 
 
 def _result_repr(value: Any) -> str | None:
