@@ -407,7 +407,7 @@ TORCH_FIT = ("%%experiment net --seed 0\n"
              "    loss = nn.functional.cross_entropy(model(X), y)\n"
              "    opt.zero_grad(); loss.backward(); opt.step()\n"
              "xp.dataset(X, y, name='toy')\n"
-             "xp.log(loss=loss.item())\n")
+             "xp.log(loss=loss)\n")  # a tensor that requires grad
 
 
 def test_pytorch_data_networks_and_optimizers_are_fingerprinted(shell, db_path):
@@ -439,6 +439,37 @@ def test_pytorch_data_networks_and_optimizers_are_fingerprinted(shell, db_path):
     assert row["model_family"] == "Sequential" and row["meta"]["features"] == 8 and row["meta"]["classes"] == 2
     run_ok(shell, "%%experiment finetune\nmodel.eval()\nwith torch.no_grad():\n    model[0].weight.mul_(0.5)\n")
     assert store.get_run(3).outputs["model"] not in (None, second.outputs["model"])  # changed in place
+
+
+def test_pytorch_data_loaders_are_fingerprinted_by_their_data_and_batching(shell, db_path, tmp_path):
+    """`for xb, yb in loader` is how a network reads its data: a loader over other data, or
+    batching otherwise, is a change the run must record."""
+    pytest.importorskip("torch")
+    (tmp_path / "notes.txt").write_text("x")
+    run_ok(shell, "import torch, numpy as np\n"
+                  "from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset\n"
+                  "X = torch.randn(100, 4)\ny = (X[:, 0] > 0).long()\n"
+                  "class Arrays(Dataset):\n"
+                  "    def __init__(self, X, y): self.X, self.y = X, y\n"
+                  "    def __len__(self): return len(self.X)\n"
+                  "    def __getitem__(self, i): return self.X[i], self.y[i]\n"
+                  "class Lines(Dataset):\n"
+                  "    def __init__(self): self.handle = open('notes.txt')\n"
+                  "    def __len__(self): return 1\n"
+                  "    def __getitem__(self, i): return self.handle.readline()\n"
+                  "loader = DataLoader(TensorDataset(X, y), batch_size=10, shuffle=True)\n"
+                  "custom = DataLoader(Arrays(np.ones((10, 2)), np.zeros(10)), batch_size=5)\n"
+                  "part = Subset(TensorDataset(X, y), list(range(50)))\nlines = DataLoader(Lines())\n")
+    reading = "%%experiment epoch\nn = sum(len(xb) for xb, _ in loader) + len(custom) + len(part) + len(lines)\n"
+    first, second = read_before_and_after(
+        shell, db_path, reading, "loader = DataLoader(TensorDataset(X, y), batch_size=20, shuffle=True)\n"
+                                 "custom.dataset.X[0, 0] = 5.0\npart = Subset(part.dataset, list(range(60)))\n")
+    for name in ("loader", "custom", "part"):
+        assert first.inputs[name] is not None and first.inputs[name] != second.inputs[name], name
+    assert first.inputs["lines"] is None  # an open file: what it reads can change unseen
+    changed = {c["name"]: (c["a"], c["b"]) for c in shell.run_line_magic("xp", "diff 1 2").diff.to_dict()["settings"]}
+    assert changed == {"loader.batch_size": ("10", "20")}
+    assert "sampler=RandomSampler" in repr(shell.run_line_magic("xp", "show 2"))
 
 
 def test_tensor_fingerprints_follow_the_values_in_any_layout_and_type():

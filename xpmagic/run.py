@@ -44,10 +44,7 @@ class MetricSeries:
         self._flush = flush
 
     def append(self, value: Any, step: Any) -> None:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise UsageError(_not_a_number(self.name, value)) from None
+        number = value if type(value) is float else _as_number(self.name, value)
         if step is None:
             step = self.next_step
         elif type(step) is not int:
@@ -76,6 +73,15 @@ class MetricSeries:
         seen = self.count > 0 and self.min <= self.max
         return MetricSummary(self.name, self.last, self.last_step,
                              self.min if seen else None, self.max if seen else None, self.count)
+
+
+def _as_number(name: str, value: Any) -> float:
+    if type(value).__module__.partition(".")[0] == "torch" and hasattr(value, "detach"):
+        value = value.detach()  # a loss that requires grad: its value, without torch's warning
+    try:
+        return float(value)
+    except (TypeError, ValueError, RuntimeError):  # RuntimeError: a tensor of several values
+        raise UsageError(_not_a_number(name, value)) from None
 
 
 def _not_a_number(name: str, value: Any) -> str:

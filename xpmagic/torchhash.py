@@ -1,4 +1,5 @@
-"""Fingerprints of PyTorch values: tensors, networks (``nn.Module``) and optimizers.
+"""Fingerprints of PyTorch values: tensors, networks (``nn.Module``), optimizers, data sets and
+data loaders.
 
 A tensor is its dtype, shape and values (a strided sample of a large one, taken on its device so
 a GPU tensor moves only the sample to the host); the device is not content: the same values on
@@ -22,7 +23,8 @@ _MIN_TENSOR_BUDGET = 4096  # bytes per tensor of a network with very many tensor
 
 
 def torch_kind(value: Any) -> str | None:
-    """'tensor', 'module' or 'optimizer' for such a value of an imported torch, else None."""
+    """'tensor', 'module', 'optimizer', 'loader' or 'dataset' for such a value of an imported
+    torch, else None."""
     torch = sys.modules.get("torch")
     if torch is None:
         return None
@@ -32,6 +34,12 @@ def torch_kind(value: Any) -> str | None:
         return "module"
     if isinstance(value, torch.optim.Optimizer):
         return "optimizer"
+    data = getattr(torch.utils, "data", None)
+    if data is not None:
+        if isinstance(value, data.DataLoader):
+            return "loader"
+        if isinstance(value, data.Dataset) and not isinstance(value, data.IterableDataset):
+            return "dataset"  # a stream's content is only known by reading it
     return None
 
 
@@ -121,6 +129,47 @@ def optimizer_fingerprint(optimizer: Any, sample_bytes: int) -> tuple[str, dict[
     summary: dict[str, Any] = {"type": _class_name(optimizer), "fields": fields}
     if sampled:
         summary["sampled"] = True
+    return hasher.hexdigest(), summary
+
+
+def dataset_fingerprint(dataset: Any, sample_bytes: int) -> tuple[str | None, dict[str, Any]]:
+    """A map-style dataset by its attributes (a TensorDataset's tensors, a Subset's dataset and
+    indices, a custom dataset's arrays); none when one of them has no fingerprint (an open file,
+    a transform object), which could change the data unseen."""
+    from .fingerprint import fingerprint
+
+    summary: dict[str, Any] = {"type": _class_name(dataset)}
+    hasher = xxhash.xxh3_128(summary["type"].encode())
+    for name, value in sorted(vars(dataset).items()):
+        print_ = fingerprint(value, sample_bytes)
+        if print_.digest is None:
+            summary["unhashed"] = name
+            return None, summary
+        hasher.update(f"{name}={print_.digest};".encode())
+        if print_.summary.get("sampled"):
+            summary["sampled"] = True
+    return hasher.hexdigest(), summary
+
+
+def loader_fingerprint(loader: Any, sample_bytes: int) -> tuple[str | None, dict[str, Any]]:
+    """A DataLoader: its dataset and how it batches (batch size, sampler, last batch dropped);
+    the batching settings are fields `show` prints and `diff` compares."""
+    from .fingerprint import fingerprint
+
+    data = fingerprint(loader.dataset, sample_bytes)
+    fields = {"batch_size": repr(loader.batch_size), "sampler": type(loader.sampler).__name__,
+              "drop_last": repr(loader.drop_last), "dataset": type(loader.dataset).__name__}
+    try:
+        fields["rows"] = str(len(loader.dataset))
+    except TypeError:  # a dataset without a length
+        pass
+    summary: dict[str, Any] = {"type": _class_name(loader), "fields": fields}
+    if data.summary.get("sampled"):
+        summary["sampled"] = True
+    if data.digest is None:
+        return None, summary
+    hasher = xxhash.xxh3_128(f"{summary['type']}:{data.digest}".encode())
+    hasher.update(repr(sorted(fields.items())).encode())
     return hasher.hexdigest(), summary
 
 
