@@ -490,6 +490,18 @@ def test_tensor_fingerprints_follow_the_values_in_any_layout_and_type():
              torch.empty(0, 4), torch.nn.Parameter(torch.ones(3))]
     digests = [fingerprint(t).digest for t in kinds]
     assert None not in digests and len(set(digests)) == len(digests)  # a layout is content, as for scipy.sparse
+    quantized = [torch.quantize_per_tensor(torch.full((4,), 0.33), scale, 0, torch.qint8) for scale in (0.1, 0.2)]
+    assert fingerprint(quantized[0]).digest != fingerprint(quantized[1]).digest  # the values they stand for
+    lazy = [fingerprint(torch.nn.LazyLinear(n)) for n in (10, 20)]  # no weights before the first call
+    assert None not in {p.digest for p in lazy} and lazy[0].digest != lazy[1].digest
+    assert lazy[0].summary["fields"]["parameters"] == "not known yet"
+    assert fingerprint(torch.nn.Linear(3, 3, device="meta")).digest is not None
+    opt = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)
+    schedules = [fingerprint(torch.optim.lr_scheduler.StepLR(opt, step)) for step in (10, 20)]
+    assert schedules[0].digest != schedules[1].digest and schedules[1].summary["fields"]["step_size"] == "20"
+    seeded = [fingerprint(torch.Generator().manual_seed(seed)).digest for seed in (3, 3, 4)]
+    assert seeded[0] == seeded[1] != seeded[2]
+    assert fingerprint(torch.float16).digest != fingerprint(torch.float32).digest
 
 
 def test_threads_of_a_cell_log_to_its_run_and_are_told_when_they_log_after_it(shell, db_path, capsys):

@@ -40,7 +40,7 @@ SCHEME = 5
 # both made a digest, so their runs' data can still be compared. (4: settings objects, 5: torch.)
 _ADDS_TO = {3: 2, 4: 2, 5: 2}
 # Kinds whose summary is a class and its fields, which `show` prints and `diff` compares.
-SETTING_KINDS = ("record", "module", "optimizer", "loader")
+SETTING_KINDS = ("record", "module", "optimizer", "loader", "scheduler")
 
 
 def digests_comparable(scheme_a: int, scheme_b: int) -> bool:
@@ -150,8 +150,15 @@ def _torch(value: Any, sample_bytes: int) -> Fingerprint | None:
         if sampled:
             summary["sampled"] = True
         return Fingerprint(digest, "tensor", summary)
+    if kind == "value":
+        return Fingerprint(digest_bytes(f"torch:{value!r}".encode()), "scalar",
+                           {"type": type(value).__name__, "value": repr(value)})
+    if kind == "random":
+        digest, summary = torchhash.generator_fingerprint(value)
+        return Fingerprint(digest, "random", summary)
     makers = {"module": torchhash.module_fingerprint, "optimizer": torchhash.optimizer_fingerprint,
-              "loader": torchhash.loader_fingerprint, "dataset": torchhash.dataset_fingerprint}
+              "loader": torchhash.loader_fingerprint, "dataset": torchhash.dataset_fingerprint,
+              "scheduler": torchhash.scheduler_fingerprint}
     if kind in makers:
         digest, summary = makers[kind](value, sample_bytes)
         return Fingerprint(digest, kind, summary)

@@ -34,6 +34,13 @@ def torch_kind(value: Any) -> str | None:
         return "module"
     if isinstance(value, torch.optim.Optimizer):
         return "optimizer"
+    if isinstance(value, (torch.dtype, torch.device)):
+        return "value"  # its repr is its content
+    if isinstance(value, torch.Generator):
+        return "random"
+    schedulers = getattr(torch.optim, "lr_scheduler", None)
+    if schedulers is not None and isinstance(value, getattr(schedulers, "LRScheduler", ())):
+        return "scheduler"
     data = getattr(torch.utils, "data", None)
     if data is not None:
         if isinstance(value, data.DataLoader):
@@ -44,9 +51,12 @@ def torch_kind(value: Any) -> str | None:
 
 
 def tensor_summary(tensor: Any) -> dict[str, Any]:
+    torch = sys.modules["torch"]
+    if torch.nn.parameter.is_lazy(tensor):
+        return {"type": type(tensor).__name__}  # shape and dtype are not known yet
     summary: dict[str, Any] = {"shape": list(tensor.shape), "dtype": str(tensor.dtype).removeprefix("torch."),
                                "device": str(tensor.device)}
-    if tensor.dim() == 0 and tensor.layout == sys.modules["torch"].strided:
+    if tensor.dim() == 0 and tensor.layout == torch.strided and not tensor.is_meta:
         summary["value"] = tensor.item()  # a loss: what `show` should print
     if tensor.requires_grad:
         summary["requires_grad"] = True
@@ -56,8 +66,15 @@ def tensor_summary(tensor: Any) -> dict[str, Any]:
 def tensor_digest(tensor: Any, sample_bytes: int) -> tuple[str, bool]:
     """(digest, sampled) of a tensor's dtype, shape and values."""
     torch = sys.modules["torch"]
+    if torch.nn.parameter.is_lazy(tensor):  # a LazyLinear's before its first call: not even a shape yet
+        return xxhash.xxh3_128_hexdigest(f"torch:{type(tensor).__name__}".encode()), False
+    hasher = xxhash.xxh3_128(f"torch:{tensor.dtype}{tuple(tensor.shape)}:{tensor.layout}".encode())
+    if tensor.is_meta:  # a model built on "meta" before its weights are loaded: no values
+        hasher.update(b"no values")
+        return hasher.hexdigest(), False
     values = tensor.detach()
-    hasher = xxhash.xxh3_128(f"torch:{values.dtype}{tuple(values.shape)}:{values.layout}".encode())
+    if values.is_quantized:  # the values it stands for: its integers with their scales
+        values = values.dequantize()
     if values.layout not in (torch.strided, torch.sparse_coo):  # CSR, CSC, BSR: by their coordinates
         values = values.to_sparse()
     if values.is_sparse:  # a COO tensor is its coordinates and values
@@ -98,9 +115,11 @@ def module_fingerprint(module: Any, sample_bytes: int) -> tuple[str, dict[str, A
 
             digest = str(fingerprint(value, budget).digest)
         hasher.update(digest.encode())
-    parameters = list(module.parameters())
-    fields = {"parameters": f"{sum(p.numel() for p in parameters):,}", "tensors": str(len(state)),
-              "mode": "train" if module.training else "eval"}
+    torch = sys.modules["torch"]
+    parameters = [p for p in module.parameters() if not torch.nn.parameter.is_lazy(p)]
+    lazy = len(parameters) < len(list(module.parameters()))  # a LazyLinear before its first call
+    fields = {"parameters": "not known yet" if lazy else f"{sum(p.numel() for p in parameters):,}",
+              "tensors": str(len(state)), "mode": "train" if module.training else "eval"}
     if parameters:
         fields["dtype"] = str(parameters[0].dtype).removeprefix("torch.")
         fields["device"] = str(parameters[0].device)
@@ -171,6 +190,26 @@ def loader_fingerprint(loader: Any, sample_bytes: int) -> tuple[str | None, dict
     hasher = xxhash.xxh3_128(f"{summary['type']}:{data.digest}".encode())
     hasher.update(repr(sorted(fields.items())).encode())
     return hasher.hexdigest(), summary
+
+
+def scheduler_fingerprint(scheduler: Any, sample_bytes: int) -> tuple[str | None, dict[str, Any]]:
+    """A learning-rate schedule by its settings and where it is (its state_dict, which leaves out
+    the optimizer it drives); the settings are fields `show` prints and `diff` compares."""
+    from .fingerprint import fingerprint
+
+    state = {k: v for k, v in scheduler.state_dict().items() if not k.startswith("_")}
+    print_ = fingerprint(state, sample_bytes)
+    summary = {"type": _class_name(scheduler),
+               "fields": {k: _ADDRESS.sub("", repr(v))[:60] for k, v in state.items()}}
+    if print_.digest is None:
+        return None, summary
+    return xxhash.xxh3_128_hexdigest(f"{summary['type']}:{print_.digest}".encode()), summary
+
+
+def generator_fingerprint(generator: Any) -> tuple[str, dict[str, Any]]:
+    """A torch.Generator by its state, as a numpy or Python random generator."""
+    state = generator.get_state()
+    return tensor_digest(state, state.numel())[0], {"type": "Generator", "device": str(generator.device)}
 
 
 def _class_name(value: Any) -> str:
