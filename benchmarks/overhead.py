@@ -13,6 +13,10 @@ In one process, interleaved so drift hits every variant alike:
   mlflow      mlflow.start_run + log_param + log_metric + end_run, local SQLite backend, warm
               (all of it is added time: a bare cell would run besides)
 Reports the median and p95 of the added milliseconds per cell, and ratios.
+
+A third part measures cells that read large data, which xpmagic fingerprints when the cell starts
+and again when it ends (to see a change made in place): a 1,000,000-row frame of 40 numbers, a
+text and a time column (340 MB), and a dict of 100 frames of 1,000 rows each (--no-data skips it).
 """
 
 from __future__ import annotations
@@ -82,6 +86,7 @@ def mlflow_run(mlflow) -> None:
 def main() -> None:
     cli = parser(__doc__.splitlines()[0])
     cli.add_argument("--pairs", type=int, default=None, help="realistic-cell pairs (default 40; 10 with --quick)")
+    cli.add_argument("--no-data", action="store_true", help="skip the cells that read large data")
     args = cli.parse_args()
     n_trivial = 300 if args.quick else 3000
     n_real = args.pairs or (10 if args.quick else 40)
@@ -179,7 +184,43 @@ def main() -> None:
                      f"{100 * paired / bare_real:.2f} %", f"{100 * plain_first / bare_real:.2f} %"))
     print(table(rows, ("variant", "median ms", "added ms (median of paired differences)", "added",
                        "added, right after a plain cell")))
+    if not args.no_data:
+        results["data"] = data_cells(shell, 4 if args.quick else 15)
     write_json(args.json, {"trivial": results, "n_trivial": n_trivial, "n_realistic": n_real})
+
+
+DATA_SETUP = (
+    "import numpy as np, pandas as pd\nrng = np.random.default_rng(0)\n"
+    "big = pd.DataFrame(rng.random((1_000_000, 40)), columns=[f'c{i}' for i in range(40)])\n"
+    "big['city'] = rng.choice(['Oslo', 'Lima', 'Rome', 'Kyiv'], size=len(big))\n"
+    "big['when'] = pd.date_range('2020-01-01', periods=len(big), freq='min')\n"
+    "parts = {f'part{i}': big.iloc[i * 1000:(i + 1) * 1000] for i in range(100)}\n")
+DATA_CELLS = {"groupby on the 1M-row frame": "means = big.groupby('city')['c1'].mean()\n",
+              "filter of the 1M-row frame": "hot = big[big.c0 > 0.5]\n",
+              "loop over 100 frames": "rows = sum(len(part) for part in parts.values())\n"}
+
+
+def data_cells(shell, rounds: int) -> dict[str, dict[str, float]]:
+    """Added time of cells reading large data, paired with the same cell without the magic."""
+    with quiet():
+        shell.run_cell(DATA_SETUP)
+    rows, results = [], {}
+    for label, body in DATA_CELLS.items():
+        bare, recorded = [], []
+        with quiet():
+            for i in range(rounds + 2):
+                pair = [(bare, body), (recorded, "%%experiment bench-data\n" + body)]
+                for into, cell in (pair if i % 2 else pair[::-1]):
+                    seconds = timed(lambda c=cell: shell.run_cell(c))
+                    if i >= 2:
+                        into.append(seconds)
+        added = median([r - b for r, b in zip(recorded, bare)])
+        results[label] = {"bare_median_ms": median(bare) * 1000, "added_median_ms": added * 1000,
+                          "added_percent": 100 * added / median(bare)}
+        rows.append((label, f"{median(bare) * 1000:.2f}", f"{added * 1000:.2f}", f"{100 * added / median(bare):.0f} %"))
+    print(f"\nCells reading large data ({rounds} pairs each)")
+    print(table(rows, ("cell", "bare median ms", "added ms (median of pairs)", "added")))
+    return results
 
 
 if __name__ == "__main__":

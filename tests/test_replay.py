@@ -228,6 +228,23 @@ def test_a_value_the_older_scheme_could_not_hash_is_no_change(recorded, tmp_path
     assert any("data set 'table' fingerprint changed" in c for c in found["load-data"]["changes"]), found
 
 
+def test_a_large_value_the_older_scheme_sampled_otherwise_is_no_change(shell, tmp_path, db_path):
+    """Scheme 6 samples large values in runs of consecutive values (eight times less memory read
+    than every k-th value): their digests differ from scheme 5's, which is no change of the data,
+    while every value both hash whole is still compared."""
+    run_ok(shell, "%%experiment scores\nimport numpy as np\nbig = np.arange(3_000_000.0)\nsmall = np.arange(10.0)\n"
+                  "total = float(big.sum() + small.sum())\nxp.log(total=total)\n")
+    with sqlite3.connect(db_path) as conn:  # as scheme 5 recorded them
+        conn.execute("UPDATE runs SET fingerprint_scheme = 5")
+        conn.execute("UPDATE run_variables SET fingerprint = 'scheme-5-sample' WHERE name = 'big'")
+    found = verdicts(xpmagic("replay", "1", "--db", str(db_path), "--json", cwd=tmp_path))
+    assert found["scores"]["verdict"] == "reproduced" and found["scores"]["changes"] == [], found
+    with sqlite3.connect(db_path) as conn:  # a value both hash whole still counts
+        conn.execute("UPDATE run_variables SET fingerprint = 'another-value' WHERE run_id = 1 AND name = 'small'")
+    found = verdicts(xpmagic("replay", "1", "--db", str(db_path), "--json", cwd=tmp_path))
+    assert [d["output"] for d in found["scores"]["differences"]] == ["small"], found
+
+
 HELPERS = ("SCALE = 2.0\n\n"
            "def scaled(X):\n    return X * SCALE\n\n"
            "@lru_cache\ndef make(C):\n    return LR(C=C)\n\n"

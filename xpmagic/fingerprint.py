@@ -35,17 +35,46 @@ from .recordhash import record_fields, record_summary, without_secrets
 # 4: configuration objects (dataclasses, argparse namespaces, scikit-learn's splitters and scorers:
 # recordhash.py), pandas arrays (pd.Categorical), lists and dicts of more
 # than 10,000 items (sampled), namedtuples pickle cannot find, bytearrays and arrays, which had none.
-SCHEME = 5
+SCHEME = 6
 # A scheme that only gave digests to values an earlier one could not hash: both agree wherever
-# both made a digest, so their runs' data can still be compared. (4: settings objects, 5: torch.)
-_ADDS_TO = {3: 2, 4: 2, 5: 2}
+# both made a digest, so their runs' data can still be compared (4: settings objects, 5: torch).
+# 6 samples large values in runs of consecutive values: their digests (marked sampled) differ
+# from those of 2 to 5, every other digest is the same (sampling_differs).
+_ADDS_TO = {3: 2, 4: 2, 5: 2, 6: 2}
+SAMPLE_RUNS = 256  # a sample reads this many runs of consecutive values, evenly spread
 # Kinds whose summary is a class and its fields, which `show` prints and `diff` compares.
 SETTING_KINDS = ("record", "module", "optimizer", "loader", "scheduler")
 
 
 def digests_comparable(scheme_a: int, scheme_b: int) -> bool:
-    """Whether runs fingerprinted with these schemes made the same digest of the same value."""
+    """Whether runs fingerprinted with these schemes made the same digest of the same value
+    (of a sampled one, only if not sampling_differs as well)."""
     return _ADDS_TO.get(scheme_a, scheme_a) == _ADDS_TO.get(scheme_b, scheme_b)
+
+
+def sampling_differs(scheme_a: int | None, scheme_b: int | None) -> bool:
+    """Whether one of the schemes sampled large values another way than the other."""
+    return ((scheme_a or 1) >= 6) != ((scheme_b or 1) >= 6)
+
+
+def sample_runs(n: int, wanted: int) -> tuple[list[int], int]:
+    """(starts, length) of the runs of consecutive positions that sample ``wanted`` of ``n``:
+    the first at the start, the last at the end. One position in every k would read a cache
+    line for each value, eight times the sample's bytes; a run reads only what it hashes."""
+    runs = max(1, min(SAMPLE_RUNS, wanted))
+    length = max(1, wanted // runs)
+    if runs == 1 or n <= length:
+        return [0], min(n, length)
+    last = n - length
+    return [last * i // (runs - 1) for i in range(runs)], length
+
+
+def sample_positions(n: int, wanted: int) -> Any:
+    """The positions of sample_runs, as one numpy array (to take rows of a frame)."""
+    import numpy
+
+    starts, length = sample_runs(n, wanted)
+    return (numpy.asarray(starts)[:, None] + numpy.arange(length)).reshape(-1)
 DEFAULT_SAMPLE_BYTES = 8 * 1024 * 1024
 _MAX_PICKLE_ITEMS = 10_000
 _MAX_SAMPLED_DICT = 200_000  # listing its keys and values takes about 4 ms
@@ -207,7 +236,7 @@ def is_ndarray(value: Any) -> bool:
 
 
 def _ndarray(array: Any, sample_bytes: int) -> Fingerprint:
-    summary: dict[str, Any] = {"shape": list(array.shape), "dtype": _dtype_name(array.dtype)}
+    summary: dict[str, Any] = {"shape": list(array.shape), "dtype": dtype_name(array.dtype)}
     if array.dtype.hasobject:
         items = array.reshape(-1)
         if items.size > _MAX_PICKLE_ITEMS * 10:  # pickling a million strings costs a tenth of a second
@@ -227,19 +256,26 @@ def _approx_bytes(frame: Any) -> int:
 
 
 def array_digest(array: Any, sample_bytes: int) -> str:
-    """Digest of a numeric array's dtype, shape and bytes (a strided sample when larger
-    than ``sample_bytes``)."""
+    """Digest of a numeric array's dtype, shape and bytes (of a sample, sample_runs in C
+    order, when larger than ``sample_bytes``)."""
     import numpy
 
     header = f"{array.dtype.str}{array.shape}".encode()
     mask = numpy.ma.getmask(array)  # a masked array: which values are hidden is content too
     if mask is not numpy.ma.nomask:
         header += array_digest(numpy.asarray(mask), sample_bytes).encode()
-    if array.nbytes > sample_bytes:
+    if array.nbytes <= sample_bytes:
+        return digest_bytes(header, _raw(array))
+    starts, length = sample_runs(array.size, max(1, sample_bytes // max(1, array.itemsize)))
+    hasher = _hasher()
+    hasher.update(header)
+    if array.flags.c_contiguous:
         flat = array.reshape(-1)
-        stride = max(1, flat.size // max(1, sample_bytes // max(1, array.itemsize)))
-        return digest_bytes(header, _raw(flat[::stride]))
-    return digest_bytes(header, _raw(array))
+        for start in starts:  # the same bytes as hashing the runs joined, without joining them
+            hasher.update(_raw(flat[start:start + length]))
+    else:  # a view (a transpose, X[:, :10]): gathered, never copied whole
+        hasher.update(_raw(array.flat[(numpy.asarray(starts)[:, None] + numpy.arange(length)).reshape(-1)]))
+    return hasher.hexdigest()
 
 
 def _raw(array: Any) -> memoryview:
@@ -262,7 +298,7 @@ def is_sparse(value: Any) -> bool:
 def _sparse(matrix: Any, sample_bytes: int) -> Fingerprint:
     """Digest of the stored entries: for CSR/CSC/BSR their data, indices and pointers as stored, so
     the same matrix in another format is other content (the summary names the format)."""
-    summary: dict[str, Any] = {"shape": list(matrix.shape), "dtype": _dtype_name(matrix.dtype),
+    summary: dict[str, Any] = {"shape": list(matrix.shape), "dtype": dtype_name(matrix.dtype),
                                "format": matrix.format, "nnz": int(matrix.nnz)}
     if matrix.format not in ("csr", "csc", "bsr"):
         matrix = matrix.tocsr()
@@ -278,12 +314,17 @@ def _sparse(matrix: Any, sample_bytes: int) -> Fingerprint:
 _DTYPE_NAMES: dict[Any, str] = {}
 
 
-def _dtype_name(dtype: Any) -> str:
+def dtype_name(dtype: Any) -> str:
     """str(dtype), cached: numpy builds the name in Python on every call."""
     name = _DTYPE_NAMES.get(dtype)
     if name is None:
         name = _DTYPE_NAMES[dtype] = str(dtype)
     return name
+
+
+def _pandas_dtype_name(dtype: Any) -> str:
+    # numpy's only: hashing a CategoricalDtype, the cache's key, hashes all its categories
+    return dtype_name(dtype) if type(dtype).__module__.startswith("numpy") else str(dtype)
 
 
 def _pandas(value: Any, sample_bytes: int) -> Fingerprint | None:
@@ -299,21 +340,21 @@ def _pandas(value: Any, sample_bytes: int) -> Fingerprint | None:
     kind = "DataFrame" if isinstance(value, pandas.DataFrame) else "Series"
     summary: dict[str, Any] = {"shape": list(value.shape)}
     if kind == "DataFrame":
-        summary["columns"] = [str(c) for c in value.columns[:50]]
-        summary["dtypes"] = {str(c): str(t) for c, t in list(value.dtypes.items())[:50]}
-        meta = repr((list(map(str, value.columns)), list(map(str, value.dtypes)))).encode()
+        names = list(map(str, value.columns.tolist()))  # tolist: iterating Arrow-backed names is slow
+        dtypes = [_pandas_dtype_name(t) for t in value.dtypes.tolist()]
+        summary["columns"] = names[:50]
+        summary["dtypes"] = dict(zip(names[:50], dtypes))
+        meta = repr((names, dtypes)).encode()
     else:
         summary["dtype"] = str(value.dtype)
         meta = repr((str(value.name), str(value.dtype))).encode()
-    sample = value
+    from .framehash import Rows, frame_digest  # imports numpy: only once pandas is in use
+
+    rows = None
     approx_bytes = _approx_bytes(value) if kind == "DataFrame" else value.nbytes
     if approx_bytes > sample_bytes and len(value) > 0:
-        stride = max(1, int(approx_bytes // sample_bytes) + 1)
-        sample = value.iloc[::stride]
-        summary["sampled"] = True
-    from .framehash import frame_digest  # imports numpy: only once pandas is in use
-
-    digest, sampled = frame_digest(sample, meta)
+        rows = Rows(len(value), max(1, len(value) * sample_bytes // approx_bytes))
+    digest, sampled = frame_digest(value, meta, rows)
     if sampled:
         summary["sampled"] = True
     return Fingerprint(digest, kind, summary)
@@ -323,17 +364,17 @@ def _pandas_index(index: Any, sample_bytes: int) -> Fingerprint:
     """``features = X.columns`` or ``keep = df.index[mask]``: the values, level by level."""
     import pandas
 
-    from .framehash import frame_digest
+    from .framehash import Rows, frame_digest
 
     summary: dict[str, Any] = {"len": len(index), "dtype": str(index.dtype)}
     if len(index) <= 20:
         summary["values"] = [str(v)[:40] for v in index]
     meta = repr((type(index).__name__, [str(n) for n in index.names], str(index.dtype))).encode()
     levels = pandas.DataFrame({level: index.get_level_values(level) for level in range(index.nlevels)})
+    rows = None
     if index.nbytes > sample_bytes:
-        levels = levels.iloc[::int(index.nbytes // sample_bytes) + 1]
-        summary["sampled"] = True
-    digest, sampled = frame_digest(levels.reset_index(drop=True), meta)  # the sample's rows, renumbered
+        rows = Rows(len(levels), max(1, len(levels) * sample_bytes // index.nbytes))
+    digest, sampled = frame_digest(levels, meta, rows)
     if sampled:
         summary["sampled"] = True
     return Fingerprint(digest, type(index).__name__, summary)

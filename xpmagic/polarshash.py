@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .fingerprint import Fingerprint, digest_bytes
+from .fingerprint import Fingerprint, digest_bytes, sample_positions
 from .framehash import Digest, hash_arrow
 
 
@@ -29,7 +29,7 @@ def polars_fingerprint(value: Any, sample_bytes: int) -> Fingerprint:
         return Fingerprint(None, type(value).__name__, {"type": f"polars.{type(value).__name__}"})
     size = value.estimated_size()
     if size > sample_bytes and value.height > 0:
-        value = value.gather_every(int(size // sample_bytes) + 1)
+        value = value[sample_positions(value.height, max(1, value.height * sample_bytes // size))]
         summary["sampled"] = True
     digest = Digest()
     digest.update(repr([(name, str(dtype)) for name, dtype in value.schema.items()]).encode())

@@ -306,7 +306,7 @@ def verdict_for(original: Run, replay: Run | None, tolerance: float,
     # were fingerprinted alike: an older xpmagic hashed some values another way).
     differences += [
         {"output": c.name, "old": c.a, "new": c.b}
-        for c in compare_mappings(original.outputs, replay.outputs)
+        for c in comparable_changes(compare_mappings(original.outputs, replay.outputs), original, replay)
         if isinstance(c.a, str) and isinstance(c.b, str) and same_fingerprints(original, replay)]
     artifacts, artifact_notes = artifact_differences(original, replay, holding_records)
     differences += artifacts

@@ -18,6 +18,8 @@ from typing import Any
 
 import xxhash
 
+from .fingerprint import sample_positions, sample_runs
+
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # a repr naming a function: its address changes every session
 _MIN_TENSOR_BUDGET = 4096  # bytes per tensor of a network with very many tensors
 
@@ -85,14 +87,15 @@ def tensor_digest(tensor: Any, sample_bytes: int) -> tuple[str, bool]:
     values = values.resolve_conj().resolve_neg()  # lazily conjugated or negated views: the values as read
     wanted = max(1, sample_bytes // values.element_size())  # elements to hash
     sampled = values.numel() > wanted
-    if sampled and values.dim() > 1:
-        # every k-th row first: flattening a transposed tensor copies it, and the sample must not
-        # depend on how the values lie in memory
-        per_row = max(1, values.numel() // max(1, values.shape[0]))
-        values = values[::max(1, values.shape[0] // max(1, wanted // per_row))]
-    flat = values.reshape(-1)
-    if sampled:
-        flat = flat[::max(1, flat.numel() // wanted)]
+    if not sampled:
+        flat = values.reshape(-1)
+    elif values.is_contiguous():  # runs of consecutive values, in C order (sample_runs), taken on the device
+        starts, length = sample_runs(values.numel(), wanted)
+        whole = values.reshape(-1)
+        flat = torch.cat([whole[start:start + length] for start in starts])
+    else:  # the same positions of a view (a transpose), gathered without copying it whole
+        positions = torch.from_numpy(sample_positions(values.numel(), wanted)).to(values.device)
+        flat = torch.take(values, positions)
     host = flat.to("cpu").contiguous()
     hasher.update(host.view(torch.uint8).numpy().data)  # every dtype, bfloat16 too, as its bytes
     return hasher.hexdigest(), sampled
