@@ -249,10 +249,10 @@ def _ndarray(array: Any, sample_bytes: int) -> Fingerprint:
     return Fingerprint(array_digest(array, sample_bytes), "ndarray", summary)
 
 
-def _approx_bytes(frame: Any) -> int:
+def _approx_bytes(rows: int, dtypes: list[Any]) -> int:
     """Rows times the width of a row: what decides the sample. (memory_usage() builds a Series,
     half the time of fingerprinting a small frame; a list of 2,000 frames took 1.8 s.)"""
-    return len(frame) * sum(getattr(dtype, "itemsize", 8) for dtype in frame.dtypes)
+    return rows * sum(getattr(dtype, "itemsize", 8) for dtype in dtypes)
 
 
 def array_digest(array: Any, sample_bytes: int) -> str:
@@ -341,7 +341,8 @@ def _pandas(value: Any, sample_bytes: int) -> Fingerprint | None:
     summary: dict[str, Any] = {"shape": list(value.shape)}
     if kind == "DataFrame":
         names = list(map(str, value.columns.tolist()))  # tolist: iterating Arrow-backed names is slow
-        dtypes = [_pandas_dtype_name(t) for t in value.dtypes.tolist()]
+        frame_dtypes = value.dtypes.tolist()  # a Series each time it is asked for: once
+        dtypes = [_pandas_dtype_name(t) for t in frame_dtypes]
         summary["columns"] = names[:50]
         summary["dtypes"] = dict(zip(names[:50], dtypes))
         meta = repr((names, dtypes)).encode()
@@ -351,7 +352,7 @@ def _pandas(value: Any, sample_bytes: int) -> Fingerprint | None:
     from .framehash import Rows, frame_digest  # imports numpy: only once pandas is in use
 
     rows = None
-    approx_bytes = _approx_bytes(value) if kind == "DataFrame" else value.nbytes
+    approx_bytes = _approx_bytes(len(value), frame_dtypes) if kind == "DataFrame" else value.nbytes
     if approx_bytes > sample_bytes and len(value) > 0:
         rows = Rows(len(value), max(1, len(value) * sample_bytes // approx_bytes))
     digest, sampled = frame_digest(value, meta, rows)

@@ -89,6 +89,10 @@ def _index(digest: Digest, index: Any) -> None:
     """By its values: a RangeIndex and the same numbers in an Index are the same content."""
     import pandas
 
+    if isinstance(index, pandas.RangeIndex):  # as _column hashes its numbers, without a Series
+        numbers = np.arange(index.start, index.stop, index.step, dtype=np.int64)
+        digest.update(f"|{len(index)}|int64|".encode(), _contiguous(numbers))
+        return
     for level in range(index.nlevels):  # a MultiIndex level by level
         values = index.get_level_values(level) if index.nlevels > 1 else index
         _column(digest, pandas.Series(values, copy=False))
