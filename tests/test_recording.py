@@ -567,6 +567,32 @@ def test_frames_are_fingerprinted_by_content_whatever_their_layout(shell, db_pat
     assert "sampled" not in summary and summary["shape"] == [150_000, 4]
 
 
+def test_large_values_are_sampled_alike_whatever_their_layout():
+    """A sample is runs of consecutive rows or values (each a read of memory, not a cache line per
+    value): a view and a copy, a frame of numbers, text and dates built either way, are alike; an
+    edit in the first or the last row shows; a transposed view is gathered, not copied whole."""
+    from xpmagic.fingerprint import fingerprint
+
+    rng = np.random.default_rng(0)
+    matrix = rng.random((2000, 1000))  # 16 MB: sampled
+    assert fingerprint(matrix.T).digest == fingerprint(np.ascontiguousarray(matrix.T)).digest
+    assert fingerprint(matrix).summary["sampled"] is True
+    frame = pd.DataFrame(matrix[:, :20], columns=[f"c{i}" for i in range(20)])
+    frame["city"] = rng.choice(["Oslo", "Lima"], size=len(frame))
+    frame["when"] = pd.date_range("2024-01-01", periods=len(frame), freq="min")
+    rebuilt = pd.DataFrame({name: frame[name].to_numpy() for name in frame.columns})  # other blocks
+    sample = 100_000  # bytes: the frame is sampled
+    assert fingerprint(frame, sample).summary["sampled"] is True
+    assert fingerprint(frame, sample).digest == fingerprint(rebuilt, sample).digest
+    for row in (0, len(frame) - 1):
+        edited = frame.copy()
+        edited.loc[row, "c3"] += 1.0
+        assert fingerprint(edited, sample).digest != fingerprint(frame, sample).digest
+        edited = frame.copy()
+        edited.loc[row, "city"] = "Rome"
+        assert fingerprint(edited, sample).digest != fingerprint(frame, sample).digest
+
+
 def test_dates_durations_and_masked_values_are_fingerprinted_by_content(shell, db_path):
     """Time series: datetime64 has no buffer (such frames had no fingerprint at all) and a tz-aware
     column became Timestamp objects, hashed by address (a new digest every cell, and slow)."""
