@@ -214,8 +214,6 @@ class Recorder:
             self._fingerprint_inputs(cell)
         if "%run" in body or "run_line_magic" in body:
             cell.scripts = scripts_run_by(self.shell.transform_cell(body), self.working_folder())
-        if args.seed is not None:
-            cell.stop_seeding = seed_everything(args.seed)
         if settings.capture_output:
             # Routed per thread: a background trial's prints never land in this run.
             out, err = routed_streams()
@@ -230,6 +228,8 @@ class Recorder:
                 self.git.request(run_id, folder, store)  # the run's database, even if the session switches
             cell.git_state = known or None
         self._stop_clock_before_tracebacks(cell)
+        if args.seed is not None:  # last: a library it waits for is seeded only by a run that started
+            cell.stop_seeding = seed_everything(args.seed)
         self._cell = cell
         self.foreground = run
         return run

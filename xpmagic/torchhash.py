@@ -1,11 +1,12 @@
 """Fingerprints of PyTorch values: tensors, networks (``nn.Module``), optimizers, data sets and
 data loaders.
 
-A tensor is its dtype, shape and values (of a large one a sample, runs of consecutive values as
-fingerprint.sample_runs takes them, on its device so a GPU tensor moves only the sample to the host); the device is not content: the same values on
-the CPU and a GPU are the same data. A network is its class, its architecture (its repr), its
-train/eval mode and every tensor of its ``state_dict`` (weights and buffers), the sample budget
-shared among them. An optimizer is its hyperparameters and its state (Adam's moments).
+A tensor is its dtype, shape and values (of a large one a sample: runs of consecutive values as
+fingerprint.sample_runs takes them, on its device, so a GPU tensor moves only the sample to the
+host); the device is not content: the same values on the CPU and a GPU are the same data. A network
+is its class, its architecture (its repr), its train/eval mode and every tensor of its
+``state_dict`` (weights and buffers), the sample budget shared among them. An optimizer is its
+hyperparameters and its state (Adam's moments).
 
 Nothing here imports torch: a value is only recognised when the notebook has imported it.
 """
