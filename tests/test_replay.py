@@ -427,6 +427,35 @@ def test_a_notebooks_optimizations_are_compared_trial_by_trial(tmp_path, db_path
     assert third["seeded (study seeded-3)"]["run"] == again["seeded (study seeded-2)"]["run"]
 
 
+def test_a_studys_replay_compares_the_files_its_trials_saved(tmp_path, db_path):
+    """A trial that saves its model: a replayed study whose scores match but whose models do not
+    (other training data) differs, trial by trial, and the trials' original files stay yours."""
+    objective = ("C = xp.param('C', 1.0, low=0.01, high=100.0, log=True)\n"
+                 "name = f'model-{C:.4f}.txt'\n"
+                 "pathlib.Path(name).write_text('weights ' + open('shift.txt').read())\n"
+                 "xp.artifact(name)\n"
+                 "xp.log(score=-abs(math.log10(C) - 0.5))\n")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("%load_ext xpmagic\nimport math, pathlib"),
+                nbformat.v4.new_code_cell(f"%%experiment saving --optimize score --trials 4 --seed 3\n{objective}")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(tmp_path / "search.ipynb"))
+    (tmp_path / "shift.txt").write_text("0")
+    xpmagic("replay", "search.ipynb", "--db", str(db_path), "--json", cwd=tmp_path)
+    originals = {p.name: p.read_text() for p in tmp_path.glob("model-*.txt")}
+    assert len(originals) == 4 and set(originals.values()) == {"weights 0"}
+    again = verdicts(xpmagic("replay", "search.ipynb", "--db", str(db_path), "--json", cwd=tmp_path))
+    assert again["saving (study saving-2)"]["verdict"] == "reproduced", again
+    (tmp_path / "shift.txt").write_text("1")
+    changed = verdicts(xpmagic("replay", "search.ipynb", "--db", str(db_path), "--json", cwd=tmp_path))
+    study = changed["saving (study saving-3)"]
+    assert study["verdict"] == "differs"
+    trials = sorted(d["artifact"].split()[1] for d in study["differences"])  # "trial N model-....txt"
+    assert trials == ["0", "1", "2", "3"], study
+    assert all(open(d["replay_file"]).read() == "weights 1" for d in study["differences"])
+    assert {p.name: p.read_text() for p in tmp_path.glob("model-*.txt")} == originals
+
+
 def test_a_notebook_without_experiment_cells_is_refused_before_it_runs(recorded, tmp_path):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("open('ran.txt', 'w').write('side effect')")]

@@ -419,7 +419,8 @@ def replay_notebook(store: Store, path: str, *, tolerance: float = 1e-9, trust: 
         store.set_replay_of(new_id, original_id)
         verdicts.append(verdict_for(store.get_run(original_id), replay, tolerance, execution.failure,
                                     frozenset(guard.holding_records)))
-    verdicts += study_verdicts(store, studies_before, tolerance)  # trials are compared study by study
+    verdicts += study_verdicts(store, studies_before, tolerance,  # trials are compared study by study
+                               frozenset(guard.holding_records))
     if execution.failure is not None and not any(v.verdict == "failed" for v in verdicts):
         verdicts.append(Verdict(None, None, "(notebook)", "failed", error=execution.failure))
     return verdicts

@@ -17,18 +17,20 @@ _TRIAL_UNSEEDED = ("the trials' code sets no seed of its own (a study's --seed s
                    "if it uses randomness, give it a seed in the code, e.g. random_state=0")
 
 
-def study_verdicts(store: Store, studies_before: int, tolerance: float) -> list[Any]:
+def study_verdicts(store: Store, studies_before: int, tolerance: float,
+                   holding_records: frozenset[str] = frozenset()) -> list[Any]:
     """A verdict for every study created after study id ``studies_before``."""
     studies = store.studies()
     verdicts = []
     for study in (s for s in studies if s["id"] > studies_before):
         earlier = [s for s in studies if s["id"] <= studies_before and s["experiment_id"] == study["experiment_id"]
                    and not store.is_replay_study(s["id"])]  # an earlier replay's study is no baseline
-        verdicts.append(_verdict(store, earlier[-1] if earlier else None, study, tolerance))
+        verdicts.append(_verdict(store, earlier[-1] if earlier else None, study, tolerance, holding_records))
     return verdicts
 
 
-def _verdict(store: Store, original: dict[str, Any] | None, study: dict[str, Any], tolerance: float) -> Any:
+def _verdict(store: Store, original: dict[str, Any] | None, study: dict[str, Any], tolerance: float,
+             holding_records: frozenset[str] = frozenset()) -> Any:
     from .replay import Verdict, explain  # here, not above: replay.py imports this module
 
     label = f"{study['experiment']} (study {study['name']})"
@@ -46,13 +48,34 @@ def _verdict(store: Store, original: dict[str, Any] | None, study: dict[str, Any
                        error={"cell": None, "type": "NoCompleteTrial", "message": "no trial of the replayed study "
                               f"completed ({len(new_trials)} ran)"})
     differences = _differences(original, study, old_trials, new_trials, tolerance)
+    artifacts, notes = _trial_artifacts(store, old_trials, new_trials, holding_records)
+    differences += artifacts
     if not differences:
-        return Verdict(old_best, new_best, label, "reproduced")
+        return Verdict(old_best, new_best, label, "reproduced", changes=notes)
     changes = []
     if old_best is not None and new_best is not None:
         changes = [_TRIAL_UNSEEDED if c.startswith("the original run set no seed") else c
                    for c in explain(store.get_run(old_best), store.get_run(new_best))]
-    return Verdict(old_best, new_best, label, "differs", differences, changes + _study_changes(store, original))
+    return Verdict(old_best, new_best, label, "differs", differences,
+                   notes + changes + _study_changes(store, original))
+
+
+def _trial_artifacts(store: Store, old: dict, new: dict,
+                     holding_records: frozenset[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The files each trial saved against those its original saved (a model per trial), as a
+    run's replay compares them."""
+    from .replay import artifact_differences
+
+    differences, notes = [], []
+    with_files = store.runs_with_artifacts([run_id for run_id, _, _ in old.values()])
+    for number in sorted(set(old) & set(new)):
+        if old[number][0] not in with_files:
+            continue
+        found, said = artifact_differences(store.get_run(old[number][0]), store.get_run(new[number][0]),
+                                           holding_records)
+        differences += [{**d, "artifact": f"trial {number} {d['artifact']}"} for d in found]
+        notes += [f"trial {number}: {note}" for note in said]
+    return differences, notes
 
 
 def _differences(original: dict[str, Any], study: dict[str, Any], old: dict, new: dict,
