@@ -472,6 +472,25 @@ def test_pytorch_data_loaders_are_fingerprinted_by_their_data_and_batching(shell
     assert "sampler=RandomSampler" in repr(shell.run_line_magic("xp", "show 2"))
 
 
+def test_xarray_data_is_fingerprinted_without_reading_a_file_it_has_not_loaded(shell, db_path, tmp_path):
+    """Labelled arrays (climate grids, sensor series) had no fingerprint. Values, coordinates and
+    attributes count; a data set still on disk is not read to be hashed (that could be gigabytes)."""
+    pytest.importorskip("xarray")
+    run_ok(shell, "import numpy as np, xarray as xr\n"
+                  "grid = xr.DataArray(np.arange(12.0).reshape(3, 4), dims=('lat', 'lon'),\n"
+                  "                    coords={'lat': [10, 20, 30]}, attrs={'units': 'K'})\n"
+                  "xr.Dataset({'t': grid}).to_netcdf('grid.nc', engine='scipy')\n"
+                  "lazy = xr.open_dataset('grid.nc', engine='scipy')\n")
+    reading = "%%experiment mean\nm = float(grid.mean()) + lazy.sizes['lat']\n"
+    first, second = read_before_and_after(shell, db_path, reading, "grid = grid.assign_attrs(units='C')\n")
+    assert first.inputs["grid"] is not None and first.inputs["grid"] != second.inputs["grid"]
+    assert first.inputs["lazy"] is None and shell.user_ns["lazy"].variables["t"]._in_memory is False
+    summary = json.loads(rows(db_path, "SELECT summary FROM run_variables WHERE run_id = 1 AND name = 'lazy'")[0][0])
+    assert summary["unhashed"].startswith("t: not loaded yet")
+    run_ok(shell, "%%experiment shift\ngrid[0, 0] = -1.0\n")  # in place: an output of the run
+    assert Store(db_path, create=False).get_run(3).outputs["grid"] not in (None, second.inputs["grid"])
+
+
 def test_tensor_fingerprints_follow_the_values_in_any_layout_and_type():
     torch = pytest.importorskip("torch")
     from xpmagic.fingerprint import fingerprint
@@ -772,6 +791,9 @@ def test_fingerprints_are_the_same_in_every_process(tmp_path):
               "try:\n    import torch\nexcept ImportError:  # the test extra installs it\n    torch = None\n"
               "if torch is not None:\n    torch.manual_seed(0)\n    net = torch.nn.Linear(3, 2)\n"
               "    values += (torch.randn(5), net, torch.optim.SGD(net.parameters(), lr=0.1))\n"
+              "import xarray as xr\n"
+              "values += (xr.DataArray([[1.0, 2.0]], dims=('a', 'b'), coords={'a': ['x']},\n"
+              "                        attrs={'tags': {'alpha'}}),)\n"
               "print([fingerprint(v).digest for v in values])\n")
     digests = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
                               env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2, 3)}

@@ -129,6 +129,12 @@ def _fingerprint(value: Any, sample_bytes: int) -> Fingerprint:
             return frame
     if module == "scipy" and is_sparse(value):
         return _sparse(value, sample_bytes)
+    if module == "xarray":
+        from .xarrayhash import xarray_fingerprint  # each variable, coordinates too
+
+        found = xarray_fingerprint(value, sample_bytes)
+        if found is not None:
+            return Fingerprint(found[0], found[1]["type"], found[1])
     if module == "polars":
         from .polarshash import polars_fingerprint  # through Arrow, as pandas' Arrow columns
 
