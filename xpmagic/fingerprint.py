@@ -57,24 +57,6 @@ def sampling_differs(scheme_a: int | None, scheme_b: int | None) -> bool:
     return ((scheme_a or 1) >= 6) != ((scheme_b or 1) >= 6)
 
 
-def sample_runs(n: int, wanted: int) -> tuple[list[int], int]:
-    """(starts, length) of the runs of consecutive positions that sample ``wanted`` of ``n``:
-    the first at the start, the last at the end. One position in every k would read a cache
-    line for each value, eight times the sample's bytes; a run reads only what it hashes."""
-    runs = max(1, min(SAMPLE_RUNS, wanted))
-    length = max(1, wanted // runs)
-    if runs == 1 or n <= length:
-        return [0], min(n, length)
-    last = n - length
-    return [last * i // (runs - 1) for i in range(runs)], length
-
-
-def sample_positions(n: int, wanted: int) -> Any:
-    """The positions of sample_runs, as one numpy array (to take rows of a frame)."""
-    import numpy
-
-    starts, length = sample_runs(n, wanted)
-    return (numpy.asarray(starts)[:, None] + numpy.arange(length)).reshape(-1)
 DEFAULT_SAMPLE_BYTES = 8 * 1024 * 1024
 _MAX_PICKLE_ITEMS = 10_000
 _MAX_SAMPLED_DICT = 200_000  # listing its keys and values takes about 4 ms
@@ -102,6 +84,29 @@ def digest_bytes(*parts: bytes | memoryview) -> str:
     for part in parts:
         hasher.update(part)
     return hasher.hexdigest()
+
+
+def sample_runs(n: int, wanted: int) -> tuple[list[int], int]:
+    """(starts, length) of the runs of consecutive positions that sample ``wanted`` of ``n``:
+    the first at the start, the last at the end. One position in every k would read a cache
+    line for each value, eight times the sample's bytes; a run reads only what it hashes."""
+    runs = max(1, min(SAMPLE_RUNS, wanted))
+    length = max(1, wanted // runs)
+    if runs == 1 or n <= length:
+        return [0], min(n, length)
+    last = n - length
+    return [last * i // (runs - 1) for i in range(runs)], length
+
+
+def sample_positions(n: int, wanted: int) -> Any:
+    """The positions of sample_runs, as one numpy array (to take rows of a frame)."""
+    return run_positions(*sample_runs(n, wanted))
+
+
+def run_positions(starts: list[int], length: int) -> Any:
+    import numpy
+
+    return (numpy.asarray(starts)[:, None] + numpy.arange(length)).reshape(-1)
 
 
 def is_recordable(value: Any) -> bool:
@@ -280,7 +285,7 @@ def array_digest(array: Any, sample_bytes: int) -> str:
         for start in starts:  # the same bytes as hashing the runs joined, without joining them
             hasher.update(_raw(flat[start:start + length]))
     else:  # a view (a transpose, X[:, :10]): gathered, never copied whole
-        hasher.update(_raw(array.flat[(numpy.asarray(starts)[:, None] + numpy.arange(length)).reshape(-1)]))
+        hasher.update(_raw(array.flat[run_positions(starts, length)]))
     return hasher.hexdigest()
 
 

@@ -37,10 +37,10 @@ class Rows:
     """The rows a sample hashes: runs of consecutive rows (fingerprint.sample_runs)."""
 
     def __init__(self, total: int, wanted: int):
-        from .fingerprint import sample_runs
+        from .fingerprint import run_positions, sample_runs
 
         self.starts, self.length = sample_runs(total, wanted)
-        self.positions = (np.asarray(self.starts)[:, None] + np.arange(self.length)).reshape(-1)
+        self.positions = run_positions(self.starts, self.length)
 
 
 def frame_digest(value: Any, meta: bytes, rows: Rows | None = None) -> tuple[str, bool]:

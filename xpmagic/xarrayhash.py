@@ -41,13 +41,14 @@ def xarray_fingerprint(value: Any, sample_bytes: int) -> tuple[str | None, dict[
 
 def _variable_digest(variable: Any, budget: int) -> tuple[str | None, str]:
     import numpy
+    import xarray
 
     from .fingerprint import array_digest, fingerprint
 
     if not getattr(variable, "_in_memory", True) and not _is_dask(getattr(variable, "_data", None)):
         # xarray's own test: asking for .data or .values would read it from the file
         return None, "not loaded yet (.load() it, or record its file with xp.artifact)"
-    data = variable.values if isinstance(variable, xarray_index_variable()) else variable.data  # an index: in memory
+    data = variable.values if isinstance(variable, xarray.IndexVariable) else variable.data  # an index: in memory
     if isinstance(data, numpy.ndarray) and not data.dtype.hasobject:
         values = array_digest(data, budget)
     elif isinstance(data, numpy.ndarray):
@@ -60,12 +61,6 @@ def _variable_digest(variable: Any, budget: int) -> tuple[str | None, str]:
         return None, f"holds a {type(data).__name__}"
     attrs = fingerprint(dict(variable.attrs)).digest
     return xxhash.xxh3_128_hexdigest(f"{variable.dims}|{attrs}|{values}".encode()), ""
-
-
-def xarray_index_variable() -> type:
-    import xarray
-
-    return xarray.IndexVariable
 
 
 def _is_dask(data: Any) -> bool:
