@@ -491,6 +491,44 @@ def test_xarray_data_is_fingerprinted_without_reading_a_file_it_has_not_loaded(s
     assert Store(db_path, create=False).get_run(3).outputs["grid"] not in (None, second.inputs["grid"])
 
 
+BOOSTERS = ("%%experiment boost\n"
+            "sk = xgb.XGBClassifier(n_estimators=20, max_depth=3).fit(X, y)\n"
+            "lg = lgb.LGBMClassifier(n_estimators=20, verbose=-1).fit(X, y)\n"
+            "bst = xgb.train({'max_depth': 3}, dtrain, 20)\n"
+            "lbst = lgb.train({'verbose': -1}, ltrain, 20)\n"
+            "xp.dataset(dtrain, name='dm')\nxp.log(acc=sk.score(X, y))\n")
+
+
+def test_xgboost_and_lightgbm_models_and_their_data_are_fingerprinted(shell, db_path):
+    """Their trees live in C++: an XGBClassifier fitted on other data kept its fingerprint (a replay
+    or a diff saw no change; lineage could name the wrong run), and a booster from xgb.train,
+    a DMatrix or a LightGBM Dataset had none."""
+    pytest.importorskip("xgboost")
+    pytest.importorskip("lightgbm")
+    setup = ("import numpy as np, xgboost as xgb, lightgbm as lgb\n"
+             "X = np.random.default_rng({seed}).normal(size=(300, 6))\ny = (X[:, 0] > 0).astype(int)\n"
+             "dtrain = xgb.DMatrix(X, y)\nltrain = lgb.Dataset(X, y)\n")
+    run_ok(shell, setup.format(seed=0))
+    run_ok(shell, BOOSTERS)
+    run_ok(shell, setup.format(seed=1))
+    run_ok(shell, BOOSTERS)
+    store = Store(db_path, create=False)
+    first, second = store.get_run(1), store.get_run(2)
+    for name in ("sk", "lg", "bst", "lbst"):
+        assert first.outputs[name] is not None and first.outputs[name] != second.outputs[name], name
+    for name in ("dtrain", "ltrain"):
+        assert first.inputs[name] is not None and first.inputs[name] != second.inputs[name], name
+    assert "ltrain" not in first.outputs  # lgb.train freed its raw data: that is not a change
+    assert first.datasets[0]["shape"] == [300, 6] and first.datasets[0]["target"] is not None
+    row = store.knowledge_rows(experiment="boost")[0]
+    assert row["meta"]["features"] == 6 and row["meta"]["classes"] == 2
+    run_ok(shell, BOOSTERS.replace("%%experiment boost", "%%experiment again"))  # the same data again
+    assert store.get_run(3).outputs["bst"] == second.outputs["bst"]
+    run_ok(shell, "ltrain = lgb.Dataset(X, y)\nlgb.train({'verbose': -1}, ltrain, 2)\n")
+    shell.run_cell("%%experiment late\nxp.dataset(ltrain)\n")
+    assert store.get_run(4).status == "failed" and "free_raw_data=False" in store.get_run(4).error.message
+
+
 def test_tensor_fingerprints_follow_the_values_in_any_layout_and_type():
     torch = pytest.importorskip("torch")
     from xpmagic.fingerprint import fingerprint

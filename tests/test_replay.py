@@ -245,6 +245,27 @@ def test_a_large_value_the_older_scheme_sampled_otherwise_is_no_change(shell, tm
     assert [d["output"] for d in found["scores"]["differences"]] == ["small"], found
 
 
+def test_an_xgboost_model_the_older_scheme_hashed_without_its_booster_is_no_change(shell, tmp_path, db_path):
+    """Scheme 7 hashes an XGBoost or LightGBM model with its booster (before, by its parameters
+    only): a replay of a run recorded by scheme 6 must not call that digest a change, while a model
+    hashed alike by both still counts."""
+    pytest.importorskip("xgboost")
+    run_ok(shell, "%%experiment boost\nimport numpy as np, xgboost as xgb\nfrom sklearn.linear_model import Ridge\n"
+                  "X = np.arange(40.0).reshape(20, 2)\ny = np.arange(20) % 2\n"
+                  "model = xgb.XGBClassifier(n_estimators=5, max_depth=2, n_jobs=1).fit(X, y)\n"
+                  "ridge = Ridge().fit(X, y)\nxp.log(score=float(model.score(X, y)))\n")
+    with sqlite3.connect(db_path) as conn:  # as scheme 6 recorded them
+        conn.execute("UPDATE runs SET fingerprint_scheme = 6")
+        conn.execute("UPDATE run_variables SET fingerprint = 'params-only', summary = replace(summary, "
+                     "',\"booster\":true', '') WHERE name = 'model'")
+    found = verdicts(xpmagic("replay", "1", "--db", str(db_path), "--json", cwd=tmp_path))
+    assert found["boost"]["verdict"] == "reproduced" and found["boost"]["changes"] == [], found
+    with sqlite3.connect(db_path) as conn:  # a model both hash alike still counts
+        conn.execute("UPDATE run_variables SET fingerprint = 'another-fit' WHERE run_id = 1 AND name = 'ridge'")
+    found = verdicts(xpmagic("replay", "1", "--db", str(db_path), "--json", cwd=tmp_path))
+    assert [d["output"] for d in found["boost"]["differences"]] == ["ridge"], found
+
+
 HELPERS = ("SCALE = 2.0\n\n"
            "def scaled(X):\n    return X * SCALE\n\n"
            "@lru_cache\ndef make(C):\n    return LR(C=C)\n\n"

@@ -4,8 +4,9 @@ An estimator is its class, its parameters and its fitted state. Parameters are h
 without memory addresses. Fitted state is what fitting wrote: attributes ending in ``_`` and
 private arrays (a nearest-neighbours model keeps its training data in ``_fit_X``), and the
 models inside a model: a forest's trees, a boosting model's trees (``_predictors``), the steps of
-a pipeline, a search's best estimator. Before, those were hashed by type and length only, so a
-forest or a pipeline fitted on other data kept its fingerprint.
+a pipeline, a search's best estimator, an XGBoost or LightGBM model's booster (boosterhash).
+Before, those were hashed by type and length only, so a forest or a pipeline fitted on other data
+kept its fingerprint.
 
 Ensembles are sampled: a forest fitted on other data, or with another seed, changes every tree,
 so a few evenly spread members show it, where hashing 500 trees would cost more than a cell.
@@ -17,13 +18,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .boosterhash import is_booster_library
 from .fingerprint import Fingerprint, array_digest, fingerprint, is_ndarray
 
 ALL_MEMBERS_UP_TO = 8  # a pipeline's steps, a voting ensemble: every member
 SAMPLED_MEMBERS = 3  # of a larger ensemble: the first, the middle and the last
 MAX_DEPTH = 6
 MAX_PARTS = 400  # bounds the work on deeply nested models
-_PRIVATE_MODELS = ("_predictors",)  # HistGradientBoosting's trees
+_PRIVATE_MODELS = ("_predictors", "_Booster")  # HistGradientBoosting's trees; XGBoost's and LightGBM's booster
 _TIMING = re.compile(r"(^|_)times?(_|$)")  # refit_time_, cv_results_'s mean_fit_time: not content
 
 _PARAM_NAMES: dict[type, tuple[str, ...] | None] = {}
@@ -46,6 +48,8 @@ def estimator_fingerprint(estimator: Any, sample_bytes: int) -> Fingerprint:
     }
     if walk.sampled:
         summary["sampled"] = True
+    if walk.booster:
+        summary["booster"] = True  # hashed with it since fingerprint scheme 7
     return Fingerprint(digest, "estimator", summary)
 
 
@@ -79,6 +83,7 @@ class _Walk:
         self.parts_left = MAX_PARTS
         self.sampled = False
         self.fitted = False  # found state that fitting wrote, at any depth
+        self.booster = False  # found an XGBoost or LightGBM booster
 
     def params_text(self, estimator: Any) -> dict[str, str]:
         return {name: _ADDRESS.sub("", repr(value)) for name, value in _estimator_params(estimator).items()}
@@ -127,6 +132,11 @@ class _Walk:
             return self.estimator(value, depth)
         if isinstance(value, (list, tuple)):
             return f"{type(value).__name__}:{self.members(list(value), depth)}"
+        if is_booster_library(value):  # XGBClassifier's booster: its trees are in C++
+            self.booster = True
+            print_ = fingerprint(value, self.sample_bytes)
+            self.sampled = self.sampled or bool(print_.summary.get("sampled"))
+            return str(print_.digest)
         if isinstance(value, dict):  # cv_results_: not its timings, which differ in every fit
             value = {key: item for key, item in value.items() if not _TIMING.search(str(key))}
             print_ = fingerprint(value, self.sample_bytes)

@@ -35,12 +35,15 @@ from .recordhash import record_fields, record_summary, without_secrets
 # 4: configuration objects (dataclasses, argparse namespaces, scikit-learn's splitters and scorers:
 # recordhash.py), pandas arrays (pd.Categorical), lists and dicts of more
 # than 10,000 items (sampled), namedtuples pickle cannot find, bytearrays and arrays, which had none.
-SCHEME = 6
+SCHEME = 7
 # A scheme that only gave digests to values an earlier one could not hash: both agree wherever
 # both made a digest, so their runs' data can still be compared (4: settings objects, 5: torch).
 # 6 samples large values in runs of consecutive values: their digests (marked sampled) differ
 # from those of 2 to 5, every other digest is the same (sampling_differs).
-_ADDS_TO = {3: 2, 4: 2, 5: 2, 6: 2}
+# 7 hashes an XGBoost or LightGBM model's booster (boosterhash.py): those models' digests
+# (marked booster) differ from those of 2 to 6 (booster_hashing_differs); boosters, DMatrix and
+# LightGBM Datasets had none.
+_ADDS_TO = {3: 2, 4: 2, 5: 2, 6: 2, 7: 2}
 SAMPLE_RUNS = 256  # a sample reads this many runs of consecutive values, evenly spread
 # Kinds whose summary is a class and its fields, which `show` prints and `diff` compares.
 SETTING_KINDS = ("record", "module", "optimizer", "loader", "scheduler")
@@ -55,6 +58,11 @@ def digests_comparable(scheme_a: int, scheme_b: int) -> bool:
 def sampling_differs(scheme_a: int | None, scheme_b: int | None) -> bool:
     """Whether one of the schemes sampled large values another way than the other."""
     return ((scheme_a or 1) >= 6) != ((scheme_b or 1) >= 6)
+
+
+def booster_hashing_differs(scheme_a: int | None, scheme_b: int | None) -> bool:
+    """Whether one of the schemes hashed an XGBoost or LightGBM model without its booster."""
+    return ((scheme_a or 1) >= 7) != ((scheme_b or 1) >= 7)
 
 
 DEFAULT_SAMPLE_BYTES = 8 * 1024 * 1024
@@ -144,6 +152,12 @@ def _fingerprint(value: Any, sample_bytes: int) -> Fingerprint:
         from .polarshash import polars_fingerprint  # through Arrow, as pandas' Arrow columns
 
         return polars_fingerprint(value, sample_bytes)
+    if module in ("xgboost", "lightgbm"):
+        from .boosterhash import booster_fingerprint  # trees and data held in C++
+
+        found = booster_fingerprint(value, sample_bytes)
+        if found is not None:
+            return found
     if hasattr(value, "get_params") and hasattr(value, "fit"):
         from .estimatorhash import estimator_fingerprint  # a model and the models and data inside it
 

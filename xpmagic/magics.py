@@ -414,6 +414,7 @@ def experiment_transformer(lines: list[str]) -> list[str]:
     return [call, *body]
 
 
+@lru_cache(maxsize=256)  # pure, and IPython transforms every cell it runs
 def _asks_for_help(arguments: str) -> bool:
     try:
         return bool({"-h", "--help"} & set(shlex.split(arguments)))
@@ -421,6 +422,7 @@ def _asks_for_help(arguments: str) -> bool:
         return False  # begin_cell reports the unbalanced quote
 
 
+@lru_cache(maxsize=256)
 def _is_optimization(arguments: str) -> bool:
     try:
         if any(word == "--optimize" or word.startswith("--optimize=") for word in shlex.split(arguments)):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .bindings import bindings_of, setup_code
-from .fingerprint import digests_comparable, sampling_differs
+from .fingerprint import booster_hashing_differs, digests_comparable, sampling_differs
 from .records import Run
 from .store import Store
 
@@ -185,11 +185,13 @@ def _data_changes(changes: list[Change], a: Run, b: Run) -> list[Change]:
 
 def comparable_changes(changes: list[Change], a: Run, b: Run) -> list[Change]:
     """Without a value a run's xpmagic could not hash (`None`: a pandas index before scheme 3),
-    when the other run's could, or with a large value sampled another way (before scheme 6):
-    that is no evidence the value changed."""
+    when the other run's could, or with a large value sampled another way (before scheme 6), or an
+    XGBoost or LightGBM model hashed without its booster (before 7): that is no evidence the value changed."""
     if a.fingerprint_scheme == b.fingerprint_scheme:
         return changes
     resampled = set(a.sampled + b.sampled) if sampling_differs(a.fingerprint_scheme, b.fingerprint_scheme) else set()
+    if booster_hashing_differs(a.fingerprint_scheme, b.fingerprint_scheme):
+        resampled |= set(a.boosted + b.boosted)
     return [c for c in changes if c.a is not None and c.b is not None and c.name not in resampled]
 
 

@@ -89,6 +89,7 @@ class Run:
     # fields' values as text, so `show` and `diff` can say what a setting was, not only its digest.
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     sampled: list[str] = field(default_factory=list)  # variables fingerprinted from a sample of their values
+    boosted: list[str] = field(default_factory=list)  # models hashed with their XGBoost or LightGBM booster
     lineage: list[int] = field(default_factory=list)
     imports: list[str] = field(default_factory=list)
     definitions: list[dict[str, str]] = field(default_factory=list)  # {name, source}

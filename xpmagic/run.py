@@ -15,6 +15,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from .boosterhash import unpacked_training_data
 from .errors import UsageError
 from .fingerprint import fingerprint
 from .records import ArtifactRecord, DatasetRecord, MetricChunk, MetricSummary, ParamSpec, param_value
@@ -293,6 +294,10 @@ def describe_dataset(X: Any, y: Any, name: str) -> DatasetRecord:
     """Content fingerprint, shape and dtypes of X (and y); never samples."""
     if X is None:
         raise UsageError("xp.dataset needs the data: xp.dataset(X, y=None, name=None)")
+    try:
+        X, y = unpacked_training_data(X, y)  # an XGBoost DMatrix, a LightGBM Dataset
+    except ValueError as exc:
+        raise UsageError(f"xp.dataset({name!r}): {exc}") from None
     parts = [fingerprint(X, sample_bytes=1 << 62)]
     if y is not None:
         parts.append(fingerprint(y, sample_bytes=1 << 62))

@@ -476,6 +476,7 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
             outputs={n: f for d, n, f, _, _ in variables if d == "out"},
             settings={n: json.loads(summary) for _, n, _, kind, summary in variables if kind in SETTING_KINDS},
             sampled=sorted({n for _, n, _, _, summary in variables if summary and '"sampled":true' in summary}),
+            boosted=sorted({n for _, n, _, _, summary in variables if summary and '"booster":true' in summary}),
             lineage=self.lineage_sources(run_id),
             imports=json.loads(row["imports"] or "[]"),
             definitions=json.loads(row["definitions"] or "[]"),
