@@ -66,6 +66,23 @@ def test_runs_filters_by_experiment_and_prints_a_table(recorded):
     assert "params.C" in table.stdout and "metrics.acc" in table.stdout
 
 
+def test_the_runs_table_leaves_what_a_run_did_not_record_blank_and_wraps_to_the_terminal(recorded):
+    """It printed NaN for every metric a run did not log, and durations as 0.000538."""
+    from xpmagic.runstable import runs_table
+    from xpmagic.store import Store
+
+    header, rule, *lines = xpmagic("runs", "--db", str(recorded)).stdout.splitlines()
+    assert "nan" not in "\n".join(lines).lower() and set(rule) == {"-", " "}
+    by_id = {line.split()[0]: line for line in lines}
+    assert by_id["4"].split()[:3] == ["4", "fit", "failed"] and by_id["4"].rstrip().endswith("ms")  # no C, no acc
+    assert by_id["2"].split()[-4:] == ["ms", "1", "0.8", "0.333333"]  # duration, C, acc, loss
+    runs = Store(recorded, create=False).list_runs(None, None)
+    blocks = runs_table(runs, width=60).split("\n\n")
+    assert len(blocks) == 2 and all(block.startswith("id ") for block in blocks)
+    assert all(len(line) <= 60 for line in "\n".join(blocks).splitlines())
+    assert "metrics.loss" in blocks[1] and "metrics.loss" not in blocks[0]
+
+
 def test_the_runs_table_orders_numbered_names_naturally_and_shows_whole_seconds(shell, db_path):
     import re
 

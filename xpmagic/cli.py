@@ -543,15 +543,14 @@ def _open_store(options: argparse.Namespace) -> Store:
     return Store(resolve_db_path(options.db or ""), create=creates)
 
 
-def _runs_text(store: Store, frame: Any) -> str:
-    """The runs as a table: whole seconds (UTC), and wrapped to the terminal's width in a
-    terminal (piped to a file or grep, one line per run)."""
-    if frame.empty:
+def _runs_text(store: Store, runs: list) -> str:
+    """The runs as a table (runstable.py), wrapped to the terminal's width in a terminal
+    (piped to a file or grep, one line per run)."""
+    if not runs:
         return f"no runs yet in {store.path}; record one with an %%experiment NAME cell"
-    shown = frame.copy()
-    shown["started_at"] = shown["started_at"].dt.strftime("%Y-%m-%d %H:%M:%S")
-    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
-    return shown.to_string(line_width=width)
+    from .runstable import runs_table
+
+    return runs_table(runs, shutil.get_terminal_size().columns if sys.stdout.isatty() else None)
 
 
 def _print_json(data: Any) -> None:
@@ -603,7 +602,7 @@ def command_line(options: argparse.Namespace) -> int | None:
                 if options.plot:
                     result.plot(options.plot)
                     print(f"wrote {options.plot}", file=sys.stderr)
-        elif options.command == "runs" and options.json:  # from the records: no DataFrame, so no pandas (0.3 s)
+        elif options.command == "runs":  # from the records: no DataFrame, so no pandas (0.3 s)
             experiment = options.experiment or options.experiment_opt
             _require_experiment(store, experiment)
             result = store.list_runs(experiment, options.limit)

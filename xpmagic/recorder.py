@@ -23,6 +23,7 @@ from . import clock
 from .api import XPHandle, describe_other_xp
 from .bindings import Bindings, bindings_for
 from .capture import NameUse, TeeStream, cell_name_use, routed_streams
+from .clock import duration_text
 from .environment import EnvironmentTracker
 from .errors import DatabaseLocked, UsageError, XPError
 from .fingerprint import Fingerprint, fingerprint, is_recordable, is_weak_for_lineage
@@ -528,7 +529,7 @@ class RunSummary:
         return ", ".join(shown) + (f" and {more} more (%xp show {self.run_id})" if more > 0 else "")
 
     def __repr__(self) -> str:
-        parts = [f"run {self.run_id}", self.experiment, self.status, _fmt_duration(self.duration_s)]
+        parts = [f"run {self.run_id}", self.experiment, self.status, duration_text(self.duration_s)]
         if self.metrics:
             parts.append(self._metric_text())
         if self.error is not None:
@@ -549,7 +550,7 @@ class RunSummary:
             '<div class="xpmagic-run-summary" style="font-family:var(--jp-code-font-family,'
             f'monospace);font-size:12px">run <b>{self.run_id}</b> · {escape(self.experiment)} · '
             f'<span style="color:{colour}">{self.status}</span> · '
-            f"{_fmt_duration(self.duration_s)}{metrics}</div>"
+            f"{duration_text(self.duration_s)}{metrics}</div>"
         )
 
 
@@ -561,9 +562,3 @@ def _fmt(value: float | None) -> str:
     return "nan" if value is None else f"{value:.6g}"
 
 
-def _fmt_duration(seconds: float) -> str:
-    if seconds < 1:
-        return f"{seconds * 1000:.1f} ms"
-    if seconds < 120:
-        return f"{seconds:.2f} s"
-    return f"{seconds / 60:.1f} min"
