@@ -6,6 +6,7 @@ import json
 from html import escape
 from typing import Any
 
+from .clock import duration_text
 from .queries import _MISSING, DIFF_SECTIONS, Change, LineageNode, RunDiff
 from .records import Run
 
@@ -31,7 +32,7 @@ def _variable(run: Run, name: str, digest: str | None) -> str:
 def run_text(run: Run) -> str:
     lines = [
         f"run {run.id} · {run.experiment} · {run.status}"
-        + (f" · {run.duration_s:.3f} s" if run.duration_s is not None else ""),
+        + (f" · {duration_text(run.duration_s)}" if run.duration_s is not None else ""),
         f"  started {run.started_at}" + (f" on {run.host}" if run.host else ""),
         f"  seed {run.seed if run.seed is not None else '(none set)'}",
     ]
