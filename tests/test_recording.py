@@ -529,6 +529,28 @@ def test_xgboost_and_lightgbm_models_and_their_data_are_fingerprinted(shell, db_
     assert store.get_run(4).status == "failed" and "free_raw_data=False" in store.get_run(4).error.message
 
 
+def test_arrow_tables_and_hugging_face_datasets_are_fingerprinted_as_their_rows_are_seen(shell, db_path):
+    """A pyarrow Table or a Hugging Face Dataset had no fingerprint: a run reading other data
+    recorded no change. A shuffled or filtered Dataset is other rows (an indices mapping over the
+    same table)."""
+    pytest.importorskip("datasets")
+    run_ok(shell, "import numpy as np, pyarrow as pa, datasets\n"
+                  "table = pa.table({'x': np.arange(3_000_000.0), 'tag': pa.array(['a', 'b', 'c'] * 1_000_000)})\n"
+                  "ds = datasets.Dataset.from_dict({'text': ['good', 'bad', 'fine'] * 100, 'label': [1, 0, 1] * 100})\n"
+                  "splits = datasets.DatasetDict(train=ds, test=ds.select(range(30)))\n")
+    reading = "%%experiment read\nn = table.num_rows + len(ds) + len(splits['test'])\n"
+    first, second = read_before_and_after(shell, db_path, reading, "ds = ds.shuffle(seed=0)\n"
+                                          "table = table.set_column(0, 'x', pa.array(np.arange(3_000_000.0) + 1))\n")
+    for name in ("table", "ds", "splits"):
+        assert first.inputs[name] is not None, name
+    assert first.inputs["table"] != second.inputs["table"] and first.inputs["ds"] != second.inputs["ds"]
+    assert first.inputs["splits"] == second.inputs["splits"]
+    summary = json.loads(rows(db_path, "SELECT summary FROM run_variables WHERE run_id = 1 AND name = 'table'")[0][0])
+    assert summary["shape"] == [3_000_000, 2] and summary["sampled"] is True  # 40 MB: runs of rows
+    run_ok(shell, "%%experiment read\nn = table.num_rows + len(ds) + len(splits['test'])\n")
+    assert Store(db_path, create=False).get_run(3).inputs["ds"] == second.inputs["ds"]  # the same shuffle again
+
+
 def test_tensor_fingerprints_follow_the_values_in_any_layout_and_type():
     torch = pytest.importorskip("torch")
     from xpmagic.fingerprint import fingerprint

@@ -41,8 +41,8 @@ SCHEME = 7
 # 6 samples large values in runs of consecutive values: their digests (marked sampled) differ
 # from those of 2 to 5, every other digest is the same (sampling_differs).
 # 7 hashes an XGBoost or LightGBM model's booster (boosterhash.py): those models' digests
-# (marked booster) differ from those of 2 to 6 (booster_hashing_differs); boosters, DMatrix and
-# LightGBM Datasets had none.
+# (marked booster) differ from those of 2 to 6 (booster_hashing_differs); boosters, DMatrix,
+# LightGBM Datasets, Arrow tables and Hugging Face datasets had none.
 _ADDS_TO = {3: 2, 4: 2, 5: 2, 6: 2, 7: 2}
 SAMPLE_RUNS = 256  # a sample reads this many runs of consecutive values, evenly spread
 # Kinds whose summary is a class and its fields, which `show` prints and `diff` compares.
@@ -152,6 +152,13 @@ def _fingerprint(value: Any, sample_bytes: int) -> Fingerprint:
         from .polarshash import polars_fingerprint  # through Arrow, as pandas' Arrow columns
 
         return polars_fingerprint(value, sample_bytes)
+    if module in ("pyarrow", "datasets"):
+        from . import arrowhash  # Arrow tables; Hugging Face datasets, which are Arrow tables
+
+        found = (arrowhash.arrow_fingerprint if module == "pyarrow" else arrowhash.dataset_fingerprint)(
+            value, sample_bytes)
+        if found is not None:
+            return found
     if module in ("xgboost", "lightgbm"):
         from .boosterhash import booster_fingerprint  # trees and data held in C++
 
