@@ -487,6 +487,7 @@ def test_xarray_data_is_fingerprinted_without_reading_a_file_it_has_not_loaded(s
     assert first.inputs["lazy"] is None and shell.user_ns["lazy"].variables["t"]._in_memory is False
     summary = json.loads(rows(db_path, "SELECT summary FROM run_variables WHERE run_id = 1 AND name = 'lazy'")[0][0])
     assert summary["unhashed"].startswith("t: not loaded yet")
+    assert "lazy = (no fingerprint: t: not loaded yet" in repr(shell.run_line_magic("xp", "show 1"))  # says why
     run_ok(shell, "%%experiment shift\ngrid[0, 0] = -1.0\n")  # in place: an output of the run
     assert Store(db_path, create=False).get_run(3).outputs["grid"] not in (None, second.inputs["grid"])
 

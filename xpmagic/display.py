@@ -21,7 +21,7 @@ def _value(value: Any) -> str:
 
 def _variable(run: Run, name: str, digest: str | None) -> str:
     """A variable's digest, and for a configuration object what it held: `KFold(n_splits=5, ...)`."""
-    shown = digest or "(no fingerprint)"
+    shown = digest or f"(no fingerprint: {run.unhashed.get(name, 'no hasher for it')})"
     setting = run.settings.get(name)
     if setting:
         fields = ", ".join(f"{k}={v}" for k, v in setting.get("fields", {}).items())

@@ -529,6 +529,12 @@ def _pickle_digest(value: Any) -> str | None:
         return None
 
 
+def why_unhashed(summary: dict[str, Any]) -> str:
+    """What the summary of a value with no fingerprint says about why: the reason a hasher gave,
+    the error hashing raised, or the value's type (an object xpmagic has no hasher for)."""
+    return str(summary.get("unhashed") or summary.get("error") or summary.get("type") or "no hasher for it")
+
+
 def is_weak_for_lineage(print_: Fingerprint) -> bool:
     """Small scalars, and settings objects built alike in many places (`Config()`), collide by
     chance across sessions; only trust them with the same name."""

@@ -23,7 +23,7 @@ from typing import Any
 from .. import clock, procinfo
 from ..errors import DatabaseCorrupt, DatabaseLocked, DatabaseNotFound, DatabaseTooNew, RunNotFound
 from ..fingerprint import SCHEME as FINGERPRINT_SCHEME
-from ..fingerprint import SETTING_KINDS
+from ..fingerprint import SETTING_KINDS, why_unhashed
 from ..records import ErrorInfo, MetricChunk, NewRun, ParamSpec, Run, RunOutcome, RunStatus, param_value
 from ..redaction import scrub
 from ..studystate import shown_state
@@ -477,6 +477,8 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
             settings={n: json.loads(summary) for _, n, _, kind, summary in variables if kind in SETTING_KINDS},
             sampled=sorted({n for _, n, _, _, summary in variables if summary and '"sampled":true' in summary}),
             boosted=sorted({n for _, n, _, _, summary in variables if summary and '"booster":true' in summary}),
+            unhashed={n: why_unhashed(json.loads(summary)) for _, n, f, _, summary in variables
+                      if f is None and summary},
             lineage=self.lineage_sources(run_id),
             imports=json.loads(row["imports"] or "[]"),
             definitions=json.loads(row["definitions"] or "[]"),
