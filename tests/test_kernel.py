@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import shutil
@@ -14,6 +16,7 @@ import time
 import pytest
 from jupyter_client.manager import start_new_kernel
 
+from xpmagic import queries
 from xpmagic.store import Store
 
 
@@ -156,3 +159,32 @@ def test_resume_after_a_kernel_restart_keeps_trials_and_honours_the_budget(kerne
     assert _count(db, "SELECT count(*) FROM study_controls WHERE applied_at IS NULL") == 0
     assert _count(db, "SELECT count(*) FROM interactions WHERE source = 'cli' AND action = 'budget'") == 1
     assert _count(db, "SELECT state FROM studies") == "finished"
+
+
+def test_a_figure_the_cell_shows_is_kept_with_the_run(kernel, tmp_path):
+    """A notebook's result is often a plot: the PNG the person saw under the cell is recorded
+    with the run (the same bytes), and `%xp show` in a notebook shows it again."""
+    _, client = kernel
+    _execute(client, "%load_ext xpmagic\nimport matplotlib.pyplot as plt\n%matplotlib inline")
+    seen: list[dict] = []
+    client.execute_interactive("%%experiment plot\nplt.plot([1, 3, 2])\nplt.title('loss')\nxp.log(last=2.0)\n",
+                               timeout=60, output_hook=seen.append)
+    shown = [m["content"]["data"] for m in seen if m["header"]["msg_type"] == "display_data"]
+    png = base64.b64decode(next(data["image/png"] for data in shown if "image/png" in data))
+    store = Store(tmp_path / "kernel.db", create=False)
+    run = store.list_runs()[0]
+    displays = store.get_run(run.id).displays
+    assert {(d["position"], d["mime"]) for d in displays} >= {(1, "image/png"), (1, "text/plain")}
+    (kept,) = [d for d in displays if d["mime"] == "image/png"]
+    assert kept["sha256"] == hashlib.sha256(png).hexdigest() and kept["kept"] and kept["size"] == len(png)
+    assert store.display_data(run.id, "image/") == [(1, "image/png", png)]
+    html: list[dict] = []
+    client.execute_interactive(f"%xp show {run.id}", timeout=60, output_hook=html.append)
+    page = next(m["content"]["data"]["text/html"] for m in html if m["header"]["msg_type"] == "execute_result")
+    assert base64.b64encode(png).decode() in page
+    _execute(client, "%config XPMagics.max_display_bytes = 100")  # past the budget: listed, not kept
+    client.execute_interactive("%%experiment plot\nplt.plot([1, 2])\n", timeout=60, output_hook=lambda m: None)
+    later = [d for d in store.get_run(store.max_run_id()).displays if d["mime"] == "image/png"]
+    assert later and not later[0]["kept"] and store.display_data(store.max_run_id(), "image/") == []
+    changed = queries.diff_runs(store, run.id, store.max_run_id()).to_dict()["displays"]
+    assert [c["name"] for c in changed] == ["1 image/png"]  # another figure; its text/plain is the same

@@ -211,7 +211,7 @@ def notebook_command(options: argparse.Namespace, store: Store, knowledge_store:
         _require_experiment(store, experiment)
         return queries.runs_frame(store, experiment, options.limit)
     if name == "show":
-        return display.RunView(store.get_run(resolve_run(store, options.run)))
+        return display.RunView(store.get_run(resolve_run(store, options.run)), store.display_data)
     if name == "diff":
         return display.DiffView(queries.diff_runs(
             store, resolve_run(store, options.a), resolve_run(store, options.b)))

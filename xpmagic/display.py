@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+from collections.abc import Callable
 from html import escape
 from typing import Any
 
@@ -27,6 +29,19 @@ def _variable(run: Run, name: str, digest: str | None) -> str:
         fields = ", ".join(f"{k}={v}" for k, v in setting.get("fields", {}).items())
         shown += f"  {str(setting.get('type', '')).rpartition('.')[2]}({fields})"
     return shown
+
+
+def _displays_text(run: Run) -> dict[str, str]:
+    """What the cell displayed, by position: `1 = image/png 23.1 KB, text/plain 33 B`."""
+    shown: dict[str, list[str]] = {}
+    for item in run.displays:
+        kept = "" if item["kept"] else " (not kept)"
+        shown.setdefault(str(item["position"]), []).append(f"{item['mime']} {_size(item['size'])}{kept}")
+    return {position: ", ".join(parts) for position, parts in shown.items()}
+
+
+def _size(size: int) -> str:
+    return f"{size} B" if size < 1024 else f"{size / 1024:.1f} KB" if size < 1024 ** 2 else f"{size / 1024 ** 2:.1f} MB"
 
 
 def run_text(run: Run) -> str:
@@ -54,6 +69,7 @@ def run_text(run: Run) -> str:
         ("datasets", {d["name"]: f"{d['fingerprint']} shape={d['shape']}" for d in run.datasets}),
         ("artifacts", {a["name"]: f"{a['path']} sha256={a['sha256'][:12]} {a['size']} B"
                        for a in run.artifacts}),
+        ("displays", _displays_text(run)),
     ]
     for title, items in sections:
         if items:
@@ -94,8 +110,9 @@ def _table(rows: list[tuple[str, str]], headers: tuple[str, ...]) -> str:
 class RunView:
     """``%xp show``: one run in full."""
 
-    def __init__(self, run: Run):
+    def __init__(self, run: Run, display_data: Callable[[int, str], list[tuple[int, str, bytes]]] | None = None):
         self.run = run
+        self._display_data = display_data  # Store.display_data: the figures the cell displayed, shown again
 
     def __repr__(self) -> str:
         return run_text(self.run)
@@ -125,9 +142,26 @@ class RunView:
         if run.local_code:
             parts.append("<b>local code</b>: " + escape(_local_code_text(run)))
         parts.append(f"<pre>{escape(run.code)}</pre>")
+        if self._display_data is not None and any(d["mime"].startswith("image/") and d["kept"] for d in run.displays):
+            images = _one_per_position(self._display_data(run.id, "image/"))
+            parts += [_image_html(mime, data) for _, mime, data in images]
         if run.error:
             parts.append(f"<pre style='color:#cf222e'>{escape(run.error.traceback)}</pre>")
         return "".join(parts)
+
+
+def _one_per_position(images: list[tuple[int, str, bytes]]) -> list[tuple[int, str, bytes]]:
+    """A figure displayed as PNG and SVG: one of them (PNG first, as a notebook does)."""
+    order = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/svg+xml")
+    chosen: dict[int, tuple[int, str, bytes]] = {}
+    for item in sorted(images, key=lambda i: (i[0], order.index(i[1]) if i[1] in order else len(order))):
+        chosen.setdefault(item[0], item)
+    return list(chosen.values())
+
+
+def _image_html(mime: str, data: bytes) -> str:
+    """An <img> of it, inline: an SVG's scripts do not run there."""
+    return f"<div><img style='max-width:100%' src='data:{escape(mime)};base64,{base64.b64encode(data).decode()}'></div>"
 
 
 def _local_code_text(run: Run) -> str:

@@ -42,7 +42,10 @@ class XPMagics(Magics):
     db_path = Unicode("", help="Database file. Default: $XPMAGIC_DB, else ./xpmagic.db").tag(config=True)
     max_output_chars = Int(100_000, help="Characters of stdout/stderr kept per run").tag(config=True)
     capture_variables = Bool(True, help="Fingerprint the variables a cell reads and writes").tag(config=True)
-    capture_output = Bool(True, help="Keep a copy of what a run prints").tag(config=True)
+    capture_output = Bool(True, help="Keep a copy of what a run prints and displays").tag(config=True)
+    max_display_bytes = Int(
+        5_000_000, help="Bytes of what a run displays (figures, HTML) kept per run; past them, only their sha256"
+    ).tag(config=True)
     fingerprint_sample_bytes = Int(
         8 * 1024 * 1024, help="Arrays and frames larger than this are fingerprinted from a sample"
     ).tag(config=True)
@@ -75,7 +78,7 @@ class XPMagics(Magics):
         self.recorder = Recorder(shell, self.store, self.settings, _display_summary, self.knowledge)
 
     # -- configuration ---------------------------------------------------------
-    @validate("max_output_chars", "idle_cutoff_minutes")
+    @validate("max_output_chars", "max_display_bytes", "idle_cutoff_minutes")
     def _not_negative(self, proposal: Any) -> Any:
         if proposal["value"] < 0:
             raise TraitError(f"XPMagics.{proposal['trait'].name} must be 0 or more, got {proposal['value']}")
@@ -89,7 +92,7 @@ class XPMagics(Magics):
                              f"got {proposal['value']:,}")
         return proposal["value"]
 
-    @observe("max_output_chars", "capture_variables", "capture_output",
+    @observe("max_output_chars", "max_display_bytes", "capture_variables", "capture_output",
              "fingerprint_sample_bytes", "record_git", "show_summary", "idle_cutoff_minutes")
     def _settings_changed(self, change: Any) -> None:
         self._settings = None
@@ -97,7 +100,8 @@ class XPMagics(Magics):
     def settings(self) -> CaptureSettings:
         if self._settings is None:
             self._settings = CaptureSettings(
-                max_output_chars=self.max_output_chars, capture_variables=self.capture_variables,
+                max_output_chars=self.max_output_chars, max_display_bytes=self.max_display_bytes,
+                capture_variables=self.capture_variables,
                 capture_output=self.capture_output, sample_bytes=self.fingerprint_sample_bytes,
                 record_git=self.record_git, show_summary=self.show_summary,
                 idle_cutoff_minutes=self.idle_cutoff_minutes)

@@ -41,7 +41,7 @@ def run_detail_dict(run: Run) -> dict[str, Any]:
         "outputs": run.outputs, "unhashed": run.unhashed, "settings": run.settings, "lineage": run.lineage,
         "imports": run.imports,
         "definitions": run.definitions, "local_code": run.local_code, "datasets": run.datasets,
-        "artifacts": run.artifacts, "param_specs": [s.to_dict() for s in run.param_specs],
+        "artifacts": run.artifacts, "displays": run.displays, "param_specs": [s.to_dict() for s in run.param_specs],
         "host": run.host, "user": run.user, "fingerprint_scheme": run.fingerprint_scheme,
         "study": run.study, "trial_number": run.trial_number, "replay_of": run.replay_of,
     })
@@ -110,6 +110,7 @@ class RunDiff:
     local_code: list[Change] = field(default_factory=list)  # module -> sha256 of its source
     environment: list[Change] = field(default_factory=list)
     git: list[Change] = field(default_factory=list)
+    displays: list[Change] = field(default_factory=list)  # "1 image/png": what the cell displayed (sha256)
     other: list[Change] = field(default_factory=list)
 
     @property
@@ -122,7 +123,8 @@ class RunDiff:
         return data
 
 
-DIFF_SECTIONS = ("params", "metrics", "datasets", "inputs", "settings", "local_code", "environment", "git", "other")
+DIFF_SECTIONS = ("params", "metrics", "datasets", "inputs", "settings", "local_code", "environment", "git", "displays",
+                 "other")
 
 
 def compare_mappings(a: dict[str, Any], b: dict[str, Any]) -> list[Change]:
@@ -159,6 +161,8 @@ def diff_runs(store: Store, a_id: int, b_id: int) -> RunDiff:
         local_code=local_code,
         environment=_environment_changes(a.env, b.env),
         git=compare_mappings(a.git or {}, b.git or {}),
+        displays=compare_mappings(*({f"{d['position']} {d['mime']}": d["sha256"][:12] for d in run.displays}
+                                    for run in (a, b))),
         other=compare_mappings(*({"seed": run.seed, "experiment": run.experiment,
                                   "fingerprint scheme": run.fingerprint_scheme} for run in (a, b))),
     )

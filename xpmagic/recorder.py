@@ -24,6 +24,7 @@ from .api import XPHandle, describe_other_xp
 from .bindings import Bindings, bindings_for
 from .capture import NameUse, TeeStream, cell_name_use, routed_streams
 from .clock import duration_text
+from .displaycapture import DisplayTap
 from .environment import EnvironmentTracker
 from .errors import DatabaseLocked, UsageError, XPError
 from .fingerprint import Fingerprint, fingerprint, is_recordable, is_weak_for_lineage
@@ -59,6 +60,7 @@ class ExperimentArgs:
 @dataclass(frozen=True)
 class CaptureSettings:
     max_output_chars: int = 100_000
+    max_display_bytes: int = 5_000_000
     capture_variables: bool = True
     capture_output: bool = True
     sample_bytes: int = 8 * 1024 * 1024
@@ -83,6 +85,7 @@ class _CellRun:
     bindings: Bindings = field(default_factory=Bindings)
     stdout: TeeStream | None = None
     stderr: TeeStream | None = None
+    displays: DisplayTap | None = None
     failed_at: float | None = None
     started_at: str = ""
     git_state: dict[str, Any] | None = None
@@ -222,6 +225,8 @@ class Recorder:
             cell.stderr = TeeStream(err.wrapped, settings.max_output_chars)
             out.route(cell.stdout)
             err.route(cell.stderr)
+            if getattr(self.shell, "display_pub", None) is not None:
+                cell.displays = DisplayTap(self.shell, settings.max_display_bytes)
         if settings.record_git:
             folder = self.working_folder()
             known = self.git.known_state(folder)  # an empty dict: known to be in no repository
@@ -317,12 +322,14 @@ class Recorder:
         self._cell = None
         self.foreground = None
         stdout, stderr = self._restore_streams(cell)
+        displays = cell.displays.close() if cell.displays is not None else []
         error = result.error_in_exec
         status = RunStatus.OK
         if error is not None:
             status = RunStatus.INTERRUPTED if isinstance(error, KeyboardInterrupt) else RunStatus.FAILED
         try:
             outcome = self._outcome(cell, result, status, duration, stdout, stderr)
+            outcome.displays = displays
         except Exception as exc:  # a bug of ours must not leave the run 'running': keep what is certain
             print(f"xpmagic: run {cell.run.id} is recorded without its details ({type(exc).__name__}: {exc}); "
                   "please report this", file=sys.stderr)

@@ -96,6 +96,7 @@ class Run:
     definitions: list[dict[str, str]] = field(default_factory=list)  # {name, source}
     datasets: list[dict[str, Any]] = field(default_factory=list)
     artifacts: list[dict[str, Any]] = field(default_factory=list)
+    displays: list[dict[str, Any]] = field(default_factory=list)  # {position, mime, sha256, size, kept}
     local_code: list[dict[str, str]] = field(default_factory=list)  # {module, path, sha256}
     param_specs: list[ParamSpec] = field(default_factory=list)
     host: str | None = None
@@ -150,6 +151,17 @@ class ArtifactRecord:
     path: str
     sha256: str
     size: int
+
+
+@dataclass
+class DisplayRecord:
+    """One MIME type of something the cell displayed (a figure's image/png and its text/plain)."""
+
+    position: int  # the order the cell displayed them in, from 1
+    mime: str
+    sha256: str
+    size: int  # bytes: an image's own (decoded), text's in UTF-8
+    data: bytes | None  # None past the run's budget, or for what only a live kernel can show (a widget)
 
 
 @dataclass
@@ -210,6 +222,7 @@ class RunOutcome:
     definitions: list[dict[str, str]] = field(default_factory=list)  # the notebook's functions and classes it read
     datasets: list[DatasetRecord] = field(default_factory=list)
     artifacts: list[ArtifactRecord] = field(default_factory=list)
+    displays: list[DisplayRecord] = field(default_factory=list)
     metrics: list[MetricSummary] = field(default_factory=list)
     metric_chunks: list[MetricChunk] = field(default_factory=list)
     environment_id: int | None = None

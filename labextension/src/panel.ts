@@ -236,7 +236,7 @@ export class XPSidebar extends Widget {
     const section = (title: string, changes: any[]) => changes.length
       ? `<h4>${title}</h4><table class="xp-kv"><tr><th></th><th>run ${a}</th><th>run ${b}</th></tr>${changes.map(c => `<tr><td>${escapeHtml(c.name)}</td><td>${escapeHtml(shown(title, c.a))}</td><td>${escapeHtml(shown(title, c.b))}</td></tr>`).join('')}</table>` : '';
     this.node.innerHTML = `${this.backButton()}<div class="xp-header">run ${a} ↔ run ${b}</div>
-      ${['params', 'metrics', 'datasets', 'inputs', 'settings', 'local_code', 'environment', 'git', 'other'].map(k => section(k.replace('_', ' '), diff[k] ?? [])).join('')}
+      ${['params', 'metrics', 'datasets', 'inputs', 'settings', 'local_code', 'environment', 'git', 'displays', 'other'].map(k => section(k.replace('_', ' '), diff[k] ?? [])).join('')}
       ${diff.code_diff ? `<h4>Code</h4><pre class="xp-code">${diffHtml(diff.code_diff)}</pre>` : '<div class="xp-muted">same code</div>'}`;
     this.wireBack();
   }

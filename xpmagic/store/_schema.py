@@ -437,6 +437,25 @@ def m012_fingerprint_scheme(db: Database) -> None:
     _execute_script(db, M012)
 
 
+M013 = """
+CREATE TABLE run_displays (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    position INTEGER NOT NULL,   -- the order the cell displayed them in, from 1
+    mime TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,       -- bytes: an image's own, text's in UTF-8
+    data BLOB,                   -- NULL past the run's budget (XPMagics.max_display_bytes), or a widget's view
+    PRIMARY KEY (run_id, position, mime)
+) WITHOUT ROWID;
+"""
+
+
+@_step
+def m013_run_displays(db: Database) -> None:
+    """What a run's cell displayed (displaycapture.py): a notebook's result is often a figure."""
+    _execute_script(db, M013)
+
+
 def known_migrations() -> list[str]:
     """Names of every migration this version knows, oldest first."""
     return [step.__name__ for step in _STEPS]

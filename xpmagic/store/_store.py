@@ -359,6 +359,12 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
                     [(run_id, d.name, d.fingerprint, d.kind, _dumps(d.shape), _dumps(d.dtypes),
                       None if d.target is None else _dumps(d.target)) for d in outcome.datasets],
                 )
+            if outcome.displays:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO run_displays (run_id, position, mime, sha256, size, data)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    [(run_id, d.position, d.mime, d.sha256, d.size, d.data) for d in outcome.displays],
+                )
             if outcome.artifacts:
                 conn.executemany(
                     "INSERT OR REPLACE INTO artifacts (run_id, name, path, sha256, size)"
@@ -484,6 +490,7 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
             definitions=json.loads(row["definitions"] or "[]"),
             datasets=self._datasets(run_id),
             artifacts=self._artifacts(run_id),
+            displays=self._displays(run_id),
             local_code=self._local_code(row["local_code_id"]),
             env=self._environment(row["environment_id"]),
             git=self._git_state(row["git_state_id"]),
@@ -694,6 +701,19 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
         with self._write() as conn:
             conn.executemany("UPDATE artifacts SET path = ? WHERE run_id > ? AND path = ?",
                              [(new, after_run, old) for old, new in moved.items()])
+
+    def _displays(self, run_id: int) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            "SELECT position, mime, sha256, size, data IS NOT NULL FROM run_displays WHERE run_id = ?"
+            " ORDER BY position, mime", (run_id,)).fetchall()
+        return [{"position": p, "mime": m, "sha256": s, "size": n, "kept": bool(k)} for p, m, s, n, k in rows]
+
+    def display_data(self, run_id: int, mime_prefix: str = "") -> list[tuple[int, str, bytes]]:
+        """The kept data of what a run displayed, ``(position, mime, data)`` in order; only MIME
+        types starting with ``mime_prefix`` (``"image/"``)."""
+        return [(p, m, bytes(d)) for p, m, d in self.conn.execute(
+            "SELECT position, mime, data FROM run_displays WHERE run_id = ? AND data IS NOT NULL"
+            " AND substr(mime, 1, ?) = ? ORDER BY position, mime", (run_id, len(mime_prefix), mime_prefix))]
 
     def _artifacts(self, run_id: int) -> list[dict[str, Any]]:
         return [
