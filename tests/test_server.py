@@ -243,3 +243,27 @@ async def test_a_replay_the_database_does_not_trust_fails_with_its_reason(jp_fet
     response = await jp_fetch("xpmagic", "api", "runs", "1", "replay", method="POST", body="{}")
     status = await poll_replay(jp_fetch, json.loads(response.body)["id"])
     assert status["state"] == "failed" and "created by someone-else" in status["error"]
+
+
+async def test_a_figure_a_run_displayed_is_served_as_the_image_it_was(jp_fetch, shell, monkeypatch):
+    """The sidebar shows a run's figures again. Only raster images are served: an SVG opened as a
+    page could run its scripts in the server's origin."""
+    monkeypatch.setattr(shell.display_formatter, "active_types", ["text/plain", "image/png", "image/svg+xml"])
+    run_ok(shell, "import io, matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+                  "from IPython.display import Image, SVG, display\n"
+                  "fig, ax = plt.subplots()\nax.plot([1, 3, 2])\nbuffer = io.BytesIO()\n"
+                  "fig.savefig(buffer, format='png')\npng = buffer.getvalue()\nplt.close(fig)\n")
+    run_ok(shell, "%%experiment plot\ndisplay(Image(data=png))\n"
+                  "display(SVG('<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>'))\n")
+    response = await jp_fetch("xpmagic", "api", "runs", "1", "displays", "1")
+    assert response.body == shell.user_ns["png"] and response.headers["Content-Type"] == "image/png"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    run = await get(jp_fetch, "runs", "1")
+    assert {(d["position"], d["mime"]) for d in run["displays"]} >= {(1, "image/png"), (2, "image/svg+xml")}
+    for position in ("2", "3"):  # an SVG; nothing displayed
+        with pytest.raises(HTTPClientError) as error:
+            await jp_fetch("xpmagic", "api", "runs", "1", "displays", position)
+        assert error.value.code == 404
+    with pytest.raises(HTTPClientError) as error:
+        await jp_fetch("xpmagic", "api", "runs", "1", "displays", "1", headers={"Authorization": ""})
+    assert error.value.code == 403

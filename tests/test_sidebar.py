@@ -131,6 +131,25 @@ def test_browse_runs_and_open_one(page, lab_shell):
     screenshot(page, "sidebar-run")
 
 
+def test_a_run_shows_the_figure_its_cell_displayed(page, lab_shell, monkeypatch):
+    monkeypatch.setattr(lab_shell.display_formatter, "active_types", ["text/plain", "image/png"])  # as a kernel
+    run_ok(lab_shell, "import io, matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
+                      "from IPython.display import Image\n")
+    run_ok(lab_shell, "%%experiment sidebar-figure\nfig, ax = plt.subplots(figsize=(4, 3))\n"
+                      "ax.plot([1, 3, 2])\nax.set_title('loss')\nbuffer = io.BytesIO()\n"
+                      "fig.savefig(buffer, format='png', dpi=100)\nplt.close(fig)\ndisplay(Image(buffer.getvalue()))\n")
+    page.wait_for_selector('.xp-experiment[data-experiment="sidebar-figure"]', timeout=30_000)
+    page.click('.xp-experiment[data-experiment="sidebar-figure"]')
+    page.wait_for_selector(".xp-run", timeout=30_000)
+    page.locator(".xp-run").first.click()
+    page.wait_for_function("() => { const img = document.querySelector('img.xp-figure');"
+                           " return img && img.complete && img.naturalWidth === 400; }", timeout=30_000)
+    figure, sidebar = page.locator("img.xp-figure").bounding_box(), page.locator(".xp-sidebar").bounding_box()
+    assert figure["x"] + figure["width"] <= sidebar["x"] + sidebar["width"] + 1  # scaled to fit the sidebar
+    page.locator("img.xp-figure").scroll_into_view_if_needed()
+    screenshot(page, "sidebar-figure")
+
+
 def test_compare_two_runs(page, lab_shell, tmp_path):
     helper = tmp_path / "xp_sidebar_helper.py"  # the person's own module, edited between the runs
     helper.write_text("BASE = 0.5\n")

@@ -14,6 +14,18 @@ export async function requestAPI<T>(path: string, init: RequestInit = {}): Promi
   return data as T;
 }
 
+/** An image the server sends (a figure a run displayed), as a URL an <img> can show: the
+ * request carries the token, which an <img>'s own request would not. */
+export async function requestImageURL(path: string): Promise<string> {
+  const settings = ServerConnection.makeSettings();
+  const url = URLExt.join(settings.baseUrl, 'xpmagic', 'api', path);
+  const response = await ServerConnection.makeRequest(url, {}, settings);
+  if (!response.ok) {
+    throw new Error(response.statusText);
+  }
+  return URL.createObjectURL(await response.blob());
+}
+
 export interface IStudy {
   name: string;
   state: string;

@@ -16,6 +16,17 @@ export function formatDuration(seconds: number | null | undefined): string {
   return `${(seconds / 3600).toFixed(1)} h`;
 }
 
+/** 512 -> '512 B', 23552 -> '23.0 KB', 3145728 -> '3.0 MB'. */
+export function formatBytes(size: number): string {
+  if (size < 1024) {
+    return `${size} B`;
+  }
+  if (size < 1024 * 1024) {
+    return `${(size / 1024).toFixed(1)} KB`;
+  }
+  return `${(size / 1024 / 1024).toFixed(1)} MB`;
+}
+
 export function formatValue(value: unknown): string {
   if (value === null || value === undefined) {
     return '—';

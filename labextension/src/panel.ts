@@ -3,9 +3,9 @@
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { Widget } from '@lumino/widgets';
 
-import { IExperiment, IRunPage, IStudy, requestAPI } from './api';
+import { IExperiment, IRunPage, IStudy, requestAPI, requestImageURL } from './api';
 import {
-  diffHtml, escapeHtml, formatDuration, formatValue, formatWhen, heatColor, heatTextColor, highlightPython, IVerdict,
+  diffHtml, escapeHtml, formatBytes, formatDuration, formatValue, formatWhen, heatColor, heatTextColor, highlightPython, IVerdict,
   progressText, relativeTime, sparkline, toggleCompare, verdictLine
 } from './format';
 import { Poller } from './model';
@@ -13,6 +13,7 @@ import { Poller } from './model';
 type View = 'experiments' | 'run' | 'compare' | 'knowledge' | 'phases';
 
 const REPLAY_POLL_MS = 1000;
+const RASTER_IMAGES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp']; // what the server sends back
 
 export class XPSidebar extends Widget {
   constructor(private app: JupyterFrontEnd) {
@@ -184,6 +185,33 @@ export class XPSidebar extends Widget {
     return setup ? `<h4>Read from plain cells</h4><pre class="xp-code xp-setup">${highlightPython(setup)}</pre>` : '';
   }
 
+  /** What the cell displayed: its figures (loaded by loadFigures), and the rest by type and size. */
+  private displays(run: any): string {
+    const byPosition = new Map<number, any[]>();
+    for (const item of (run.displays ?? []) as any[]) {
+      byPosition.set(item.position, [...(byPosition.get(item.position) ?? []), item]);
+    }
+    if (!byPosition.size) {
+      return '';
+    }
+    const shown = [...byPosition.entries()].map(([position, items]) => {
+      const figure = items.some(i => i.kept && RASTER_IMAGES.includes(i.mime));
+      const types = items.map(i => `${escapeHtml(i.mime)} ${formatBytes(i.size)}${i.kept ? '' : ' (not kept)'}`).join(', ');
+      return figure
+        ? `<div class="xp-display"><img class="xp-figure" data-position="${position}" alt="display ${position}"></div>`
+        : `<div class="xp-display xp-muted">${position}: ${types}</div>`;
+    });
+    return `<h4>Displayed</h4>${shown.join('')}`;
+  }
+
+  private loadFigures(runId: number): void {
+    this.node.querySelectorAll<HTMLImageElement>('img.xp-figure').forEach(img => {
+      requestImageURL(`runs/${runId}/displays/${img.dataset.position}`)
+        .then(url => { img.src = url; img.onload = () => URL.revokeObjectURL(url); })
+        .catch(error => { img.alt = `display ${img.dataset.position}: ${(error as Error).message}`; });
+    });
+  }
+
   private async renderRun(id: number): Promise<void> {
     const run = await requestAPI<any>(`runs/${id}`);
     const series = Object.entries(run.series as Record<string, [number[], number[]]>)
@@ -205,8 +233,9 @@ export class XPSidebar extends Widget {
       <h4>Environment</h4><div>${env}</div><h4>Git</h4><div>${git}</div>
       ${localCode ? `<h4>Your modules</h4><div class="xp-local-code">${localCode}</div>` : ''}
       <h4>Lineage</h4><div>${lineage || '<span class="xp-muted">read nothing from earlier runs</span>'}</div>
-      <h4>Code</h4><pre class="xp-code">${highlightPython(run.code)}</pre>${error}${this.setupCode(run)}`;
+      <h4>Code</h4><pre class="xp-code">${highlightPython(run.code)}</pre>${error}${this.displays(run)}${this.setupCode(run)}`;
     this.wireBack();
+    this.loadFigures(run.id);
     this.node.querySelectorAll<HTMLElement>('.xp-lineage').forEach(a => a.addEventListener('click', () => this.goTo('run', Number(a.dataset.run))));
     this.node.querySelector<HTMLButtonElement>('.xp-replay')?.addEventListener('click', () => void this.replay(id));
     this.node.querySelector<HTMLButtonElement>('.xp-open')?.addEventListener('click', event => {

@@ -27,6 +27,7 @@ NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")  # what %%experiment and xp.log 
 SORT_BY_NAME = re.compile(r"^(metrics|params)\.[^\x00-\x1f\x7f]{1,200}$")
 SORTS = {"id", "started_at", "duration_s", "status"}
 STEERING = {"pause", "resume", "stop", "budget"}
+RASTER_IMAGES = ("image/png", "image/jpeg", "image/gif", "image/webp")  # in the order a notebook prefers
 
 
 class XPHandler(APIHandler):
@@ -244,6 +245,22 @@ class ReplayJobHandler(XPHandler):
         self.reply(job.to_dict())
 
 
+class DisplayHandler(XPHandler):
+    """A figure a run's cell displayed, as the image it was: raster images only (an SVG opened as a
+    page could run its scripts in the server's origin), with a type from a fixed list."""
+
+    @tornado.web.authenticated
+    def get(self, run_id: str, position: str) -> None:
+        images = {mime: data for at, mime, data in self.store.display_data(int(run_id), "image/")
+                  if at == int(position) and mime in RASTER_IMAGES}
+        mime = next((m for m in RASTER_IMAGES if m in images), None)
+        if mime is None:
+            raise RunNotFound(f"run {run_id} kept no image for its display {position}")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Cache-Control", "private, max-age=86400")  # a run's records do not change
+        self.finish(images[mime], set_content_type=mime)  # APIHandler's finish would say JSON
+
+
 def routes(base: str) -> list[tuple[str, type]]:
     prefix = base.rstrip("/") + "/xpmagic/api"
     return [
@@ -259,4 +276,5 @@ def routes(base: str) -> list[tuple[str, type]]:
         (prefix + "/knowledge", KnowledgeHandler),
         (prefix + r"/runs/(\d{1,18})/replay", ReplayHandler),
         (prefix + r"/replays/(\d{1,18})", ReplayJobHandler),
+        (prefix + r"/runs/(\d{1,18})/displays/(\d{1,6})", DisplayHandler),
     ]

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  diffHtml, escapeHtml, formatDuration, formatValue, formatWhen, heatColor, heatTextColor, highlightPython, nextDelay,
+  diffHtml, escapeHtml, formatBytes, formatDuration, formatValue, formatWhen, heatColor, heatTextColor, highlightPython, nextDelay,
   progressText, relativeTime, sparkline, toggleCompare, verdictLine
 } from '../format';
 
@@ -10,6 +10,12 @@ test('durations read naturally', () => {
   assert.equal(formatDuration(3.456), '3.46 s');
   assert.equal(formatDuration(600), '10.0 min');
   assert.equal(formatDuration(null), '—');
+});
+
+test('sizes read naturally', () => {
+  assert.equal(formatBytes(512), '512 B');
+  assert.equal(formatBytes(23552), '23.0 KB');
+  assert.equal(formatBytes(3 * 1024 * 1024), '3.0 MB');
 });
 
 test('values keep four significant digits', () => {
