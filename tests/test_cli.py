@@ -233,8 +233,10 @@ def test_export_to_mlflow_renames_what_it_refuses_and_splits_long_series(shell, 
     assert json.loads(run.data.tags["xpmagic.renamed"]) == {"acc@5": "acc_5_2", "/loss": "__loss", "x" * 300: "x" * 242}
 
 
-def test_export_to_mlflow_carries_the_files_still_as_the_run_left_them(shell, db_path, tmp_path):
+def test_export_to_mlflow_carries_the_files_still_as_the_run_left_them(shell, db_path, tmp_path, monkeypatch):
+    monkeypatch.setattr(shell.display_formatter, "active_types", ["text/plain", "image/png"])  # as a kernel
     run_ok(shell, "%%experiment files\nimport os\nos.makedirs('model', exist_ok=True)\n"
+                  "from IPython.display import Image\ndisplay(Image(data=b'\\x89PNG-figure'))\n"
                   "open('model/w.bin', 'wb').write(b'w')\nopen('report.txt', 'w').write('ok')\n"
                   "open('scratch.txt', 'w').write('tmp')\n"
                   "xp.artifact('model')\nxp.artifact('report.txt')\nxp.artifact('scratch.txt')\n")
@@ -250,6 +252,10 @@ def test_export_to_mlflow_carries_the_files_still_as_the_run_left_them(shell, db
     assert listed == ["artifacts/model", "artifacts/report.txt"]
     assert [a.path for a in client.list_artifacts(run.info.run_id, "artifacts/model")] == ["artifacts/model/w.bin"]
     assert run.data.tags["xpmagic.artifacts_not_exported"].startswith("scratch.txt")
+    figures = client.list_artifacts(run.info.run_id, "displays")  # what the cell displayed
+    assert [a.path for a in figures] == ["displays/display-1.png"]
+    with open(client.download_artifacts(run.info.run_id, "displays/display-1.png", str(tmp_path)), "rb") as handle:
+        assert handle.read() == b"\x89PNG-figure"
 
 
 def test_export_to_a_real_mlflow_store_is_idempotent(recorded, tmp_path):

@@ -135,6 +135,7 @@ def _export_one_run(client: Any, store: Store, run: Run, experiment_id: str) -> 
         )
         client.log_text(run_id, run.code, "cell.py")
         _log_artifacts(client, run, run_id)
+        _log_figures(client, store, run, run_id)
         client.set_terminated(run_id, status=_MLFLOW_STATUS[run.status], end_time=_millis(run.ended_at))
     except Exception:
         client.delete_run(run_id)
@@ -163,6 +164,25 @@ def _log_artifacts(client: Any, run: Run, run_id: str) -> None:
     if gone:
         client.set_tag(run_id, "xpmagic.artifacts_not_exported",
                        f"{', '.join(gone)} (missing or changed since the run)")
+
+
+_IMAGE_SUFFIXES = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "image/webp": ".webp",
+                   "image/svg+xml": ".svg"}
+
+
+def _log_figures(client: Any, store: Store, run: Run, run_id: str) -> None:
+    """The figures the run's cell displayed (kept ones), under ``displays/`` as ``display-N.png``."""
+    import tempfile
+
+    images = [(position, mime, data) for position, mime, data in store.display_data(run.id, "image/")
+              if mime in _IMAGE_SUFFIXES]
+    if not images:
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        for position, mime, data in images:
+            with open(os.path.join(folder, f"display-{position}{_IMAGE_SUFFIXES[mime]}"), "wb") as handle:
+                handle.write(data)
+        client.log_artifacts(run_id, folder, "displays")
 
 
 _MLFLOW_PARAM_LENGTH = 6000  # MLflow refuses longer parameter values
