@@ -60,6 +60,18 @@ def test_a_deterministic_run_reproduces(recorded, tmp_path):
                             (found["train"]["replay_run"],)).fetchone() == (2,)
 
 
+def test_a_display_that_looks_otherwise_in_the_replay_is_said_not_counted(shell, tmp_path, db_path):
+    """What a cell displayed is compared too, as a note: a figure's pixels follow fonts and
+    backend settings, and a displayed time differs in every run."""
+    run_ok(shell, "%%experiment shown\nimport time\ndisplay('table of results')\ndisplay(time.time_ns())\n"
+                  "xp.log(a=1.0)\n")
+    found = verdicts(xpmagic("replay", "1", "--db", str(db_path), "--json", cwd=tmp_path))["shown"]
+    assert found["verdict"] == "reproduced", found
+    assert [c for c in found["changes"] if c.startswith("display ")] == [
+        f"display 2 (text/plain) looks otherwise than the original's (xpmagic show {found['replay_run']} lists it; "
+        "a figure's pixels also follow fonts and backend settings)"]
+
+
 def test_changed_data_differs_and_names_the_fingerprint(recorded, tmp_path):
     write_data(tmp_path, shift=5.0)
     result = xpmagic("replay", "2", "--db", str(recorded), "--json", cwd=tmp_path)

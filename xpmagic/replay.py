@@ -310,12 +310,29 @@ def verdict_for(original: Run, replay: Run | None, tolerance: float,
         if isinstance(c.a, str) and isinstance(c.b, str) and same_fingerprints(original, replay)]
     artifacts, artifact_notes = artifact_differences(original, replay, holding_records)
     differences += artifacts
+    artifact_notes += display_notes(original, replay)
     if not differences:
         return Verdict(original.id, replay.id, original.experiment, "reproduced",
                        changes=artifact_notes + ([] if same_fingerprints(original, replay)
                                                  else [_older_fingerprints(original, replay)]))
     return Verdict(original.id, replay.id, original.experiment, "differs", differences,
                    artifact_notes + explain(original, replay))
+
+
+def display_notes(original: Run, replay: Run) -> list[str]:
+    """What the cell displayed that looks otherwise in the replay: said, not counted as a
+    difference, since a figure's pixels also follow fonts and backend settings, and a display
+    of a time or a progress line differs in every run."""
+    if not original.displays or not replay.displays:
+        return []  # recorded before xpmagic kept displays, or nothing displayed
+    before = {(d["position"], d["mime"]): d["sha256"] for d in original.displays}
+    after = {(d["position"], d["mime"]): d["sha256"] for d in replay.displays}
+    changed = [f"{position} ({mime})" for (position, mime), sha in sorted(before.items())
+               if (position, mime) in after and after[(position, mime)] != sha]
+    if not changed:
+        return []
+    return [f"display {', '.join(changed)} looks otherwise than the original's (xpmagic show {replay.id} lists it; "
+            "a figure's pixels also follow fonts and backend settings)"]
 
 
 # Formats that write their creation time into the file: other bytes are no other result.
