@@ -967,6 +967,7 @@ def test_a_secret_the_cell_touches_is_not_recorded(shell, db_path, monkeypatch):
     monkeypatch.setenv("SERVICE_CREDENTIALS_FILE", str(db_path))  # a path that exists: not the secret itself
     run_ok(shell, "%%experiment llm\nimport os\napi_token = os.environ['MY_API_TOKEN']\ndb_password = 'hunter2!'\n"
                   "headers = {'Authorization': 'Bearer ' + api_token}\nmax_tokens = 'sixteen tokens'\n"
+                  "display(headers)\n"
                   "key = xp.param('api_key', 'none')\nmodel = xp.param('model', 'gpt-' + api_token)\n"
                   "print('calling with', api_token)\nprint('key file', os.environ['SERVICE_CREDENTIALS_FILE'])\n"
                   "import argparse\n"
@@ -979,8 +980,10 @@ def test_a_secret_the_cell_touches_is_not_recorded(shell, db_path, monkeypatch):
     dump = "\n".join(sqlite3.connect(db_path).iterdump())
     assert secret not in dump, [line[:300] for line in dump.splitlines() if secret in line]
     assert "plain-cell-key-1234" not in dump  # not in the summary of `service`, nor in a line that makes it again
+    (shown,) = [bytes(data) for (data,) in rows(db_path, "SELECT data FROM run_displays WHERE run_id = 1")]
+    assert shown == b"{'Authorization': 'Bearer [redacted]'}"  # what it displayed (a dump shows blobs in hex)
     run = Store(db_path, create=False).get_run(1)
-    assert run.stdout.startswith(f"calling with [redacted]\nkey file {db_path}\n")
+    assert f"\ncalling with [redacted]\nkey file {db_path}\n" in run.stdout  # after what it displayed
     assert run.params["model"] == "gpt-[redacted]"
     assert run.params["api_key"] == "[redacted]"  # named like a secret: never its value
     summaries = dict(rows(db_path, "SELECT name, summary FROM run_variables WHERE run_id = 1"))

@@ -3,7 +3,7 @@
 The environment's secrets (variables named like TOKEN, PASSWORD, KEY, ...) are never stored
 (environment.py). A cell can still carry one into a run: it prints a token, reads one into
 a variable, or an error message quotes it. Before a run is written, every text it produced
-(output, error, result, parameter values, variable summaries) has the values of those
+(output, displayed text and HTML, error, result, parameter values, variable summaries) has the values of those
 environment variables replaced by ``[redacted]``, and a string variable named like a secret
 (``api_token``, ``db_password``) is kept only by type and length: no value, and no
 fingerprint, which could be matched against guessed passwords. The cell's code is kept as
@@ -13,13 +13,14 @@ written: it is in the notebook too, and replay needs it.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import re
 import time
 from typing import Any
 
 from .environment import is_secret_name
-from .records import ErrorInfo, ParamSpec, RunOutcome, VariableRecord
+from .records import DisplayRecord, ErrorInfo, ParamSpec, RunOutcome, VariableRecord
 
 REDACTED = "[redacted]"
 MIN_SECRET_LENGTH = 8  # shorter values ("1", "true", "dev") would redact ordinary text
@@ -79,7 +80,20 @@ def scrub(outcome: RunOutcome) -> RunOutcome:
     return dataclasses.replace(
         outcome, stdout=redact(outcome.stdout, secrets), stderr=redact(outcome.stderr, secrets),
         result=None if outcome.result is None else redact(outcome.result, secrets), error=error,
-        params=params, variables=variables)
+        params=params, variables=variables, displays=[_scrub_display(d, secrets) for d in outcome.displays])
+
+
+def _scrub_display(record: DisplayRecord, secrets: tuple[str, ...]) -> DisplayRecord:
+    """A displayed text (a dict shown as text/plain, a table's HTML) without the secrets' values;
+    its sha256 is the kept text's. An image is kept as it is."""
+    if record.data is None or not secrets or record.mime.startswith("image/") and record.mime != "image/svg+xml":
+        return record
+    text = record.data.decode("utf-8", "surrogateescape")
+    kept = redact(text, secrets)
+    if kept == text:
+        return record
+    data = kept.encode("utf-8", "surrogateescape")
+    return dataclasses.replace(record, data=data, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 
 
 def _secret_named(outcome: RunOutcome) -> bool:
