@@ -127,6 +127,7 @@ def test_every_command_has_help():
     for command in ("runs", "show", "diff", "lineage", "export", "db"):
         result = xpmagic(command, "--help")
         assert result.returncode == 0 and "usage: xpmagic" in result.stdout
+    assert xpmagic("help", "show").stdout.startswith("usage: xpmagic show")  # `help COMMAND` as `COMMAND --help`
     bare = xpmagic()  # no command: what the commands are, not an error
     assert bare.returncode == 0 and "usage: xpmagic" in bare.stdout and "replay" in bare.stdout
     from xpmagic import __version__

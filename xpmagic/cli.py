@@ -176,6 +176,8 @@ def parse_args(argv: list[str], prog: str = "xpmagic", in_notebook: bool = False
     if not argv:  # a bare `xpmagic` in a terminal: what it can do
         parser.print_help()
         return None
+    if argv[0] == "help":  # `xpmagic help show`, `%xp help`: as --help
+        argv = argv[1:2] + ["--help"]
     try:
         return parser.parse_args(argv)
     except SystemExit:  # argparse printed the help
