@@ -552,6 +552,26 @@ def test_arrow_tables_and_hugging_face_datasets_are_fingerprinted_as_their_rows_
     assert Store(db_path, create=False).get_run(3).inputs["ds"] == second.inputs["ds"]  # the same shuffle again
 
 
+def test_what_a_cell_displays_is_kept_within_its_budget_but_not_scripts(shell, db_path, monkeypatch):
+    """A table's HTML is kept; HTML with scripts (Plotly's first figure carries its 3.5 MB
+    library) and a widget's view are listed by type and size only, and so is what comes after
+    the run's budget is spent."""
+    monkeypatch.setattr(shell.display_formatter, "active_types", ["text/plain", "text/html"])
+    run_ok(shell, "%%experiment shown\nimport pandas as pd\nfrom IPython.display import HTML\n"
+                  "display(pd.DataFrame({'a': [1, 2]}))\ndisplay(HTML('<script>load()</script><div>plot</div>'))\n"
+                  "display(HTML('x' * 300))\n")
+    run_ok(shell, "%config XPMagics.max_display_bytes = 200")
+    run_ok(shell, "%%experiment shown\ndisplay(HTML('y' * 300))\n")
+    store = Store(db_path, create=False)
+    kept = {(d["position"], d["mime"]): d["kept"] for d in store.get_run(1).displays}
+    assert kept == {(1, "text/plain"): True, (1, "text/html"): True, (2, "text/plain"): True,
+                    (2, "text/html"): False, (3, "text/plain"): True, (3, "text/html"): True}
+    html = dict(((p, m), d) for p, m, d in store.display_data(1, "text/html"))
+    assert b"<table" in html[(1, "text/html")] and html[(3, "text/html")] == b"x" * 300
+    assert [(d["mime"], d["kept"]) for d in store.get_run(2).displays] == [("text/html", False), ("text/plain", True)]
+    assert "1 = text/html" in repr(shell.run_line_magic("xp", "show 1")).split("displays:")[1]
+
+
 def test_tensor_fingerprints_follow_the_values_in_any_layout_and_type():
     torch = pytest.importorskip("torch")
     from xpmagic.fingerprint import fingerprint

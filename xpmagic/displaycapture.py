@@ -4,8 +4,8 @@ A notebook's result is often a plot rather than a printed line. While an experim
 the shell's display publisher is tapped: every MIME type of every bundle the cell displays is
 recorded with its sha256 and size, and its data while the run's budget
 (``XPMagics.max_display_bytes``) lasts, so ``show`` lists what the cell displayed and the HTML
-view of a run shows its figures again. A widget's view or JavaScript is listed, not kept: only
-the kernel that made it can show it.
+view of a run shows its figures again. A widget's view, JavaScript or HTML with scripts in it
+is listed, not kept: only the kernel (or the page) that made it can show it.
 """
 
 from __future__ import annotations
@@ -61,11 +61,19 @@ class DisplayTap:
         self._displays += 1
         for mime, content in bundle.items():
             data = _as_bytes(mime, content)
-            kept = mime not in _LIVE_ONLY and len(data) <= self._budget
+            kept = _worth_keeping(mime, data) and len(data) <= self._budget
             if kept:
                 self._budget -= len(data)
             self.records.append(DisplayRecord(self._displays, str(mime), hashlib.sha256(data).hexdigest(), len(data),
                                               data if kept else None))
+
+
+def _worth_keeping(mime: str, data: bytes) -> bool:
+    """Not what only a live kernel can show: a widget's view, JavaScript, and HTML with scripts in
+    it (Plotly's first figure carries its 3.5 MB library, Bokeh its loader): listed, not kept."""
+    if mime in _LIVE_ONLY:
+        return False
+    return not (mime == "text/html" and b"<script" in data.lower())
 
 
 def _as_bytes(mime: str, content: Any) -> bytes:
