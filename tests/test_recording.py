@@ -572,6 +572,18 @@ def test_what_a_cell_displays_is_kept_within_its_budget_but_not_scripts(shell, d
     assert "1 = text/html" in repr(shell.run_line_magic("xp", "show 1")).split("displays:")[1]
 
 
+def test_a_live_plot_keeps_what_is_left_under_the_cell(shell, db_path):
+    """A training loop redrawing its plot every epoch (clear_output, or a display updated in place)
+    leaves one figure under the cell: the run keeps that one, not every epoch's."""
+    run_ok(shell, "from IPython.display import clear_output\n")
+    run_ok(shell, "%%experiment live\nfor epoch in range(300):\n    clear_output(wait=True)\n"
+                  "    display(f'epoch {epoch}')\nh = display('first', display_id=True)\nfor i in range(300):\n"
+                  "    h.update(f'update {i}')\ndisplay('last')\n")
+    store = Store(db_path, create=False)
+    assert store.display_data(1, "text/") == [(1, "text/plain", b"'epoch 299'"), (2, "text/plain", b"'update 299'"),
+                                              (3, "text/plain", b"'last'")]
+
+
 def test_tensor_fingerprints_follow_the_values_in_any_layout_and_type():
     torch = pytest.importorskip("torch")
     from xpmagic.fingerprint import fingerprint

@@ -26,46 +26,79 @@ _UNSET = object()
 
 
 class DisplayTap:
-    """Records what the shell displays from this thread until ``close()``."""
+    """Records what the shell displays from this thread until ``close()``: what is left under
+    the cell. A display updated in place (``handle.update(fig)``) keeps its position and its
+    latest content; ``clear_output()`` (a live plot redrawn every epoch) forgets what it cleared."""
 
     def __init__(self, shell: Any, budget_bytes: int):
-        self.records: list[DisplayRecord] = []
         self.dropped = 0  # displays past MOST_DISPLAYS
-        self._budget = budget_bytes
+        self._shown: dict[int, list[DisplayRecord]] = {}  # position -> its MIME types
+        self._budget = self._full_budget = budget_bytes
+        self._by_id: dict[str, int] = {}  # display_id -> position
         self._publisher = shell.display_pub
         self._thread = threading.get_ident()  # a background trial's displays are not this run's
-        self._own = self._publisher.__dict__.get("publish", _UNSET)  # another tool's wrapper, put back on close
-        self._displays = 0
-        original = self._publisher.publish
+        # Another tool's wrappers on the instance are put back on close.
+        self._own = {name: self._publisher.__dict__.get(name, _UNSET) for name in ("publish", "clear_output")}
+        publish, clear_output = self._publisher.publish, self._publisher.clear_output
 
-        def publish(*args: Any, **kwargs: Any) -> Any:
+        def tapped_publish(*args: Any, **kwargs: Any) -> Any:
             if threading.get_ident() == self._thread:
-                self._record(kwargs["data"] if "data" in kwargs else args[0] if args else None)
-            return original(*args, **kwargs)
+                self._record(kwargs["data"] if "data" in kwargs else args[0] if args else None,
+                             (kwargs.get("transient") or {}).get("display_id"), bool(kwargs.get("update")))
+            return publish(*args, **kwargs)
 
-        self._publisher.publish = publish
+        def tapped_clear_output(*args: Any, **kwargs: Any) -> Any:
+            if threading.get_ident() == self._thread:
+                self._forget_all()
+            return clear_output(*args, **kwargs)
+
+        self._publisher.publish = tapped_publish
+        self._publisher.clear_output = tapped_clear_output
+
+    @property
+    def records(self) -> list[DisplayRecord]:
+        """What is shown, numbered from 1 in the order it was first displayed."""
+        ordered = [self._shown[position] for position in sorted(self._shown)]
+        return [DisplayRecord(number, r.mime, r.sha256, r.size, r.data)
+                for number, records in enumerate(ordered, 1) for r in records]
 
     def close(self) -> list[DisplayRecord]:
-        if self._own is _UNSET:
-            self._publisher.__dict__.pop("publish", None)
-        else:
-            self._publisher.publish = self._own
+        for name, own in self._own.items():
+            if own is _UNSET:
+                self._publisher.__dict__.pop(name, None)
+            else:
+                setattr(self._publisher, name, own)
         return self.records
 
-    def _record(self, bundle: Any) -> None:
+    def _record(self, bundle: Any, display_id: str | None, update: bool) -> None:
         if not isinstance(bundle, dict):
             return
-        if self._displays >= MOST_DISPLAYS:
-            self.dropped += 1
-            return
-        self._displays += 1
-        for mime, content in bundle.items():
-            data = _as_bytes(mime, content)
-            kept = _worth_keeping(mime, data) and len(data) <= self._budget
-            if kept:
-                self._budget -= len(data)
-            self.records.append(DisplayRecord(self._displays, str(mime), hashlib.sha256(data).hexdigest(), len(data),
-                                              data if kept else None))
+        position = self._by_id.get(display_id) if update and display_id else None
+        if position is None:
+            if len(self._shown) >= MOST_DISPLAYS:
+                self.dropped += 1
+                return
+            position = max(self._shown, default=0) + 1
+            if display_id:
+                self._by_id[display_id] = position
+        self._forget(position)
+        self._shown[position] = [self._kept(str(mime), _as_bytes(mime, content)) for mime, content in bundle.items()]
+
+    def _kept(self, mime: str, data: bytes) -> DisplayRecord:
+        kept = _worth_keeping(mime, data) and len(data) <= self._budget
+        if kept:
+            self._budget -= len(data)
+        return DisplayRecord(0, mime, hashlib.sha256(data).hexdigest(), len(data), data if kept else None)
+
+    def _forget(self, position: int) -> None:
+        for record in self._shown.pop(position, []):
+            if record.data is not None:
+                self._budget += len(record.data)
+
+    def _forget_all(self) -> None:
+        self._shown.clear()
+        self._by_id.clear()
+        self._budget = self._full_budget
 
 
 def _worth_keeping(mime: str, data: bytes) -> bool:
