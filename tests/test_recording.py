@@ -539,13 +539,16 @@ def test_arrow_tables_and_hugging_face_datasets_are_fingerprinted_as_their_rows_
                   "table = pa.table({'x': np.arange(3_000_000.0), 'tag': pa.array(['a', 'b', 'c'] * 1_000_000)})\n"
                   "ds = datasets.Dataset.from_dict({'text': ['good', 'bad', 'fine'] * 100, 'label': [1, 0, 1] * 100})\n"
                   "splits = datasets.DatasetDict(train=ds, test=ds.select(range(30)))\n")
-    reading = "%%experiment read\nn = table.num_rows + len(ds) + len(splits['test'])\n"
+    reading = ("%%experiment read\nn = table.num_rows + len(ds) + len(splits['test'])\n"
+               "xp.dataset(ds, ds['label'], name='reviews')\n")  # a Column, which datasets reads lazily
     first, second = read_before_and_after(shell, db_path, reading, "ds = ds.shuffle(seed=0)\n"
                                           "table = table.set_column(0, 'x', pa.array(np.arange(3_000_000.0) + 1))\n")
     for name in ("table", "ds", "splits"):
         assert first.inputs[name] is not None, name
     assert first.inputs["table"] != second.inputs["table"] and first.inputs["ds"] != second.inputs["ds"]
     assert first.inputs["splits"] == second.inputs["splits"]
+    assert first.datasets[0]["shape"] == [300, 2]
+    assert first.datasets[0]["fingerprint"] != second.datasets[0]["fingerprint"]  # shuffled: other rows
     summary = json.loads(rows(db_path, "SELECT summary FROM run_variables WHERE run_id = 1 AND name = 'table'")[0][0])
     assert summary["shape"] == [3_000_000, 2] and summary["sampled"] is True  # 40 MB: runs of rows
     run_ok(shell, "%%experiment read\nn = table.num_rows + len(ds) + len(splits['test'])\n")

@@ -44,6 +44,12 @@ def dataset_fingerprint(value: Any, sample_bytes: int) -> Fingerprint | None:
     if isinstance(value, datasets.IterableDataset):
         return Fingerprint(None, "data", {"type": "datasets.IterableDataset",
                                           "unhashed": "a streaming dataset: its rows are read as it is iterated"})
+    column = getattr(datasets.arrow_dataset, "Column", None)  # ds['label'] (datasets 4 and later): read lazily
+    if column is not None and isinstance(value, column) and isinstance(value.source, datasets.Dataset):
+        found = dataset_fingerprint(value.source.select_columns([value.column_name]), sample_bytes)
+        if found is not None:
+            found.summary["type"] = "datasets.Column"
+        return found
     if not isinstance(value, datasets.Dataset):
         return None
     table = value.data.table
