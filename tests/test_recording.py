@@ -587,6 +587,25 @@ def test_a_live_plot_keeps_what_is_left_under_the_cell(shell, db_path):
                                               (3, "text/plain", b"'last'")]
 
 
+def test_statsmodels_models_and_results_are_fingerprinted(shell, db_path):
+    """statsmodels has no estimator API, so a regression fitted on other data or with another
+    formula or family had no fingerprint, and a replay or diff saw no change."""
+    run_ok(shell, "import numpy as np, pandas as pd, statsmodels.api as sm, statsmodels.formula.api as smf\n"
+                  "rng = np.random.default_rng(0)\ndf = pd.DataFrame(rng.random((100, 3)), columns=['a', 'b', 'c'])\n"
+                  "df['y'] = df.a * 2 + df.b + rng.normal(size=100) * 0.1\nformula = 'y ~ a + b'\n")
+    fitting = ("%%experiment regress\nfit = smf.ols(formula, df).fit()\n"
+               "glm = sm.GLM((df.y > 1.5).astype(int), sm.add_constant(df[['a', 'b']]),\n"
+               "             family=sm.families.Binomial()).fit()\nxp.dataset(df[['a', 'b']], df.y)\n"
+               "xp.log(r2=fit.rsquared)\n")
+    first, second = read_before_and_after(shell, db_path, fitting, "formula = 'y ~ a + c'\n")
+    assert first.outputs["fit"] is not None and first.outputs["fit"] != second.outputs["fit"]
+    assert first.outputs["glm"] == second.outputs["glm"]  # the same data, family and link
+    summary = json.loads(rows(db_path, "SELECT summary FROM run_variables WHERE run_id = 2 AND name = 'fit'")[0][0])
+    assert summary["type"] == "statsmodels.OLSResults" and list(summary["params"]) == ["Intercept", "a", "c"]
+    row = Store(db_path, create=False).knowledge_rows(experiment="regress")[0]
+    assert row["model_family"] in ("statsmodels.OLS", "statsmodels.GLM")
+
+
 def test_tensor_fingerprints_follow_the_values_in_any_layout_and_type():
     torch = pytest.importorskip("torch")
     from xpmagic.fingerprint import fingerprint

@@ -42,7 +42,7 @@ SCHEME = 7
 # from those of 2 to 5, every other digest is the same (sampling_differs).
 # 7 hashes an XGBoost or LightGBM model's booster (boosterhash.py): those models' digests
 # (marked booster) differ from those of 2 to 6 (booster_hashing_differs); boosters, DMatrix,
-# LightGBM Datasets, Arrow tables and Hugging Face datasets had none.
+# LightGBM Datasets, Arrow tables, Hugging Face datasets and statsmodels' models had none.
 _ADDS_TO = {3: 2, 4: 2, 5: 2, 6: 2, 7: 2}
 SAMPLE_RUNS = 256  # a sample reads this many runs of consecutive values, evenly spread
 # Kinds whose summary is a class and its fields, which `show` prints and `diff` compares.
@@ -157,6 +157,12 @@ def _fingerprint(value: Any, sample_bytes: int) -> Fingerprint:
 
         found = (arrowhash.arrow_fingerprint if module == "pyarrow" else arrowhash.dataset_fingerprint)(
             value, sample_bytes)
+        if found is not None:
+            return found
+    if module == "statsmodels":
+        from .statsmodelshash import statsmodels_fingerprint  # models and fitted results: no estimator API
+
+        found = statsmodels_fingerprint(value, sample_bytes)
         if found is not None:
             return found
     if module in ("xgboost", "lightgbm"):

@@ -39,7 +39,7 @@ def model_family_of(values: list[Any]) -> str | None:
     estimators = [v for v in values if hasattr(v, "get_params") and hasattr(v, "fit")
                   and not isinstance(v, type)]
     if not estimators:
-        return _booster_family(values) or _network_family(values)
+        return _library_model_family(values) or _network_family(values)
     estimators = [e for e in estimators if hasattr(e, "predict")] or estimators
     fitted = [e for e in estimators if any(k.endswith("_") and not k.startswith("_") for k in vars(e))]
     chosen = (fitted or estimators)[-1]
@@ -49,12 +49,17 @@ def model_family_of(values: list[Any]) -> str | None:
     return type(chosen).__name__
 
 
-def _booster_family(values: list[Any]) -> str | None:
-    """A booster trained by the library's own API (``xgb.train``, ``lgb.train``)."""
+def _library_model_family(values: list[Any]) -> str | None:
+    """A booster trained by the library's own API (``xgb.train``, ``lgb.train``), or a statsmodels
+    model's fitted results (its model's class: OLS, GLM, ARIMA)."""
     for value in reversed(values):
-        kind = f"{type(value).__module__.partition('.')[0]}.{type(value).__name__}"
+        library = type(value).__module__.partition(".")[0]
+        kind = f"{library}.{type(value).__name__}"
         if kind in ("xgboost.Booster", "lightgbm.Booster"):
             return kind
+        model = getattr(value, "model", None)
+        if library == "statsmodels" and hasattr(value, "params") and type(model).__module__.startswith("statsmodels"):
+            return f"statsmodels.{type(model).__name__}"
     return None
 
 
