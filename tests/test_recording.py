@@ -530,6 +530,25 @@ def test_xgboost_and_lightgbm_models_and_their_data_are_fingerprinted(shell, db_
     assert store.get_run(4).status == "failed" and "free_raw_data=False" in store.get_run(4).error.message
 
 
+def test_a_catboost_model_fitted_on_other_data_is_another_output(shell, db_path):
+    """CatBoost keeps its trees in C++ as XGBoost does, and its own serialization differs between
+    two fits of the same model: its leaf values and splits are hashed."""
+    pytest.importorskip("catboost")
+    setup = ("import numpy as np, catboost\nX = np.random.default_rng({seed}).normal(size=(200, 4))\n"
+             "y = (X[:, 0] > 0).astype(int)\n")
+    fitting = ("%%experiment cat\nmodel = catboost.CatBoostClassifier(iterations=10, verbose=0, random_seed=0,\n"
+               "                                   thread_count=1).fit(X, y)\n")
+    run_ok(shell, setup.format(seed=0))
+    run_ok(shell, fitting)
+    run_ok(shell, fitting)  # the same fit again
+    run_ok(shell, setup.format(seed=1))
+    run_ok(shell, fitting)
+    store = Store(db_path, create=False)
+    first, again, other = (store.get_run(i).outputs["model"] for i in (1, 2, 3))
+    assert first is not None and first == again and first != other
+    assert store.get_run(1).boosted == ["model"]
+
+
 def test_arrow_tables_and_hugging_face_datasets_are_fingerprinted_as_their_rows_are_seen(shell, db_path):
     """A pyarrow Table or a Hugging Face Dataset had no fingerprint: a run reading other data
     recorded no change. A shuffled or filtered Dataset is other rows (an indices mapping over the

@@ -1,5 +1,5 @@
 """Fingerprints of the gradient-boosting libraries' own objects: XGBoost's and LightGBM's
-boosters and the containers they train from (DMatrix, Dataset).
+boosters and the containers they train from (DMatrix, Dataset), and CatBoost's trees.
 
 A booster keeps its trees in C++, where neither the estimator walk (estimatorhash) nor pickling's
 state reaches cheaply, so an XGBClassifier or LGBMClassifier fitted on other data kept its
@@ -53,6 +53,21 @@ def booster_fingerprint(value: Any, sample_bytes: int) -> Fingerprint | None:
 
 def is_booster_library(value: Any) -> bool:
     return type(value).__module__.partition(".")[0] in ("xgboost", "lightgbm")
+
+
+def catboost_trees(model: Any) -> str | None:
+    """A fitted CatBoost model's trees (None before fitting): every leaf value and leaf count,
+    and the splits of the first, middle and last tree. Its own serialization is no digest: it
+    differs between two fits of the same model."""
+    if type(model).__module__.partition(".")[0] != "catboost" or not model.is_fitted():
+        return None
+    trees = model.tree_count_
+    hasher = xxhash.xxh3_128(f"catboost:{trees}".encode())
+    for values in (model.get_leaf_values(), model.get_tree_leaf_counts()):
+        hasher.update(array_digest(values, 1 << 62).encode())
+    for tree in sampled_rounds(trees):
+        hasher.update(repr(model._get_tree_splits(tree, None)).encode())
+    return hasher.hexdigest()
 
 
 def sampled_rounds(rounds: int) -> list[int]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .boosterhash import is_booster_library
+from .boosterhash import catboost_trees, is_booster_library
 from .fingerprint import Fingerprint, array_digest, fingerprint, is_ndarray
 
 ALL_MEMBERS_UP_TO = 8  # a pipeline's steps, a voting ensemble: every member
@@ -113,6 +113,10 @@ class _Walk:
             elif (isinstance(value, (list, tuple)) or hasattr(value, "fit")) and _holds_models(value):
                 # a pipeline's steps: their fitted state, which the parameters' repr does not show
                 parts.append(f"{name}:{self.part(value, depth + 1)}")
+        trees = catboost_trees(estimator) if type(estimator).__module__.startswith("catboost") else None
+        if trees is not None:  # CatBoost keeps its trees in C++, out of the walk's reach
+            self.booster = self.fitted = True
+            parts.append(f"trees={trees}")
         hasher.update(";".join(parts).encode())
         return hasher.hexdigest()
 

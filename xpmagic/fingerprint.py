@@ -40,7 +40,7 @@ SCHEME = 7
 # both made a digest, so their runs' data can still be compared (4: settings objects, 5: torch).
 # 6 samples large values in runs of consecutive values: their digests (marked sampled) differ
 # from those of 2 to 5, every other digest is the same (sampling_differs).
-# 7 hashes an XGBoost or LightGBM model's booster (boosterhash.py): those models' digests
+# 7 hashes an XGBoost, LightGBM or CatBoost model's trees (boosterhash.py): those models' digests
 # (marked booster) differ from those of 2 to 6 (booster_hashing_differs); boosters, DMatrix,
 # LightGBM Datasets, Arrow tables, Hugging Face datasets and statsmodels' models had none.
 _ADDS_TO = {3: 2, 4: 2, 5: 2, 6: 2, 7: 2}
