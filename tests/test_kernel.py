@@ -183,7 +183,8 @@ def test_a_figure_the_cell_shows_is_kept_with_the_run(kernel, tmp_path):
     page = next(m["content"]["data"]["text/html"] for m in html if m["header"]["msg_type"] == "execute_result")
     assert base64.b64encode(png).decode() in page
     _execute(client, "%config XPMagics.max_display_bytes = 100")  # past the budget: listed, not kept
-    client.execute_interactive("%%experiment plot\nplt.plot([1, 2])\n", timeout=60, output_hook=lambda m: None)
+    client.execute_interactive("%%experiment plot\nplt.plot([1, 2])\nplt.title('loss')\nxp.log(last=2.0)\n", timeout=60,
+                               output_hook=lambda m: None)
     later = [d for d in store.get_run(store.max_run_id()).displays if d["mime"] == "image/png"]
     assert later and not later[0]["kept"] and store.display_data(store.max_run_id(), "image/") == []
     changed = queries.diff_runs(store, run.id, store.max_run_id()).to_dict()["displays"]

@@ -581,13 +581,14 @@ def test_what_a_cell_displays_is_kept_within_its_budget_but_not_scripts(shell, d
     monkeypatch.setattr(shell.display_formatter, "active_types", ["text/plain", "text/html"])
     run_ok(shell, "%%experiment shown\nimport pandas as pd\nfrom IPython.display import HTML\n"
                   "display(pd.DataFrame({'a': [1, 2]}))\ndisplay(HTML('<script>load()</script><div>plot</div>'))\n"
-                  "display(HTML('x' * 300))\n")
+                  "display(HTML('x' * 300))\npd.DataFrame({'b': [3]})\n")  # the last expression's too
     run_ok(shell, "%config XPMagics.max_display_bytes = 200")
     run_ok(shell, "%%experiment shown\ndisplay(HTML('y' * 300))\n")
     store = Store(db_path, create=False)
     kept = {(d["position"], d["mime"]): d["kept"] for d in store.get_run(1).displays}
     assert kept == {(1, "text/plain"): True, (1, "text/html"): True, (2, "text/plain"): True,
-                    (2, "text/html"): False, (3, "text/plain"): True, (3, "text/html"): True}
+                    (2, "text/html"): False, (3, "text/plain"): True, (3, "text/html"): True,
+                    (4, "text/plain"): True, (4, "text/html"): True}
     html = dict(((p, m), d) for p, m, d in store.display_data(1, "text/html"))
     assert b"<table" in html[(1, "text/html")] and html[(3, "text/html")] == b"x" * 300
     assert [(d["mime"], d["kept"]) for d in store.get_run(2).displays] == [("text/html", False), ("text/plain", True)]

@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 import threading
 from typing import Any
 
@@ -21,6 +22,7 @@ from .records import DisplayRecord
 
 _BASE64_MIMES = ("image/png", "image/jpeg", "image/gif", "image/webp")  # base64 text in a bundle
 _LIVE_ONLY = ("application/vnd.jupyter.widget-view+json", "application/javascript")
+_ADDRESS = re.compile(rb" at 0x[0-9a-fA-F]+")
 MOST_DISPLAYS = 200  # a loop displaying every step: the first ones are recorded
 _UNSET = object()
 
@@ -54,6 +56,18 @@ class DisplayTap:
 
         self._publisher.publish = tapped_publish
         self._publisher.clear_output = tapped_clear_output
+        # The cell's last expression (`df.head()`) is shown by the display hook, not the publisher.
+        self._hook = getattr(shell, "displayhook", None)
+        self._own_hook = _UNSET if self._hook is None else self._hook.__dict__.get("write_format_data", _UNSET)
+        if self._hook is not None:
+            write_format_data = self._hook.write_format_data
+
+            def tapped_write_format_data(format_dict: Any, *args: Any, **kwargs: Any) -> Any:
+                if threading.get_ident() == self._thread:
+                    self._record(format_dict, None, False)
+                return write_format_data(format_dict, *args, **kwargs)
+
+            self._hook.write_format_data = tapped_write_format_data
 
     @property
     def records(self) -> list[DisplayRecord]:
@@ -63,11 +77,12 @@ class DisplayTap:
                 for number, records in enumerate(ordered, 1) for r in records]
 
     def close(self) -> list[DisplayRecord]:
-        for name, own in self._own.items():
+        for target, name, own in [(self._publisher, name, own) for name, own in self._own.items()] + (
+                [(self._hook, "write_format_data", self._own_hook)] if self._hook is not None else []):
             if own is _UNSET:
-                self._publisher.__dict__.pop(name, None)
+                target.__dict__.pop(name, None)
             else:
-                setattr(self._publisher, name, own)
+                setattr(target, name, own)
         return self.records
 
     def _record(self, bundle: Any, display_id: str | None, update: bool) -> None:
@@ -88,7 +103,7 @@ class DisplayTap:
         kept = _worth_keeping(mime, data) and len(data) <= self._budget
         if kept:
             self._budget -= len(data)
-        return DisplayRecord(0, mime, hashlib.sha256(data).hexdigest(), len(data), data if kept else None)
+        return DisplayRecord(0, mime, _content_sha256(mime, data), len(data), data if kept else None)
 
     def _forget(self, position: int) -> None:
         for record in self._shown.pop(position, []):
@@ -99,6 +114,14 @@ class DisplayTap:
         self._shown.clear()
         self._by_id.clear()
         self._budget = self._full_budget
+
+
+def _content_sha256(mime: str, data: bytes) -> str:
+    """The sha256 of the data; of plain text without memory addresses, which differ in every
+    session (`[<matplotlib.lines.Line2D at 0x7f...>]` under a cell ending in `plt.plot(...)`)."""
+    if mime == "text/plain":
+        data = _ADDRESS.sub(b" at 0x", data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def _worth_keeping(mime: str, data: bytes) -> bool:
