@@ -431,6 +431,30 @@ def test_replaying_a_notebook_compares_with_the_latest_recordings(shell, tmp_pat
     assert third["train"]["run"] == 2  # still compared with what you recorded, not with a replay of it
 
 
+def test_each_cell_of_a_notebook_is_compared_with_its_own_recording(tmp_path, db_path):
+    """A notebook runs one experiment from several cells (a baseline, then variations): each is
+    compared with the latest recording of its own cell, not with whichever cell ran last."""
+    cells = ["%%experiment tune\nxp.log(score=1.0)\n", "%%experiment tune\nxp.log(score=2.0)\n",
+             "%%experiment tune\nxp.log(score=1.0)\n"]  # the first cell again, later in the notebook
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("%load_ext xpmagic")] + [nbformat.v4.new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "variations.ipynb"
+    nbformat.write(nb, str(path))
+
+    def replayed() -> list[tuple[int, str, str]]:
+        result = xpmagic("replay", str(path), "--db", str(db_path), "--json", cwd=tmp_path)
+        return [(v["run"], v["verdict"], " ".join(v["changes"])) for v in json.loads(result.stdout)]
+
+    assert [verdict for _, verdict, _ in replayed()] == ["recorded"] * 3  # runs 1, 2 and 3
+    assert [(run, verdict) for run, verdict, _ in replayed()] == [(1, "reproduced"), (2, "reproduced"),
+                                                                 (3, "reproduced")]
+    nb.cells[2].source = "%%experiment tune\nxp.log(score=3.0)\n"  # the variation, edited
+    nbformat.write(nb, str(path))
+    (first, _, _), (second, verdict, changes), (third, _, _) = replayed()
+    assert (first, second, third) == (1, 2, 3) and verdict == "differs" and "code changed" in changes
+
+
 def test_a_notebooks_optimizations_are_compared_trial_by_trial(tmp_path, db_path):
     objective = ("C = xp.param('C', 1.0, low=0.01, high=100.0, log=True)\n"
                  "xp.log(score=-abs(math.log10(C) - 0.5))\n")

@@ -27,6 +27,7 @@ from .queries import Change, comparable_changes, compare_mappings
 from .recorder import split_cell
 from .records import Run
 from .redaction import REDACTED
+from .replaymatch import match_recordings
 from .store import Store
 from .studyverdict import study_verdicts
 
@@ -401,7 +402,8 @@ def replay_run(store: Store, run_id: int, *, tolerance: float = 1e-9, trust: boo
 
 def replay_notebook(store: Store, path: str, *, tolerance: float = 1e-9, trust: bool = False,
                     progress: Callable[[int, int], None] | None = None) -> list[Verdict]:
-    """Run a notebook top to bottom; compare each experiment run with its latest recording."""
+    """Run a notebook top to bottom; compare each experiment run with the latest recording of its
+    cell (replaymatch.py)."""
     nbformat = notebook_format()
     check_trust(store, trust)
     notebook_path = Path(path).resolve()
@@ -417,17 +419,17 @@ def replay_notebook(store: Store, path: str, *, tolerance: float = 1e-9, trust: 
         raise UsageError(f"{notebook_path} has no %%experiment cells: nothing to replay and compare")
     before = store.max_run_id()
     studies_before = max((s["id"] for s in store.studies()), default=0)
-    latest = _latest_by_experiment(store, before)
     with ArtifactGuard(store.artifact_paths(_experiments_in(nb)), store.path.parent,
                        replay_databases(store.path)) as guard:
         execution = execute(nb, str(notebook_path.parent), store.path, progress)
     point_at_kept_files(store, before, guard.kept)
     verdicts = []
-    for new_id in sorted(i for i in store.run_ids() if i > before):
-        replay = store.get_run(new_id)
-        if replay.trial_number is not None:
-            continue
-        original_id = latest.get(replay.experiment)
+    replays = [run for run in (store.get_run(i) for i in sorted(i for i in store.run_ids() if i > before))
+               if run.trial_number is None]
+    originals = match_recordings(replays, store.recorded_cells(before, sorted({r.experiment for r in replays})))
+    for replay in replays:
+        new_id = replay.id
+        original_id = originals.get(new_id)
         if original_id is None:
             verdicts.append(Verdict(None, new_id, replay.experiment,
                                     "failed" if replay.status != "ok" else "recorded",
@@ -469,15 +471,6 @@ def _experiments_in(nb: Any) -> list[str]:
                 continue
             names += [w for w in words[1:2] if not w.startswith("-")]
     return names
-
-
-def _latest_by_experiment(store: Store, up_to: int) -> dict[str, int]:
-    latest: dict[str, int] = {}
-    for run in store.list_runs():  # a replay is a check of a recording, not one: never the baseline
-        if (run.id <= up_to and run.trial_number is None and run.replay_of is None
-                and run.experiment not in latest):
-            latest[run.experiment] = run.id
-    return latest
 
 
 def _working_folder(run: Run) -> str:
@@ -536,7 +529,7 @@ class ReplayReport:
                 if d.get("replay_file"):
                     lines.append(f"      (the replay's version: {d['replay_file']}; yours is unchanged)")
             if v.error:
-                lines.append(f"    cell {v.error.get('cell')}: {v.error['type']}: {v.error['message']}")
+                lines.append(f"    {_failed_where(v.error)}{v.error['type']}: {v.error['message']}")
             for change in v.changes:
                 lines.append(f"    changed: {change}")
         total = len(self.verdicts)
@@ -555,13 +548,18 @@ class ReplayReport:
                  + (f" (the replay's version: {escape(d['replay_file'])}; yours is unchanged)"
                     if d.get("replay_file") else "")
                  for d in v.differences]
-                + ([f"cell {v.error.get('cell')}: {escape(v.error['type'])}: {escape(str(v.error['message']))}"]
+                + ([f"{_failed_where(v.error)}{escape(v.error['type'])}: {escape(str(v.error['message']))}"]
                    if v.error else [])
                 + [f"changed: {escape(c)}" for c in v.changes])
             rows.append(f"<tr><td>{v.run}</td><td>{v.replay_run}</td><td>{escape(v.experiment)}</td>"
                         f"<td style='color:{colour[v.verdict]}'><b>{v.verdict}</b></td><td>{detail}</td></tr>")
         return ("<table><tr><th>run</th><th>replay</th><th>experiment</th><th>verdict</th><th>why</th></tr>"
                 + "".join(rows) + "</table>")
+
+
+def _failed_where(error: dict[str, Any]) -> str:
+    """'cell 7: ' where the notebook stopped; nothing for a cell allowed to raise, which did not stop it."""
+    return "" if error.get("cell") is None else f"cell {error['cell']}: "
 
 
 def _short(value: Any) -> Any:

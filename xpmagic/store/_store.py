@@ -600,6 +600,17 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
         return {"total": total, "offset": offset, "limit": limit,
                 "runs": [run_summary_dict(r) for r in runs]}
 
+    def recorded_cells(self, up_to: int, experiments: list[str]) -> list[tuple[int, str, str]]:
+        """(id, experiment, code) of the runs of these experiments a cell made (no trial, no
+        replay), up to run ``up_to``, oldest first."""
+        if not experiments:
+            return []
+        marks = ", ".join("?" * len(experiments))
+        return [tuple(row) for row in self.conn.execute(
+            "SELECT r.id, e.name, r.code FROM runs r JOIN experiments e ON e.id = r.experiment_id"
+            f" WHERE r.id <= ? AND r.trial_number IS NULL AND r.replay_of IS NULL AND e.name IN ({marks})"
+            " ORDER BY r.id", (up_to, *experiments))]
+
     def set_replay_of(self, run_id: int, original: int) -> None:
         with self._write() as conn:
             conn.execute("UPDATE runs SET replay_of = ? WHERE id = ?", (original, run_id))
