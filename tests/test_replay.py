@@ -484,6 +484,23 @@ def test_a_notebooks_optimizations_are_compared_trial_by_trial(tmp_path, db_path
     assert third["seeded (study seeded-3)"]["run"] == again["seeded (study seeded-2)"]["run"]
 
 
+def test_two_optimizations_of_one_experiment_are_each_compared_with_their_own(tmp_path, db_path):
+    """A notebook searching one experiment twice (a wide space, then a narrow one): each replayed
+    study is compared with the study its own cell made, not both with whichever ran last."""
+    objective = "C = xp.param('C', 1.0, low={low}, high={high}, log=True)\nxp.log(score=-abs(math.log10(C) - 0.5))\n"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("%load_ext xpmagic\nimport math")] + [
+        nbformat.v4.new_code_cell("%%experiment tune --optimize score --trials 3 --seed 3 --no-recommend\n"
+                                  + objective.format(low=low, high=high))
+        for low, high in ((0.01, 100.0), (1.0, 10.0))]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / "twice.ipynb"
+    nbformat.write(nb, str(path))
+    xpmagic("replay", str(path), "--db", str(db_path), "--json", cwd=tmp_path)  # records studies tune-1, tune-2
+    found = json.loads(xpmagic("replay", str(path), "--db", str(db_path), "--json", cwd=tmp_path).stdout)
+    assert [v["verdict"] for v in found] == ["reproduced", "reproduced"], found
+
+
 def test_a_studys_replay_compares_the_files_its_trials_saved(tmp_path, db_path):
     """A trial that saves its model: a replayed study whose scores match but whose models do not
     (other training data) differs, trial by trial, and the trials' original files stay yours."""

@@ -426,7 +426,8 @@ def replay_notebook(store: Store, path: str, *, tolerance: float = 1e-9, trust: 
     verdicts = []
     replays = [run for run in (store.get_run(i) for i in sorted(i for i in store.run_ids() if i > before))
                if run.trial_number is None]
-    originals = match_recordings(replays, store.recorded_cells(before, sorted({r.experiment for r in replays})))
+    originals = match_recordings([(r.id, r.experiment, r.code) for r in replays],
+                                 store.recorded_cells(before, sorted({r.experiment for r in replays})))
     for replay in replays:
         new_id = replay.id
         original_id = originals.get(new_id)

@@ -12,34 +12,33 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .records import Run
 
-
-def match_recordings(replays: list[Run], recorded: list[tuple[int, str, str]]) -> dict[int, int]:
-    """Replayed run id -> the id of the recording it is compared with; ``recorded`` is
-    (id, experiment, code), oldest first. A run with nothing to compare with is left out."""
+def match_recordings(replays: list[tuple[int, str, str]], recorded: list[tuple[int, str, str]]) -> dict[int, int]:
+    """Replayed id -> the id of the recording it is compared with. Both lists hold (id, experiment,
+    code) in the order they ran (runs, or studies with the code of their cell); one with nothing
+    to compare with is left out."""
     by_code: dict[str, list[int]] = {}
-    for run_id, _, code in recorded:
-        by_code.setdefault(_cell(code), []).append(run_id)
-    cells = Counter(_cell(replay.code) for replay in replays)
+    for recorded_id, _, code in recorded:
+        by_code.setdefault(_cell(code), []).append(recorded_id)
+    cells = Counter(_cell(code) for _, _, code in replays)
     seen: Counter[str] = Counter()
     matched: dict[int, int] = {}
-    for replay in replays:
-        code = _cell(replay.code)
+    for replay_id, _, replay_code in replays:
+        code = _cell(replay_code)
         originals = by_code.get(code, [])[-cells[code]:]
         missing = cells[code] - len(originals)  # fewer recordings than cells: the last cells have them
         occurrence = seen[code]
         seen[code] += 1
         if occurrence >= missing:
-            matched[replay.id] = originals[occurrence - missing]
+            matched[replay_id] = originals[occurrence - missing]
     used = set(matched.values())
-    for replay in replays:
-        if replay.id in matched:
+    for replay_id, experiment, _ in replays:
+        if replay_id in matched:
             continue
-        latest = next((run_id for run_id, experiment, _ in reversed(recorded)
-                       if experiment == replay.experiment and run_id not in used), None)
+        latest = next((recorded_id for recorded_id, recorded_experiment, _ in reversed(recorded)
+                       if recorded_experiment == experiment and recorded_id not in used), None)
         if latest is not None:
-            matched[replay.id] = latest
+            matched[replay_id] = latest
             used.add(latest)
     return matched
 

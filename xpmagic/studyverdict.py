@@ -1,5 +1,5 @@
 """Verdicts for the optimizations a replayed notebook ran: each new study against the latest
-study of its experiment recorded before, trial by trial.
+study its cell made before (replaymatch.py), trial by trial.
 
 A seeded study that runs one trial at a time proposes the same configurations again, so its
 trials' results are compared in order; what changed is explained as for a run, plus what only
@@ -11,22 +11,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from .replaymatch import match_recordings
 from .store import Store
 
 _TRIAL_UNSEEDED = ("the trials' code sets no seed of its own (a study's --seed seeds its sampler only): "
                    "if it uses randomness, give it a seed in the code, e.g. random_state=0")
 
 
+
 def study_verdicts(store: Store, studies_before: int, tolerance: float,
                    holding_records: frozenset[str] = frozenset()) -> list[Any]:
     """A verdict for every study created after study id ``studies_before``."""
-    studies = store.studies()
-    verdicts = []
-    for study in (s for s in studies if s["id"] > studies_before):
-        earlier = [s for s in studies if s["id"] <= studies_before and s["experiment_id"] == study["experiment_id"]
-                   and not store.is_replay_study(s["id"])]  # an earlier replay's study is no baseline
-        verdicts.append(_verdict(store, earlier[-1] if earlier else None, study, tolerance, holding_records))
-    return verdicts
+    studies = sorted(store.studies(), key=lambda s: s["id"])
+    new = [s for s in studies if s["id"] > studies_before]
+    earlier = [s for s in studies if s["id"] <= studies_before
+               and not store.is_replay_study(s["id"])]  # an earlier replay's study is no baseline
+    originals = match_recordings([(s["id"], s["experiment_id"], s["code"]) for s in new],  # by cell, as runs are
+                                 [(s["id"], s["experiment_id"], s["code"]) for s in earlier])
+    by_id = {s["id"]: s for s in earlier}
+    return [_verdict(store, by_id.get(originals.get(study["id"])), study, tolerance, holding_records)
+            for study in new]
 
 
 def _verdict(store: Store, original: dict[str, Any] | None, study: dict[str, Any], tolerance: float,
