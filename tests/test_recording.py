@@ -1054,8 +1054,8 @@ def test_a_secret_the_cell_touches_is_not_recorded(shell, db_path, monkeypatch):
     dump = "\n".join(sqlite3.connect(db_path).iterdump())
     assert secret not in dump, [line[:300] for line in dump.splitlines() if secret in line]
     assert "plain-cell-key-1234" not in dump  # not in the summary of `service`, nor in a line that makes it again
-    (shown,) = [bytes(data) for (data,) in rows(db_path, "SELECT data FROM run_displays WHERE run_id = 1")]
-    assert shown == b"{'Authorization': 'Bearer [redacted]'}"  # what it displayed (a dump shows blobs in hex)
+    shown = [bytes(d) for (d,) in rows(db_path, "SELECT data FROM run_displays WHERE run_id = 1 ORDER BY position")]
+    assert shown == [b"{'Authorization': 'Bearer [redacted]'}", b"'[redacted]'"]  # displayed, and the last expression
     run = Store(db_path, create=False).get_run(1)
     assert f"\ncalling with [redacted]\nkey file {db_path}\n" in run.stdout  # after what it displayed
     assert run.params["model"] == "gpt-[redacted]"
