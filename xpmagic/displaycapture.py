@@ -37,37 +37,13 @@ class DisplayTap:
         self._shown: dict[int, list[DisplayRecord]] = {}  # position -> its MIME types
         self._budget = self._full_budget = budget_bytes
         self._by_id: dict[str, int] = {}  # display_id -> position
-        self._publisher = shell.display_pub
         self._thread = threading.get_ident()  # a background trial's displays are not this run's
-        # Another tool's wrappers on the instance are put back on close.
-        self._own = {name: self._publisher.__dict__.get(name, _UNSET) for name in ("publish", "clear_output")}
-        publish, clear_output = self._publisher.publish, self._publisher.clear_output
-
-        def tapped_publish(*args: Any, **kwargs: Any) -> Any:
-            if threading.get_ident() == self._thread:
-                self._record(kwargs["data"] if "data" in kwargs else args[0] if args else None,
-                             (kwargs.get("transient") or {}).get("display_id"), bool(kwargs.get("update")))
-            return publish(*args, **kwargs)
-
-        def tapped_clear_output(*args: Any, **kwargs: Any) -> Any:
-            if threading.get_ident() == self._thread:
-                self._forget_all()
-            return clear_output(*args, **kwargs)
-
-        self._publisher.publish = tapped_publish
-        self._publisher.clear_output = tapped_clear_output
-        # The cell's last expression (`df.head()`) is shown by the display hook, not the publisher.
-        self._hook = getattr(shell, "displayhook", None)
-        self._own_hook = _UNSET if self._hook is None else self._hook.__dict__.get("write_format_data", _UNSET)
-        if self._hook is not None:
-            write_format_data = self._hook.write_format_data
-
-            def tapped_write_format_data(format_dict: Any, *args: Any, **kwargs: Any) -> Any:
-                if threading.get_ident() == self._thread:
-                    self._record(format_dict, None, False)
-                return write_format_data(format_dict, *args, **kwargs)
-
-            self._hook.write_format_data = tapped_write_format_data
+        self._restore: list[tuple[Any, str, Any]] = []
+        self._tap(shell.display_pub, "publish", self._on_publish)
+        self._tap(shell.display_pub, "clear_output", lambda *args, **kwargs: self._forget_all())
+        hook = getattr(shell, "displayhook", None)
+        if hook is not None:  # the cell's last expression (`df.head()`) is shown by the display hook
+            self._tap(hook, "write_format_data", lambda format_dict, *args, **kwargs: self._record(format_dict))
 
     @property
     def records(self) -> list[DisplayRecord]:
@@ -77,15 +53,30 @@ class DisplayTap:
                 for number, records in enumerate(ordered, 1) for r in records]
 
     def close(self) -> list[DisplayRecord]:
-        for target, name, own in [(self._publisher, name, own) for name, own in self._own.items()] + (
-                [(self._hook, "write_format_data", self._own_hook)] if self._hook is not None else []):
+        for target, name, own in reversed(self._restore):  # another tool's wrapper on the instance goes back
             if own is _UNSET:
                 target.__dict__.pop(name, None)
             else:
                 setattr(target, name, own)
         return self.records
 
-    def _record(self, bundle: Any, display_id: str | None, update: bool) -> None:
+    def _tap(self, target: Any, name: str, observe: Any) -> None:
+        """Have ``target.name`` call ``observe`` with its arguments (on this thread), then itself."""
+        self._restore.append((target, name, target.__dict__.get(name, _UNSET)))
+        method = getattr(target, name)
+
+        def tapped(*args: Any, **kwargs: Any) -> Any:
+            if threading.get_ident() == self._thread:
+                observe(*args, **kwargs)
+            return method(*args, **kwargs)
+
+        setattr(target, name, tapped)
+
+    def _on_publish(self, *args: Any, **kwargs: Any) -> None:
+        data = kwargs["data"] if "data" in kwargs else args[0] if args else None
+        self._record(data, (kwargs.get("transient") or {}).get("display_id"), bool(kwargs.get("update")))
+
+    def _record(self, bundle: Any, display_id: str | None = None, update: bool = False) -> None:
         if not isinstance(bundle, dict):
             return
         position = self._by_id.get(display_id) if update and display_id else None
