@@ -372,11 +372,19 @@ def test_a_value_read_under_another_name_than_its_run_wrote_it_is_rebuilt(record
         assert found["rows"]["run"] == 3 and found["load-data"]["run"] == 1
 
 
-def test_a_run_that_failed_and_fails_again_says_it_failed_the_same_way(shell, tmp_path, db_path):
+def test_a_run_that_failed_and_fails_again_the_same_way_is_reproduced(shell, tmp_path, db_path):
+    """What the run recorded was its failure (a tutorial's cell showing an error on purpose):
+    failing the same way reproduces it; failing otherwise does not."""
     shell.run_cell("%%experiment broken\n1 / 0\n")
     found = verdicts(xpmagic("replay", "broken", "--db", str(db_path), "--json", cwd=tmp_path))
+    assert found["broken"]["verdict"] == "reproduced"
+    assert found["broken"]["changes"] == ["it failed as the original run did (ZeroDivisionError: division by zero)"]
+    shell.run_cell("%%experiment broken\n{}['missing']\n")
+    with sqlite3.connect(db_path) as conn:  # as if it had failed otherwise when it was recorded
+        conn.execute("UPDATE runs SET error_message = 'another message' WHERE id = 3")
+    found = verdicts(xpmagic("replay", "3", "--db", str(db_path), "--json", cwd=tmp_path))
     assert found["broken"]["verdict"] == "failed"
-    assert found["broken"]["changes"][0] == "the original run failed the same way"
+    assert found["broken"]["changes"][0] == "the original run failed too, with KeyError: another message"
 
 
 def test_a_local_module_edited_since_the_run_is_named_as_the_cause(shell, tmp_path, db_path):

@@ -294,9 +294,11 @@ def verdict_for(original: Run, replay: Run | None, tolerance: float,
         changes = explain(original, replay)
         if original.status == "failed" and original.error is not None:
             before = f"{original.error.type}: {original.error.message}"
-            same = (original.error.type, original.error.message) == (error["type"], error["message"])
-            changes.insert(0, "the original run failed the same way" if same
-                           else f"the original run failed too, with {before}")
+            if (original.error.type, original.error.message) == (error["type"], error["message"]):
+                # What the run recorded was this failure (a cell showing an error on purpose): reproduced.
+                return Verdict(original.id, None if replay is None else replay.id, original.experiment,
+                               "reproduced", changes=[f"it failed as the original run did ({before})"])
+            changes.insert(0, f"the original run failed too, with {before}")
         return Verdict(original.id, None if replay is None else replay.id, original.experiment,
                        "failed", error=error, changes=changes)
     differences = [
