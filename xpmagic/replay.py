@@ -534,7 +534,7 @@ class ReplayReport:
             if v.error:
                 lines.append(f"    {_failed_where(v.error)}{v.error['type']}: {v.error['message']}")
             for change in v.changes:
-                lines.append(f"    changed: {change}")
+                lines.append(f"    {_change_label(v)}: {change}")
         total = len(self.verdicts)
         good = sum(v.verdict == "reproduced" for v in self.verdicts)
         lines.append(f"{good}/{total} reproduced")
@@ -553,11 +553,17 @@ class ReplayReport:
                  for d in v.differences]
                 + ([f"{_failed_where(v.error)}{escape(v.error['type'])}: {escape(str(v.error['message']))}"]
                    if v.error else [])
-                + [f"changed: {escape(c)}" for c in v.changes])
+                + [f"{_change_label(v)}: {escape(c)}" for c in v.changes])
             rows.append(f"<tr><td>{v.run}</td><td>{v.replay_run}</td><td>{escape(v.experiment)}</td>"
                         f"<td style='color:{colour[v.verdict]}'><b>{v.verdict}</b></td><td>{detail}</td></tr>")
         return ("<table><tr><th>run</th><th>replay</th><th>experiment</th><th>verdict</th><th>why</th></tr>"
                 + "".join(rows) + "</table>")
+
+
+def _change_label(verdict: Verdict) -> str:
+    """What changed, for a run that did not reproduce; a note (a display that looks otherwise, a
+    failure reproduced) for one that did."""
+    return "note" if verdict.verdict == "reproduced" else "changed"
 
 
 def _failed_where(error: dict[str, Any]) -> str:
