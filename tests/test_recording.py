@@ -570,6 +570,11 @@ def test_arrow_tables_and_hugging_face_datasets_are_fingerprinted_as_their_rows_
     assert first.datasets[0]["fingerprint"] != second.datasets[0]["fingerprint"]  # shuffled: other rows
     summary = json.loads(rows(db_path, "SELECT summary FROM run_variables WHERE run_id = 1 AND name = 'table'")[0][0])
     assert summary["shape"] == [3_000_000, 2] and summary["sampled"] is True  # 40 MB: runs of rows
+    from xpmagic.fingerprint import fingerprint
+
+    table = shell.user_ns["table"]
+    (batch,) = table.combine_chunks().to_batches()  # a large record batch, sampled as its table is
+    assert fingerprint(batch).digest == fingerprint(table).digest is not None
     run_ok(shell, "%%experiment read\nn = table.num_rows + len(ds) + len(splits['test'])\n")
     assert Store(db_path, create=False).get_run(3).inputs["ds"] == second.inputs["ds"]  # the same shuffle again
 

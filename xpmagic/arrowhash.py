@@ -29,7 +29,7 @@ def arrow_fingerprint(value: Any, sample_bytes: int) -> Fingerprint | None:
         summary: dict[str, Any] = {"type": f"pyarrow.{type(value).__name__}", "len": len(value),
                                    "dtype": str(value.type)}
     elif isinstance(value, (pyarrow.Table, pyarrow.RecordBatch)):
-        table = value
+        table = value if isinstance(value, pyarrow.Table) else pyarrow.Table.from_batches([value])  # no copy
         summary = _table_summary(value, f"pyarrow.{type(value).__name__}")
     else:
         return None
