@@ -525,6 +525,7 @@ def test_xgboost_and_lightgbm_models_and_their_data_are_fingerprinted(shell, db_
     assert row["meta"]["features"] == 6 and row["meta"]["classes"] == 2
     run_ok(shell, BOOSTERS.replace("%%experiment boost", "%%experiment again"))  # the same data again
     assert store.get_run(3).outputs["bst"] == second.outputs["bst"]
+    assert "Booster(rounds=20, features=6)" in repr(shell.run_line_magic("xp", "show 3"))
     run_ok(shell, "ltrain = lgb.Dataset(X, y)\nlgb.train({'verbose': -1}, ltrain, 2)\n")
     shell.run_cell("%%experiment late\nxp.dataset(ltrain)\n")
     assert store.get_run(4).status == "failed" and "free_raw_data=False" in store.get_run(4).error.message
@@ -627,6 +628,7 @@ def test_statsmodels_models_and_results_are_fingerprinted(shell, db_path):
     assert first.outputs["glm"] == second.outputs["glm"]  # the same data, family and link
     summary = json.loads(rows(db_path, "SELECT summary FROM run_variables WHERE run_id = 2 AND name = 'fit'")[0][0])
     assert summary["type"] == "statsmodels.OLSResults" and list(summary["params"]) == ["Intercept", "a", "c"]
+    assert f"OLSResults(Intercept={summary['params']['Intercept']}, a=" in repr(shell.run_line_magic("xp", "show 2"))
     row = Store(db_path, create=False).knowledge_rows(experiment="regress")[0]
     assert row["model_family"] in ("statsmodels.OLS", "statsmodels.GLM")
 

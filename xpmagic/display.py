@@ -26,9 +26,17 @@ def _variable(run: Run, name: str, digest: str | None) -> str:
     shown = digest or f"(no fingerprint: {run.unhashed.get(name, 'no hasher for it')})"
     setting = run.settings.get(name)
     if setting:
-        fields = ", ".join(f"{k}={v}" for k, v in setting.get("fields", {}).items())
-        shown += f"  {str(setting.get('type', '')).rpartition('.')[2]}({fields})"
+        shown += "  " + _call_text(setting.get("type"), setting.get("fields", {}))
+    model = run.models.get(name)
+    if model:  # a statsmodels fit's first parameters; a booster's rounds and features
+        shown += "  " + _call_text(model.get("type"), model.get("params") or {
+            k: v for k, v in model.items() if k in ("rounds", "features", "nobs")})
     return shown
+
+
+def _call_text(kind: Any, fields: dict[str, Any]) -> str:
+    """`KFold(n_splits=5, shuffle=True)` from a summary's type and fields."""
+    return f"{str(kind or '').rpartition('.')[2]}({', '.join(f'{k}={v}' for k, v in fields.items())})"
 
 
 def _displays_text(run: Run) -> dict[str, str]:

@@ -91,6 +91,7 @@ class Run:
     sampled: list[str] = field(default_factory=list)  # variables fingerprinted from a sample of their values
     boosted: list[str] = field(default_factory=list)  # models hashed with their XGBoost or LightGBM booster
     unhashed: dict[str, str] = field(default_factory=dict)  # variables with no fingerprint -> why
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)  # boosters, statsmodels results: their summary
     lineage: list[int] = field(default_factory=list)
     imports: list[str] = field(default_factory=list)
     definitions: list[dict[str, str]] = field(default_factory=list)  # {name, source}

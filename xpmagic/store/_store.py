@@ -485,6 +485,8 @@ class Store(StudiesMixin, PhasesMixin, KnowledgeMixin):
             boosted=sorted({n for _, n, _, _, summary in variables if summary and '"booster":true' in summary}),
             unhashed={n: why_unhashed(json.loads(summary)) for _, n, f, _, summary in variables
                       if f is None and summary},
+            models={n: json.loads(summary) for _, n, f, kind, summary in variables
+                    if kind == "model" and f is not None and summary},
             lineage=self.lineage_sources(run_id),
             imports=json.loads(row["imports"] or "[]"),
             definitions=json.loads(row["definitions"] or "[]"),
