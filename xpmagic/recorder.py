@@ -329,12 +329,12 @@ class Recorder:
             status = RunStatus.INTERRUPTED if isinstance(error, KeyboardInterrupt) else RunStatus.FAILED
         try:
             outcome = self._outcome(cell, result, status, duration, stdout, stderr)
-            outcome.displays = displays
         except Exception as exc:  # a bug of ours must not leave the run 'running': keep what is certain
             print(f"xpmagic: run {cell.run.id} is recorded without its details ({type(exc).__name__}: {exc}); "
                   "please report this", file=sys.stderr)
             outcome = RunOutcome(status=status, ended_at=utc_now(), duration_s=duration, stdout=stdout,
                                  stderr=stderr, error=error_info(error))
+        outcome.displays = displays  # captured apart from the details: kept even when those failed
         metrics = outcome.metrics
         self._write_or_keep(partial(cell.store.finish_run, cell.run.id, outcome), f"run {cell.run.id}")
         self.last_run_id = cell.run.id
